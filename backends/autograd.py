@@ -1,0 +1,77 @@
+"""HIPS autograd adapter: ``make_vjp`` (reverse) and ``make_jvp`` (forward) on NumPy arrays.
+
+autograd has no vmap: a batch of cotangents reuses one forward pass (one ``make_vjp``) and
+loops over the backward passes; a batch of tangents loops over ``make_jvp``. Second order is
+forward over reverse. autograd's boxes cannot be written into NumPy arrays, so mutating
+functions are refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import numpy as np
+from autograd import make_jvp, make_vjp
+
+from diffinterface._adapter import Adapter, Fn, Kernel
+
+__all__ = ["AutogradAdapter"]
+
+
+class AutogradAdapter(Adapter):
+    """Adapter for :class:`~diffinterface.AutoAutograd`."""
+
+    native_kind: ClassVar[str] = "numpy"
+    accepted_kinds: ClassVar[frozenset[str]] = frozenset({"numpy"})
+    supports_mutation: ClassVar[bool] = False
+
+    def stack(self, arrays: list[Any]) -> Any:
+        return np.stack(arrays)
+
+    def eye(self, n: int, like: Any) -> Any:
+        return np.eye(n, dtype=like.dtype)
+
+    def ones(self, template: Any, like: Any) -> Any:
+        return np.ones(np.shape(template), dtype=template.dtype)
+
+    def to_native(self, a: Any) -> Any:
+        if hasattr(a, "detach"):  # a torch tensor
+            return a.detach().cpu().numpy()
+        return np.array(a)
+
+    def buffer_factory(
+        self, shape: tuple[int, ...], dtype: Any, reuse: bool
+    ) -> Callable[[Any], Any]:
+        raise AssertionError("autograd cannot differentiate mutation; prepare() refuses it")
+
+    def output_template(self, fn: Fn, x: Any, consts: tuple[Any, ...]) -> Any:
+        return np.asarray(fn(x, *consts))
+
+    def pushforward(self, fn: Fn, mutates: bool) -> Kernel:
+        def push(x: Any, t: Any, *consts: Any) -> Any:
+            y, ty = make_jvp(lambda v: fn(v, *consts))(x)(t)
+            return y, _like(ty, y)
+
+        return push
+
+    def pullback(self, fn: Fn, mutates: bool) -> Kernel:
+        def pull(x: Any, u: Any, *consts: Any) -> Any:
+            vjp, y = make_vjp(lambda v: fn(v, *consts))(x)
+            return y, _like(vjp(u), x)
+
+        return pull
+
+    def pullback_batch(self, fn: Fn, mutates: bool) -> Kernel:
+        def pull_batch(x: Any, us: Any, *consts: Any) -> Any:
+            vjp, y = make_vjp(lambda v: fn(v, *consts))(x)
+            return y, np.stack([_like(vjp(u), x) for u in us])
+
+        return pull_batch
+
+
+def _like(d: Any, ref: Any) -> Any:
+    """autograd returns a scalar 0.0 where f does not depend on x: give it ref's shape."""
+    if getattr(d, "shape", None) == np.shape(ref):
+        return d
+    return np.broadcast_to(np.asarray(d, dtype=np.result_type(ref)), np.shape(ref)).copy()

@@ -1,0 +1,232 @@
+"""Finite differences on NumPy: central, forward or complex step.
+
+Steps are relative, ``h_i = rel · max(1, |x_i|)``, with the usual optimal ``rel`` for the
+method and dtype: eps^(1/3) central, eps^(1/2) forward, eps for the complex step (exact to
+rounding). Second order is a central difference of a first-order difference, both with
+eps^(1/4) (error ≈ eps^(1/2)); with ``method="complex"`` the inner derivative is a complex
+step and the outer difference uses eps^(1/3). Work arrays are allocated once per kernel at
+preparation. f is called once per column (f need not vectorise), so mutation is fine.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import numpy as np
+
+from diffinterface._adapter import Adapter, Fn, Kernel
+from diffinterface._prep import Problem
+
+__all__ = ["FiniteDiffAdapter"]
+
+_FIRST_ORDER_EXPONENT = {"central": 1 / 3, "forward": 1 / 2, "complex": 1.0}
+
+
+class FiniteDiffAdapter(Adapter):
+    """Adapter for :class:`~diffinterface.AutoFiniteDiff`."""
+
+    native_kind: ClassVar[str] = "numpy"
+    accepted_kinds: ClassVar[frozenset[str]] = frozenset({"numpy"})
+    supports_mutation: ClassVar[bool] = True
+
+    def stack(self, arrays: list[Any]) -> Any:
+        return np.stack(arrays)
+
+    def eye(self, n: int, like: Any) -> Any:
+        return np.eye(n, dtype=like.dtype)
+
+    def ones(self, template: Any, like: Any) -> Any:
+        return np.ones(np.shape(template), dtype=template.dtype)
+
+    def to_native(self, a: Any) -> Any:
+        if hasattr(a, "detach"):  # a torch tensor
+            return a.detach().cpu().numpy()
+        return np.array(a)
+
+    def buffer_factory(
+        self, shape: tuple[int, ...], dtype: Any, reuse: bool
+    ) -> Callable[[Any], Any]:
+        buffers: dict[Any, np.ndarray] = {}
+
+        def make(like: Any) -> Any:
+            dt = np.result_type(dtype, like.dtype)  # complex while taking a complex step
+            if not reuse:
+                return np.zeros(shape, dt)
+            buf = buffers.get(dt)
+            if buf is None:
+                buf = buffers[dt] = np.zeros(shape, dt)
+            return buf
+
+        return make
+
+    def output_template(self, fn: Fn, x: Any, consts: tuple[Any, ...]) -> Any:
+        return np.array(fn(x, *consts))
+
+    # -- step sizes -------------------------------------------------------------------
+    def _rel(self, dtype: Any, method: str, second_order: bool = False) -> float:
+        if self.config.rel_step is not None:  # type: ignore[union-attr]
+            return float(self.config.rel_step)  # type: ignore[union-attr]
+        eps = float(np.finfo(dtype).eps)
+        return eps**0.25 if second_order else eps ** _FIRST_ORDER_EXPONENT[method]
+
+    @property
+    def _method(self) -> str:
+        return str(self.config.method)  # type: ignore[union-attr]
+
+    # -- primitives -------------------------------------------------------------------
+    def pushforward(self, fn: Fn, mutates: bool) -> Kernel:
+        method = self._method
+
+        def push(x: Any, t: Any, *consts: Any) -> Any:
+            y = np.array(fn(x, *consts))
+            return y, _directional(fn, x, t, consts, y, method, self._rel(x.dtype, method))
+
+        return push
+
+    def pullback(self, fn: Fn, mutates: bool) -> Kernel:
+        return self.pullback_batch(fn, mutates, batched=False)
+
+    def pullback_batch(self, fn: Fn, mutates: bool, batched: bool = True) -> Kernel:
+        """uᵀJ needs the whole Jacobian: one column per input, then a contraction."""
+        jac = self._jacobian(fn, self._method)
+
+        def pull(x: Any, u: Any, *consts: Any) -> Any:
+            y, j = jac(x, *consts)
+            us = u.reshape((-1, y.size) if batched else (1, y.size))
+            tx = (us @ j.reshape(y.size, x.size)).reshape(((-1,) if batched else ()) + x.shape)
+            return y, tx
+
+        return pull
+
+    # -- faster operators -------------------------------------------------------------
+    def native_jacobian(self, fn: Fn, p: Problem) -> Kernel:
+        return self._jacobian(fn, self._method)
+
+    def native_gradient(self, fn: Fn, p: Problem) -> Kernel:
+        jac = self._jacobian(fn, self._method)
+
+        def gradient(x: Any, *consts: Any) -> Any:
+            y, j = jac(x, *consts)
+            return y, j.reshape(x.shape)
+
+        return gradient
+
+    def native_hvp(self, fn: Fn, p: Problem) -> Kernel:
+        grad, inner, outer_rel = self._second_order_parts(fn)
+        batched = p.batch is not None
+
+        def hvp(x: Any, t: Any, *consts: Any) -> Any:
+            g = grad(x, *consts)[1].reshape(x.shape)
+            rel = outer_rel(x.dtype)
+            ts = t if batched else (t,)
+            hv = [_directional(inner, x, ti, consts, g, "central", rel) for ti in ts]
+            return g, np.stack(hv) if batched else hv[0]
+
+        return hvp
+
+    def native_hessian(self, fn: Fn, p: Problem) -> Kernel:
+        grad, inner, outer_rel = self._second_order_parts(fn)
+        hess = _jacobian_kernel(inner, lambda dt: "central", outer_rel)
+
+        def hessian(x: Any, *consts: Any) -> Any:
+            y, g = grad(x, *consts)
+            h = hess(x, *consts)[1].reshape(x.size, x.size)
+            return y, g.reshape(x.shape), ((h + h.T) / 2).reshape(x.shape + x.shape)
+
+        return hessian
+
+    def native_second_derivative(self, fn: Fn, p: Problem) -> Kernel:
+        first, inner, outer_rel = self._second_order_parts(fn)
+        second = _jacobian_kernel(inner, lambda dt: "central", outer_rel)
+
+        def kernel(x: Any, *consts: Any) -> Any:
+            y, d = first(x, *consts)
+            return y, d, second(x, *consts)[1]
+
+        return kernel
+
+    # -- building blocks --------------------------------------------------------------
+    def _jacobian(self, fn: Fn, method: str) -> Kernel:
+        return _jacobian_kernel(fn, lambda dt: method, lambda dt: self._rel(dt, method))
+
+    def _second_order_parts(self, fn: Fn) -> tuple[Kernel, Fn, Callable[[Any], float]]:
+        """(accurate first derivative, inner first derivative, outer relative step)."""
+        method = self._method
+        inner_method = "complex" if method == "complex" else "central"
+        inner_jac = _jacobian_kernel(
+            fn,
+            lambda dt: inner_method,
+            lambda dt: self._rel(dt, inner_method, second_order=inner_method != "complex"),
+        )
+
+        def inner(x: Any, *consts: Any) -> Any:
+            return inner_jac(x, *consts)[1]
+
+        def outer_rel(dt: Any) -> float:
+            return self._rel(dt, "central", second_order=method != "complex")
+
+        return self._jacobian(fn, method), inner, outer_rel
+
+
+def _directional(
+    fn: Fn, x: Any, t: Any, consts: tuple[Any, ...], y: Any, method: str, rel: float
+) -> Any:
+    """J·t by one difference along t (y = fn(x) given, for the forward method)."""
+    scale = float(np.max(np.abs(t))) if t.size else 0.0
+    if scale == 0.0:
+        return np.zeros(np.shape(y), dtype=y.dtype)
+    s = rel * max(1.0, float(np.max(np.abs(x))) if x.size else 1.0) / scale
+    if method == "complex":
+        ty = np.imag(fn(x + 1j * s * t, *consts)) / s
+    elif method == "central":
+        ty = (fn(x + s * t, *consts) - fn(x - s * t, *consts)) / (2 * s)
+    else:
+        ty = (fn(x + s * t, *consts) - y) / s
+    return np.asarray(ty).astype(y.dtype, copy=False)
+
+
+def _jacobian_kernel(
+    fn: Fn, method_for: Callable[[Any], str], rel_for: Callable[[Any], float]
+) -> Kernel:
+    """``(x, *consts) -> (y, J)``, J of shape y.shape + x.shape, one coordinate at a time.
+
+    The two work arrays (x plus and minus a step) are allocated on the first call and then
+    reused for every call with the same shape and dtype.
+    """
+    work: dict[Any, tuple[np.ndarray, np.ndarray]] = {}
+
+    def kernel(x: Any, *consts: Any) -> Any:
+        method, rel = method_for(x.dtype), rel_for(x.dtype)
+        flat = x.reshape(-1)
+        y = np.array(fn(x, *consts))
+        n = flat.size
+        key = (x.shape, x.dtype, method)
+        if key not in work:
+            dt = np.result_type(x.dtype, np.complex64) if method == "complex" else x.dtype
+            work[key] = (np.empty(n, dt), np.empty(n, dt))
+        xp, xm = work[key]
+        xp[...] = flat
+        xm[...] = flat
+        h = rel * np.maximum(1.0, np.abs(flat))
+        cols = np.empty((n, *y.shape), dtype=y.dtype)
+        at_p, at_m = xp.reshape(x.shape), xm.reshape(x.shape)
+        for i in range(n):
+            hi = h[i]
+            if method == "complex":
+                xp[i] = flat[i] + 1j * hi
+                cols[i] = np.imag(fn(at_p, *consts)) / hi
+            elif method == "central":
+                xp[i] = flat[i] + hi
+                xm[i] = flat[i] - hi
+                cols[i] = (fn(at_p, *consts) - fn(at_m, *consts)) / (2 * hi)
+                xm[i] = flat[i]
+            else:
+                xp[i] = flat[i] + hi
+                cols[i] = (fn(at_p, *consts) - y) / hi
+            xp[i] = flat[i]
+        jac = np.moveaxis(cols.reshape((n, math.prod(y.shape))), 0, -1)
+        return y, np.ascontiguousarray(jac).reshape(y.shape + x.shape)
+
+    return kernel

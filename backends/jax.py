@@ -1,0 +1,103 @@
+"""JAX adapter: jvp/vjp under vmap, every kernel compiled ahead of time with ``jax.jit``.
+
+Kernels are lowered and compiled once at preparation (``jit(...).lower(...).compile()``), so
+a prepared call never retraces. When JAX's x64 mode is off and an argument is float64, the
+kernel is traced, compiled and run inside ``jax.enable_x64(True)``: float64 in means float64
+accuracy out, never a silent float32 downcast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import jax
+import numpy as np
+
+from diffinterface._adapter import Adapter, Fn, Kernel
+
+__all__ = ["JaxAdapter"]
+
+
+def _needs_x64(args: tuple[Any, ...]) -> bool:
+    if getattr(jax.config, "jax_enable_x64"):  # noqa: B009 (not in jax's stubs)
+        return False
+    leaves = jax.tree_util.tree_leaves(args)
+    return any(getattr(a, "dtype", None) == np.float64 for a in leaves)
+
+
+class JaxAdapter(Adapter):
+    """Adapter for :class:`~diffinterface.AutoJAX`."""
+
+    native_kind: ClassVar[str] = "jax"
+    accepted_kinds: ClassVar[frozenset[str]] = frozenset({"numpy", "jax"})
+    supports_mutation: ClassVar[bool] = False
+
+    # Arrays made outside the compiled kernel stay NumPy: jnp would downcast float64 when
+    # x64 is off, and a NumPy argument costs a compiled JAX function nothing extra.
+    def stack(self, arrays: list[Any]) -> Any:
+        return np.stack([np.asarray(a) for a in arrays])
+
+    def eye(self, n: int, like: Any) -> Any:
+        return np.eye(n, dtype=like.dtype)
+
+    def ones(self, template: Any, like: Any) -> Any:
+        return np.ones(template.shape, dtype=template.dtype)
+
+    def to_native(self, a: Any) -> Any:
+        if hasattr(a, "detach"):  # a torch tensor
+            return a.detach().cpu().numpy()
+        return a
+
+    def buffer_factory(
+        self, shape: tuple[int, ...], dtype: Any, reuse: bool
+    ) -> Callable[[Any], Any]:
+        raise AssertionError("JAX arrays are immutable; prepare() refuses mutation first")
+
+    def output_template(self, fn: Fn, x: Any, consts: tuple[Any, ...]) -> Any:
+        if _needs_x64((x, *consts)):
+            with jax.enable_x64(True):
+                return jax.eval_shape(fn, x, *consts)
+        return jax.eval_shape(fn, x, *consts)
+
+    def compile(self, kernel: Kernel, example_args: tuple[Any, ...]) -> Kernel:
+        if not _needs_x64(example_args):
+            compiled: Kernel = jax.jit(kernel).lower(*example_args).compile()
+            return compiled
+        with jax.enable_x64(True):
+            compiled64 = jax.jit(kernel).lower(*example_args).compile()
+
+        def run_x64(*args: Any) -> Any:
+            with jax.enable_x64(True):
+                return compiled64(*args)
+
+        return run_x64
+
+    # -- primitives -------------------------------------------------------------------
+    def pushforward(self, fn: Fn, mutates: bool) -> Kernel:
+        def push(x: Any, t: Any, *consts: Any) -> Any:
+            return jax.jvp(lambda v: fn(v, *consts), (x,), (t,))
+
+        return push
+
+    def pullback(self, fn: Fn, mutates: bool) -> Kernel:
+        def pull(x: Any, u: Any, *consts: Any) -> Any:
+            y, vjp = jax.vjp(lambda v: fn(v, *consts), x)
+            return y, vjp(u)[0]
+
+        return pull
+
+    def pushforward_batch(self, fn: Fn, mutates: bool) -> Kernel:
+        push = self.pushforward(fn, mutates)
+
+        def push_batch(x: Any, ts: Any, *consts: Any) -> Any:
+            return jax.vmap(lambda t: push(x, t, *consts), out_axes=(None, 0))(ts)
+
+        return push_batch
+
+    def pullback_batch(self, fn: Fn, mutates: bool) -> Kernel:
+        def pull_batch(x: Any, us: Any, *consts: Any) -> Any:
+            y, vjp = jax.vjp(lambda v: fn(v, *consts), x)
+            return y, jax.vmap(lambda u: vjp(u)[0])(us)
+
+        return pull_batch

@@ -1,0 +1,214 @@
+"""PyTorch adapter: eager ``torch.autograd`` or ``torch.func``, whichever is faster per operator.
+
+On CPU, eager autograd beats ``torch.func`` several times over for gradients, HVPs and
+Hessians (see ../shared/BASELINES.md), so reverse products and second order run eagerly
+(batches through ``is_grads_batched``, one vectorised backward). Pushforwards use
+``torch.func.jvp`` (under ``vmap`` for batches). Functions that write into arrays (``y=``,
+Cache contexts) cannot run under ``torch.func``; they are differentiated eagerly with
+reverse autograd or forward-mode dual tensors.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.autograd.forward_ad as fwad
+from torch.func import jvp, vmap
+
+from diffinterface._adapter import Adapter, Fn, Kernel
+from diffinterface._prep import Problem
+
+__all__ = ["TorchAdapter"]
+
+
+def _leaf(x: Any) -> Any:
+    """A fresh leaf that autograd tracks, sharing x's memory."""
+    return x.detach().requires_grad_(True)
+
+
+def _grad(y: Any, x: Any, u: Any, *, batched: bool = False, create_graph: bool = False) -> Any:
+    """``uᵀ ∂y/∂x`` by eager backward; zeros where y does not depend on x."""
+    if not y.requires_grad:  # f ignores x (a constant function)
+        shape = (u.shape[0], *x.shape) if batched else x.shape
+        return torch.zeros(shape, dtype=x.dtype, device=x.device)
+    (g,) = torch.autograd.grad(
+        y,
+        x,
+        u,
+        create_graph=create_graph,
+        is_grads_batched=batched,
+        allow_unused=True,
+        materialize_grads=True,
+    )
+    return g
+
+
+class TorchAdapter(Adapter):
+    """Adapter for :class:`~diffinterface.AutoTorch`."""
+
+    native_kind: ClassVar[str] = "torch"
+    accepted_kinds: ClassVar[frozenset[str]] = frozenset({"torch"})
+    supports_mutation: ClassVar[bool] = True
+
+    def stack(self, arrays: list[Any]) -> Any:
+        return torch.stack(arrays)
+
+    def eye(self, n: int, like: Any) -> Any:
+        return torch.eye(n, dtype=like.dtype, device=like.device)
+
+    def ones(self, template: Any, like: Any) -> Any:
+        return torch.ones(tuple(template.shape), dtype=template.dtype, device=like.device)
+
+    def to_native(self, a: Any) -> Any:
+        a = np.asarray(a)
+        if not a.flags.writeable or any(s < 0 for s in a.strides):
+            a = np.array(a)
+        return torch.from_numpy(a)
+
+    def buffer_factory(
+        self, shape: tuple[int, ...], dtype: Any, reuse: bool
+    ) -> Callable[[Any], Any]:
+        wanted = getattr(torch, np.dtype(dtype).name)
+
+        def make(like: Any) -> Any:
+            # new_zeros on `like` keeps its device and works inside torch.func transforms.
+            return like.new_zeros(shape, dtype=torch.promote_types(wanted, like.dtype))
+
+        return make
+
+    def output_template(self, fn: Fn, x: Any, consts: tuple[Any, ...]) -> Any:
+        with torch.no_grad():
+            return fn(x, *consts)
+
+    # -- primitives -------------------------------------------------------------------
+    def pushforward(self, fn: Fn, mutates: bool) -> Kernel:
+        if mutates:
+            return _dual_pushforward(fn)
+
+        def push(x: Any, t: Any, *consts: Any) -> Any:
+            return jvp(lambda v: fn(v, *consts), (x,), (t,))
+
+        return push
+
+    def pushforward_batch(self, fn: Fn, mutates: bool) -> Kernel:
+        if mutates:
+            return self._loop(_dual_pushforward(fn))
+
+        def push_batch(x: Any, ts: Any, *consts: Any) -> Any:
+            def one(t: Any) -> Any:
+                return jvp(lambda v: fn(v, *consts), (x,), (t,))
+
+            return vmap(one, out_dims=(None, 0))(ts)  # type: ignore[arg-type]
+
+        return push_batch
+
+    def pullback(self, fn: Fn, mutates: bool) -> Kernel:
+        return self._eager_pullback(fn, batched=False)
+
+    def pullback_batch(self, fn: Fn, mutates: bool) -> Kernel:
+        return self._eager_pullback(fn, batched=True)
+
+    @staticmethod
+    def _eager_pullback(fn: Fn, batched: bool) -> Kernel:
+        def pull(x: Any, u: Any, *consts: Any) -> Any:
+            xl = _leaf(x)
+            with torch.enable_grad():
+                y = fn(xl, *consts)
+                g = _grad(y, xl, u, batched=batched)
+            return y.detach(), g
+
+        return pull
+
+    # -- faster operators (eager autograd) --------------------------------------------
+    def native_gradient(self, fn: Fn, p: Problem) -> Kernel:
+        def gradient(x: Any, *consts: Any) -> Any:
+            xl = _leaf(x)
+            with torch.enable_grad():
+                y = fn(xl, *consts)
+                g = _grad(y, xl, None)
+            return y.detach(), g
+
+        return gradient
+
+    def native_hvp(self, fn: Fn, p: Problem) -> Kernel:
+        batched = p.batch is not None
+
+        def hvp(x: Any, t: Any, *consts: Any) -> Any:
+            xl = _leaf(x)
+            with torch.enable_grad():
+                g = _grad(fn(xl, *consts), xl, None, create_graph=True)
+                hv = _grad(g, xl, t, batched=batched)
+            return g.detach(), hv
+
+        return hvp
+
+    def native_hessian(self, fn: Fn, p: Problem) -> Kernel:
+        shape = tuple(p.x.shape)
+        n = math.prod(shape)
+
+        def hessian(x: Any, *consts: Any) -> Any:
+            xl = _leaf(x)
+            basis = torch.eye(n, dtype=x.dtype, device=x.device).reshape((n, *shape))
+            with torch.enable_grad():
+                y = fn(xl, *consts)
+                g = _grad(y, xl, None, create_graph=True)
+                h = _grad(g, xl, basis, batched=True)
+            return y.detach(), g.detach(), h.reshape(shape + shape)
+
+        return hessian
+
+    def native_second_derivative(self, fn: Fn, p: Problem) -> Kernel:
+        if not p.mutates:
+            return _func_second_derivative(fn)
+        return _eager_second_derivative(fn)
+
+
+def _dual_pushforward(fn: Fn) -> Kernel:
+    """Eager forward mode with dual tensors: works on code that writes into buffers."""
+
+    def push(x: Any, t: Any, *consts: Any) -> Any:
+        with fwad.dual_level():
+            y = fn(fwad.make_dual(x, t), *consts)
+            primal, tangent = fwad.unpack_dual(y)
+        if tangent is None:
+            tangent = torch.zeros_like(primal)
+        return primal.detach(), tangent
+
+    return push
+
+
+def _func_second_derivative(fn: Fn) -> Kernel:
+    def second(x: Any, *consts: Any) -> Any:
+        one = torch.ones_like(x)
+
+        def d1(v: Any) -> Any:
+            return jvp(lambda w: fn(w, *consts), (v,), (one,))[1]
+
+        y = fn(x, *consts)
+        d, dd = jvp(d1, (x,), (one,))  # type: ignore[misc]
+        return y, d, dd
+
+    return second
+
+
+def _eager_second_derivative(fn: Fn) -> Kernel:
+    """Reverse over dual forward mode, for code that writes into buffers."""
+
+    def second(x: Any, *consts: Any) -> Any:
+        xl = _leaf(x)
+        with torch.enable_grad():
+            with fwad.dual_level():
+                y = fn(fwad.make_dual(xl, torch.ones_like(x)), *consts)
+                primal, d = fwad.unpack_dual(y)
+            if d is None:
+                d = torch.zeros_like(primal)
+            dd = torch.stack([_grad(d.reshape(-1)[i], xl, None) for i in range(d.numel())]).reshape(
+                d.shape
+            )
+        return primal.detach(), d.detach(), dd
+
+    return second

@@ -1,0 +1,57 @@
+"""Contexts: extra arguments of f that are passed along but not differentiated.
+
+``f(x, *contexts)`` receives, in order, the value of each :class:`Constant` (arrays
+converted to the backend's array type) and, for each :class:`Cache`, a scratch buffer of
+the backend's array type with the cache's shape that f may overwrite.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from diffinterface._arrays import signature
+from diffinterface._errors import InvalidArgumentError
+
+__all__ = ["Cache", "Constant", "Context", "check_contexts", "context_signature"]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Constant:
+    """An argument of f that is not differentiated (data, hyper-parameters, ...)."""
+
+    value: Any
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Cache:
+    """Scratch space for f: f receives a buffer shaped like ``value`` that it may overwrite.
+
+    The buffer has the backend's array type and the working dtype of x (so that it can
+    hold tracked values); it is allocated once at preparation where the backend allows.
+    """
+
+    value: Any
+
+
+Context = Constant | Cache
+
+
+def check_contexts(contexts: tuple[Any, ...]) -> None:
+    """Raise if any extra positional argument is not wrapped in Constant or Cache.
+
+    Raises:
+        InvalidArgumentError: naming the position and the fix.
+    """
+    for i, c in enumerate(contexts):
+        if not isinstance(c, Constant | Cache):
+            raise InvalidArgumentError(
+                f"Context #{i} is a {type(c).__name__}; extra arguments of f must be wrapped "
+                f"in di.Constant(...) (not differentiated) or di.Cache(...) (scratch buffer), "
+                f"e.g. di.gradient(f, backend, x, di.Constant(data))."
+            )
+
+
+def context_signature(contexts: tuple[Any, ...]) -> tuple[Any, ...]:
+    """What a preparation remembers of the contexts: their kinds and array signatures."""
+    return tuple((type(c).__name__, signature(c.value)) for c in contexts)

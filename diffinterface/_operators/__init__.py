@@ -1,0 +1,1 @@
+"""One module per operator: public functions, then the generic kernel builder."""

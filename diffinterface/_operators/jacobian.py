@@ -1,0 +1,92 @@
+"""jacobian: the full Jacobian, shape ``f(x).shape + x.shape``, from one batched primitive.
+
+Forward mode pushes the n basis vectors of x through one batched pushforward; reverse mode
+pulls the m basis vectors of f(x) back through one batched pullback.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from diffinterface._adapter import Adapter, Fn, Kernel
+from diffinterface._backend_types import BackendLike
+from diffinterface._contexts import Context
+from diffinterface._operators._results import finish
+from diffinterface._prep import OperatorSpec, Prep, Problem, execute, prepare
+
+__all__ = ["jacobian", "prepare_jacobian", "value_and_jacobian"]
+
+
+def prepare_jacobian(
+    f: Callable[..., Any], backend: BackendLike, x: Any, *contexts: Context, y: Any = None
+) -> Prep:
+    """Prepare :func:`jacobian` and :func:`value_and_jacobian` for these arguments."""
+    return prepare(JACOBIAN, f, backend, x, None, contexts, y)
+
+
+def jacobian(
+    f: Callable[..., Any],
+    backend: BackendLike,
+    x: Any,
+    *contexts: Context,
+    prep: Prep | None = None,
+    out: Any = None,
+    y: Any = None,
+) -> Any:
+    """The Jacobian of ``f(x, *contexts)``, of shape ``f(x).shape + x.shape``.
+
+    With ``y=``, f is a mutating ``f(y, x, *contexts)`` and y receives f(x).
+
+    Raises:
+        PreparationMismatchError: ``prep`` was made for other arguments.
+        UnsupportedError: ``y=`` with a backend that cannot differentiate mutation.
+    """
+    _, jac = execute(JACOBIAN, f, backend, x, None, contexts, prep, y)
+    return finish(jac, None, out)
+
+
+def value_and_jacobian(
+    f: Callable[..., Any],
+    backend: BackendLike,
+    x: Any,
+    *contexts: Context,
+    prep: Prep | None = None,
+    out: Any = None,
+    y: Any = None,
+) -> tuple[Any, Any]:
+    """``(f(x), J(x))``; arguments as in :func:`jacobian`."""
+    value, jac = execute(JACOBIAN, f, backend, x, None, contexts, prep, y)
+    return value, finish(jac, None, out)
+
+
+def uses_forward_mode(adapter: Adapter) -> bool:
+    """Whether the adapter builds Jacobians column by column (pushforwards)."""
+    return getattr(adapter.config, "mode", "forward") == "forward"
+
+
+def build_jacobian(adapter: Adapter, fn: Fn, p: Problem) -> Kernel:
+    """Generic kernel ``(x, *consts) -> (y, J)`` from one batched pushforward or pullback."""
+    x_shape, y_shape = tuple(p.x.shape), tuple(p.y.shape)
+    n, m = math.prod(x_shape), math.prod(y_shape)
+    if uses_forward_mode(adapter):
+        push = adapter.pushforward_batch(fn, p.mutates)
+
+        def forward(x: Any, *consts: Any) -> Any:
+            basis = adapter.eye(n, p.x).reshape((n, *x_shape))
+            y, cols = push(x, basis, *consts)
+            return y, cols.reshape((n, m)).T.reshape(y_shape + x_shape)
+
+        return forward
+    pull = adapter.pullback_batch(fn, p.mutates)
+
+    def reverse(x: Any, *consts: Any) -> Any:
+        basis = adapter.eye(m, p.y).reshape((m, *y_shape))
+        y, rows = pull(x, basis, *consts)
+        return y, rows.reshape(y_shape + x_shape)
+
+    return reverse
+
+
+JACOBIAN = OperatorSpec("jacobian", build_jacobian, mutating_ok=True)

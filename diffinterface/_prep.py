@@ -1,0 +1,437 @@
+"""Preparation: everything that can be done once for an operator, and the prepared call.
+
+:func:`prepare` validates the arguments, converts them to the backend's array type, folds
+mutation and contexts into an out-of-place function ``fn(x, *consts)``, asks the operator's
+builder for a kernel and compiles it. The result, :class:`Prep`, is plain data: the
+compiled kernel, converters, and the signature of the arguments it was made for.
+:func:`execute` checks a call against that signature and runs the kernel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from diffinterface._adapter import Adapter, Fn, Kernel
+from diffinterface._arrays import converter, describe, kind_of, signature, to_input_array
+from diffinterface._backend_types import Backend, BackendLike, adapter_for, resolve_backend
+from diffinterface._contexts import Cache, Constant, check_contexts, context_signature
+from diffinterface._errors import (
+    InvalidArgumentError,
+    PreparationMismatchError,
+    UnsupportedError,
+)
+
+__all__ = ["OperatorSpec", "Prep", "Problem", "execute", "prepare", "write_out"]
+
+_NUMBERS = (int, float, np.integer, np.floating)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What a kernel builder knows about the call it builds for (native arrays)."""
+
+    x: Any  # native x
+    y: Any  # something with fn's output shape and dtype
+    batch: int | None  # number of tangents, None for a single tangent
+    mutates: bool  # f writes into arrays (y= or Cache): the backend must allow it
+
+
+Builder = Callable[[Adapter, Fn, Problem], Kernel]
+
+
+@dataclass(frozen=True)
+class OperatorSpec:
+    """An operator: its name, argument rules and generic kernel builder."""
+
+    name: str
+    build: Builder
+    tangents: Literal["x", "y"] | None = None  # tangents shaped like x or like y
+    scalar_x: bool = False  # derivative, second_derivative
+    scalar_y: bool = False  # gradient, hvp, hessian
+    mutating_ok: bool = False  # accepts y= (mutating f)
+
+
+@dataclass(frozen=True, eq=False)
+class Prep:
+    """A preparation for one operator: compiled kernel plus the signature it was made for.
+
+    Build it with the matching ``di.prepare_<operator>`` and pass it as ``prep=``.
+    """
+
+    operator: str
+    f: Callable[..., Any]
+    backend: Backend
+    signature: tuple[Any, ...]
+    kernel: Kernel
+    x_in: Callable[[Any], Any]
+    result_out: Callable[[Any], Any]
+    const_in: tuple[Callable[[Any], Any] | None, ...]
+    batch: int | None
+    tangent_in: Callable[[Any], Any] | None
+
+    def __repr__(self) -> str:
+        return (
+            f"Prep({self.operator}, backend={self.backend!r}, "
+            f"x={describe(self.signature[0])}, batch={self.batch})"
+        )
+
+
+# --------------------------------------------------------------------------------------
+# signatures
+
+
+def _call_signature(x: Any, tangents: Any, contexts: tuple[Any, ...], y: Any) -> tuple[Any, ...]:
+    if tangents is None:
+        t_sig: Any = None
+    elif isinstance(tangents, tuple):
+        t_sig = tuple(signature(t) for t in tangents)
+    else:
+        t_sig = signature(tangents)
+    return (
+        signature(x),
+        t_sig,
+        context_signature(contexts),
+        None if y is None else signature(y),
+    )
+
+
+_SLOTS = ("x", "tangents", "contexts", "y")
+
+
+def _mismatch(prep: Prep, operator: str, f: Any, backend: Backend, sig: tuple[Any, ...]) -> str:
+    rows = [
+        ("operator", prep.operator, operator),
+        ("f", getattr(prep.f, "__name__", prep.f), getattr(f, "__name__", f)),
+        ("backend", prep.backend, backend),
+    ]
+    rows += list(zip(_SLOTS, prep.signature, sig, strict=True))
+    lines = [
+        f"  {'✓' if (a is b or a == b) and not (name == 'f' and prep.f is not f) else '✗'} "
+        f"{name}: prepared {a!r}, called {b!r}"
+        for name, a, b in rows
+    ]
+    return (
+        "This preparation was made for other arguments:\n"
+        + "\n".join(lines)
+        + f"\nPrepare again with di.prepare_{operator}(...) for the new arguments, "
+        "or call without prep= (prepares each call)."
+    )
+
+
+# --------------------------------------------------------------------------------------
+# prepare
+
+
+def prepare(
+    spec: OperatorSpec,
+    f: Callable[..., Any],
+    backend: BackendLike,
+    x: Any,
+    tangents: Any,
+    contexts: tuple[Any, ...],
+    y: Any = None,
+) -> Prep:
+    """Validate, convert, build and compile: the work behind every ``prepare_<operator>``.
+
+    Raises:
+        InvalidArgumentError: bad x, tangents, contexts or output of f.
+        UnsupportedError: the backend cannot do this (e.g. differentiate mutation).
+        ImportError: the backend's framework is not installed.
+    """
+    if not callable(f):
+        raise InvalidArgumentError(f"f must be callable, got {type(f).__name__}.")
+    config = resolve_backend(backend)
+    adapter = adapter_for(config)
+    x = to_input_array(x, "x")
+    if spec.scalar_x and x.shape != ():
+        raise InvalidArgumentError(
+            f"{spec.name} needs a scalar (0-d) x; got shape {tuple(x.shape)}. "
+            "Use pushforward or jacobian for array inputs."
+        )
+    check_contexts(contexts)
+    mutates = y is not None or any(isinstance(c, Cache) for c in contexts)
+    if y is not None:
+        _check_mutation(spec, adapter, y)
+    if mutates and not adapter.supports_mutation:
+        raise UnsupportedError(
+            f"{config!r} cannot give f a writable di.Cache buffer: its arrays are immutable. "
+            f"{adapter.MUTATION_HINT}, or pass the scratch space as di.Constant and write "
+            "f without in-place updates."
+        )
+    x_kind = kind_of(x)
+    assert x_kind is not None
+    x_in = _to_native(adapter, x_kind)
+    xn = x_in(x)
+    const_in = tuple(_const_converter(adapter, c) for c in contexts)
+    consts = tuple(conv(c.value) for conv, c in zip(const_in, contexts, strict=True) if conv)
+    fn = _native_function(adapter, f, contexts, y, x)
+    y_template = _output_template(spec, adapter, fn, xn, consts, y)
+
+    batch: int | None = None
+    tangent_in = None
+    example: tuple[Any, ...] = (xn,)
+    if spec.tangents is not None:
+        like = x if spec.tangents == "x" else y_template
+        batch, tangent_in = _tangent_plan(spec, adapter, tangents, like)
+        example = (xn, tangent_in(tangents))
+    elif tangents is not None:
+        raise AssertionError("tangents given to an operator without tangents")
+
+    problem = Problem(x=xn, y=y_template, batch=batch, mutates=mutates)
+    native = getattr(adapter, f"native_{spec.name}", None)
+    kernel = (native or (lambda fn_, p: spec.build(adapter, fn_, p)))(fn, problem)
+    kernel = adapter.compile(kernel, (*example, *consts))
+
+    device = getattr(x, "device", None) if x_kind == "torch" else None
+    return Prep(
+        operator=spec.name,
+        f=f,
+        backend=config,
+        signature=_call_signature(x, tangents, contexts, y),
+        kernel=kernel,
+        x_in=x_in,
+        result_out=converter(adapter.native_kind, x_kind, device),
+        const_in=const_in,
+        batch=batch,
+        tangent_in=tangent_in,
+    )
+
+
+def _check_mutation(spec: OperatorSpec, adapter: Adapter, y: Any) -> None:
+    if not spec.mutating_ok:
+        raise InvalidArgumentError(
+            f"{spec.name} does not take y= (a mutating f(y, x)); only pushforward, pullback, "
+            "derivative and jacobian do. Wrap f: lambda x: (f(y := np.zeros(n), x), y)[1]."
+        )
+    if not adapter.supports_mutation:
+        raise UnsupportedError(
+            f"{type(adapter.config).__name__} cannot differentiate a mutating function "
+            f"f(y, x): its arrays are immutable. {adapter.MUTATION_HINT}, "
+            "or rewrite f to return its output."
+        )
+    if kind_of(y) is None:
+        raise InvalidArgumentError(
+            f"y= must be an array that f(y, x) writes its output into; got {type(y).__name__}."
+        )
+
+
+def _to_native(adapter: Adapter, kind: str) -> Callable[[Any], Any]:
+    if kind in adapter.accepted_kinds:
+        return _identity
+    return adapter.to_native
+
+
+def _const_converter(adapter: Adapter, c: Any) -> Callable[[Any], Any] | None:
+    """How a context's value is passed to the kernel; None for a Cache (made inside)."""
+    if isinstance(c, Cache):
+        return None
+    v = c.value
+    kind = kind_of(v)
+    if kind is not None:
+        return _to_native(adapter, kind)
+    if isinstance(v, _NUMBERS):
+        return _identity
+    # Anything else (strings, objects, nested data) is handed to f as it is.
+    return _identity
+
+
+def _native_function(
+    adapter: Adapter, f: Callable[..., Any], contexts: tuple[Any, ...], y: Any, x: Any
+) -> Fn:
+    """Fold mutation (y=) and Cache contexts into an out-of-place ``fn(x, *consts)``."""
+    if y is None and not any(isinstance(c, Cache) for c in contexts):
+        return f
+    plan: list[Callable[[Any], Any] | None] = []
+    for c in contexts:
+        if isinstance(c, Constant):
+            plan.append(None)
+        else:
+            value = c.value
+            shape, dtype = tuple(np.shape(value)), _dtype_of(value, x)
+            plan.append(adapter.buffer_factory(shape, dtype, reuse=True))
+    y_factory = (
+        None if y is None else adapter.buffer_factory(tuple(y.shape), _dtype_of(y, x), reuse=False)
+    )
+
+    def fn(xv: Any, *consts: Any) -> Any:
+        it = iter(consts)
+        args = [next(it) if make is None else make(xv) for make in plan]
+        if y_factory is None:
+            return f(xv, *args)
+        out = y_factory(xv)
+        f(out, xv, *args)
+        return out
+
+    return fn
+
+
+def _dtype_of(a: Any, x: Any) -> Any:
+    """NumPy dtype of a buffer template; the dtype of x when it is not floating."""
+    dt = np.dtype(str(a.dtype).removeprefix("torch.")) if hasattr(a, "dtype") else None
+    if dt is None or not np.issubdtype(dt, np.floating):
+        return np.dtype(str(x.dtype).removeprefix("torch."))
+    return dt
+
+
+def _output_template(
+    spec: OperatorSpec, adapter: Adapter, fn: Fn, xn: Any, consts: tuple[Any, ...], y: Any
+) -> Any:
+    try:
+        out = adapter.output_template(fn, xn, consts)
+    except Exception as e:
+        e.add_note(
+            f"(raised inside f while diffinterface prepared {spec.name} with {adapter.config!r})"
+        )
+        raise
+    if isinstance(out, np.generic):
+        out = np.asarray(out)
+    if not hasattr(out, "shape") or not hasattr(out, "dtype"):
+        what = "nothing (None)" if out is None else f"a {type(out).__name__}"
+        hint = " A mutating f(y, x) must be passed with y=." if out is None and y is None else ""
+        raise InvalidArgumentError(
+            f"f must return one array of the backend's type; it returned {what}.{hint} "
+            "Return e.g. xp.stack([...]) instead of a list or tuple."
+        )
+    if spec.scalar_y and tuple(out.shape) != ():
+        raise InvalidArgumentError(
+            f"{spec.name} needs f to return a scalar (0-d) array; f returned shape "
+            f"{tuple(out.shape)}. Use jacobian for array outputs, or reduce the output "
+            "(e.g. xp.sum)."
+        )
+    return out
+
+
+def _tangent_plan(
+    spec: OperatorSpec, adapter: Adapter, tangents: Any, like: Any
+) -> tuple[int | None, Callable[[Any], Any]]:
+    """Check the tangents against ``like`` and return (batch size, converter to native)."""
+    what = "tangent" if spec.tangents == "x" else "cotangent"
+    shape, dtype = tuple(like.shape), str(like.dtype).removeprefix("torch.")
+    single = not isinstance(tangents, tuple)
+    items = (tangents,) if single else tangents
+    if not items:
+        raise InvalidArgumentError(f"{spec.name} got an empty tuple of {what}s; pass at least one.")
+    for i, t in enumerate(items):
+        t = to_input_array(t, f"{what} #{i}")
+        if tuple(t.shape) != shape or str(t.dtype).removeprefix("torch.") != dtype:
+            raise InvalidArgumentError(
+                f"{what} #{i} of {spec.name} has shape {tuple(t.shape)} and dtype "
+                f"{str(t.dtype).removeprefix('torch.')}; it must match "
+                f"{'x' if spec.tangents == 'x' else 'f(x)'}: shape {shape}, dtype {dtype}."
+            )
+    kinds = {kind_of(t) for t in items}
+    convs = {k: _to_native(adapter, k) for k in kinds if k is not None}
+    if single:
+        conv = convs.get(kind_of(tangents) or "", adapter.to_native)
+        return None, lambda t: conv(to_input_array(t, what))
+    if kinds == {"numpy"} and "numpy" in adapter.accepted_kinds:
+        return len(items), np.stack
+
+    def stack(ts: tuple[Any, ...]) -> Any:
+        return adapter.stack([convs[kind_of(t)](t) for t in ts])  # type: ignore[index]
+
+    return len(items), stack
+
+
+def _identity(a: Any) -> Any:
+    return a
+
+
+# --------------------------------------------------------------------------------------
+# prepared call
+
+
+def execute(
+    spec: OperatorSpec,
+    f: Callable[..., Any],
+    backend: BackendLike,
+    x: Any,
+    tangents: Any,
+    contexts: tuple[Any, ...],
+    prep: Prep | None,
+    y: Any = None,
+) -> tuple[Any, ...]:
+    """Run ``spec`` (preparing first when ``prep`` is None); results in x's array kind.
+
+    Raises:
+        PreparationMismatchError: ``prep`` was made for other arguments.
+    """
+    if isinstance(x, _NUMBERS) and not isinstance(x, bool):
+        x = np.asarray(x, dtype=np.float64)
+    if prep is None:
+        prep = prepare(spec, f, backend, x, tangents, contexts, y)
+    else:
+        _check(prep, spec, f, backend, x, tangents, contexts, y)
+    args = [prep.x_in(x)]
+    if prep.tangent_in is not None:
+        args.append(prep.tangent_in(tangents))
+    for conv, c in zip(prep.const_in, contexts, strict=True):
+        if conv is not None:
+            args.append(conv(c.value))
+    try:
+        results = prep.kernel(*args)
+    except Exception as e:
+        e.add_note(f"(raised while diffinterface computed {spec.name} with {prep.backend!r})")
+        raise
+    out = prep.result_out
+    converted = tuple(out(r) for r in results)
+    if y is not None:
+        write_out(y, converted[0], "y")
+    return converted
+
+
+def _check(
+    prep: Prep,
+    spec: OperatorSpec,
+    f: Any,
+    backend: BackendLike,
+    x: Any,
+    tangents: Any,
+    contexts: tuple[Any, ...],
+    y: Any,
+) -> None:
+    if not isinstance(prep, Prep):
+        raise InvalidArgumentError(
+            f"prep= must come from di.prepare_{spec.name}(...); got {type(prep).__name__}."
+        )
+    config = backend if backend is prep.backend else resolve_backend(backend)
+    sig = _call_signature(x, tangents, contexts, y)
+    if (
+        prep.operator != spec.name
+        or prep.f is not f
+        or prep.backend != config
+        or prep.signature != sig
+    ):
+        raise PreparationMismatchError(_mismatch(prep, spec.name, f, config, sig))
+
+
+def write_out(out: Any, result: Any, role: str = "out") -> Any:
+    """Copy ``result`` into the caller's array ``out`` and return ``out``.
+
+    Raises:
+        InvalidArgumentError: ``out`` has another kind, shape or dtype, or is a JAX array.
+    """
+    kind = kind_of(out)
+    if (
+        kind != kind_of(result)
+        or tuple(out.shape) != tuple(result.shape)
+        or (out.dtype != result.dtype)
+    ):
+        raise InvalidArgumentError(
+            f"{role}= must be a {kind_of(result)} array of shape {tuple(result.shape)} and "
+            f"dtype {result.dtype}; got {describe(signature(out))}."
+        )
+    if kind == "numpy":
+        np.copyto(out, result)
+    elif kind == "torch":
+        out.copy_(result)
+    else:
+        raise InvalidArgumentError(
+            f"{role}= cannot be a JAX array: JAX arrays are immutable. Call without {role}= "
+            "and use the returned array."
+        )
+    return out

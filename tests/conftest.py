@@ -1,0 +1,88 @@
+"""Shared fixtures: the backends under test, array kinds, and tolerance rules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import numpy as np
+import pytest
+import torch
+
+import diffinterface as di
+
+BACKENDS = [
+    di.AutoJAX(),
+    di.AutoJAX(mode="forward"),
+    di.AutoTorch(),
+    di.AutoTorch(mode="forward"),
+    di.AutoAutograd(),
+    di.AutoFiniteDiff(),
+    di.AutoFiniteDiff(method="forward"),
+    di.AutoFiniteDiff(method="complex"),
+]
+MUTATING_BACKENDS = [b for b in BACKENDS if b.name in ("torch", "finitediff")]
+IMMUTABLE_BACKENDS = [b for b in BACKENDS if b.name in ("jax", "autograd")]
+KINDS = ["numpy", "torch", "jax"]
+DTYPES = [np.float32, np.float64]
+
+
+def backend_id(b: Any) -> str:
+    options = ",".join(str(v) for v in vars(b).values() if v is not None)
+    return f"{b.name}({options})"
+
+
+def as_kind(a: Any, kind: str) -> Any:
+    """A NumPy array (or number) as an array of ``kind`` with the same dtype."""
+    a = np.asarray(a)
+    if kind == "torch":
+        return torch.from_numpy(a.copy())
+    if kind == "jax":
+        if a.dtype == np.float64:
+            with jax.enable_x64(True):
+                return jax.device_put(a)
+        return jax.device_put(a)
+    return a
+
+
+def to_numpy(a: Any) -> np.ndarray:
+    if isinstance(a, torch.Tensor):
+        return a.detach().cpu().numpy()
+    return np.asarray(a)
+
+
+def tolerance(backend: Any, dtype: Any, order: int = 1) -> float:
+    """Relative tolerance fitting the backend's error: rounding for AD, truncation for FD."""
+    eps = float(np.finfo(dtype).eps)
+    if backend.name != "finitediff":
+        return 200 * eps
+    if order == 2:
+        return 50 * eps**0.5 if dtype == np.float64 else 0.05
+    if backend.method == "complex":
+        return 200 * eps
+    return 50 * eps ** (1 / 2 if backend.method == "forward" else 2 / 3)
+
+
+def assert_close(actual: Any, expected: Any, rtol: float) -> None:
+    """Compare with a tolerance relative to the largest entry of ``expected``."""
+    actual, expected = to_numpy(actual), np.asarray(expected)
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    scale = max(1.0, float(np.max(np.abs(expected)))) if expected.size else 1.0
+    err = float(np.max(np.abs(actual - expected))) if expected.size else 0.0
+    assert err <= rtol * scale, f"max error {err:.3g} > {rtol:.3g} × {scale:.3g}"
+
+
+def assert_contract(result: Any, x: Any, shape: tuple[int, ...]) -> None:
+    """Result in x's array type and dtype (a Python number counts as float64 NumPy)."""
+    if isinstance(x, float):
+        x = np.asarray(x)
+    assert type(result) is type(x) or (
+        isinstance(x, jax.Array) and isinstance(result, jax.Array)
+    ), (type(result), type(x))
+    assert result.dtype == x.dtype, (result.dtype, x.dtype)
+    assert tuple(result.shape) == shape
+
+
+@pytest.fixture(params=BACKENDS, ids=backend_id)
+def backend(request: pytest.FixtureRequest) -> Any:
+    return request.param

@@ -45,9 +45,6 @@ class AutogradAdapter(Adapter):
     ) -> Callable[[Any], Any]:
         raise AssertionError("autograd cannot differentiate mutation; prepare() refuses it")
 
-    def output_template(self, fn: Fn, x: Any, consts: tuple[Any, ...]) -> Any:
-        return np.asarray(fn(x, *consts))
-
     def pushforward(self, fn: Fn, mutates: bool) -> Kernel:
         def push(x: Any, t: Any, *consts: Any) -> Any:
             y, ty = make_jvp(lambda v: fn(v, *consts))(x)(t)

@@ -61,9 +61,6 @@ class FiniteDiffAdapter(Adapter):
 
         return make
 
-    def output_template(self, fn: Fn, x: Any, consts: tuple[Any, ...]) -> Any:
-        return np.array(fn(x, *consts))
-
     # -- step sizes -------------------------------------------------------------------
     def _rel(self, dtype: Any, method: str, second_order: bool = False) -> float:
         if self.config.rel_step is not None:  # type: ignore[union-attr]

@@ -52,7 +52,6 @@ class OperatorSpec:
     tangents: Literal["x", "y"] | None = None  # tangents shaped like x or like y
     scalar_x: bool = False  # derivative, second_derivative
     scalar_y: bool = False  # gradient, hvp, hessian
-    mutating_ok: bool = False  # accepts y= (mutating f)
 
 
 @dataclass(frozen=True, eq=False)
@@ -202,11 +201,6 @@ def prepare(
 
 
 def _check_mutation(spec: OperatorSpec, adapter: Adapter, y: Any) -> None:
-    if not spec.mutating_ok:
-        raise InvalidArgumentError(
-            f"{spec.name} does not take y= (a mutating f(y, x)); only pushforward, pullback, "
-            "derivative and jacobian do. Wrap f: lambda x: (f(y := np.zeros(n), x), y)[1]."
-        )
     if not adapter.supports_mutation:
         raise UnsupportedError(
             f"{type(adapter.config).__name__} cannot differentiate a mutating function "
@@ -287,7 +281,7 @@ def _output_template(
             f"(raised inside f while diffinterface prepared {spec.name} with {adapter.config!r})"
         )
         raise
-    if isinstance(out, np.generic):
+    if isinstance(out, np.generic | float):
         out = np.asarray(out)
     if not hasattr(out, "shape") or not hasattr(out, "dtype"):
         what = "nothing (None)" if out is None else f"a {type(out).__name__}"

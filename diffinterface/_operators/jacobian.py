@@ -89,4 +89,4 @@ def build_jacobian(adapter: Adapter, fn: Fn, p: Problem) -> Kernel:
     return reverse
 
 
-JACOBIAN = OperatorSpec("jacobian", build_jacobian, mutating_ok=True)
+JACOBIAN = OperatorSpec("jacobian", build_jacobian)

@@ -76,4 +76,4 @@ def _build(adapter: Adapter, fn: Fn, p: Problem) -> Kernel:
     return adapter.pullback_batch(fn, p.mutates)
 
 
-PULLBACK = OperatorSpec("pullback", _build, tangents="y", mutating_ok=True)
+PULLBACK = OperatorSpec("pullback", _build, tangents="y")

@@ -76,4 +76,4 @@ def _build(adapter: Adapter, fn: Fn, p: Problem) -> Kernel:
     return adapter.pushforward_batch(fn, p.mutates)
 
 
-PUSHFORWARD = OperatorSpec("pushforward", _build, tangents="x", mutating_ok=True)
+PUSHFORWARD = OperatorSpec("pushforward", _build, tangents="x")

@@ -1,0 +1,105 @@
+"""Every documented error: raised early, with a message naming the problem and the fix."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import numpy as np
+import pytest
+
+import diffinterface as di
+from diffinterface import _backend_types
+from tests.test_operators import scalar_fn, vector_fn
+
+X = np.linspace(-0.5, 0.8, 4)
+
+
+@pytest.mark.parametrize(
+    ("x", "message"),
+    [
+        ([1.0, 2.0], "expected a NumPy array"),
+        (np.arange(3), "real floating dtype"),
+        (np.ones(3, dtype=complex), "real floating dtype"),
+        (True, "bool"),
+        ("1.0", "expected a NumPy array"),
+    ],
+)
+def test_bad_x(x: Any, message: str) -> None:
+    with pytest.raises(di.InvalidArgumentError, match=message):
+        di.gradient(scalar_fn, "finitediff", x)
+
+
+def test_operator_shape_rules() -> None:
+    with pytest.raises(di.InvalidArgumentError, match=r"scalar .0-d. array.*Use jacobian"):
+        di.gradient(vector_fn, "torch", X)
+    with pytest.raises(di.InvalidArgumentError, match=r"needs a scalar .0-d. x"):
+        di.derivative(vector_fn, "torch", X)
+    with pytest.raises(di.InvalidArgumentError, match=r"tangent #0 .* must match x: shape \(4,\)"):
+        di.pushforward(vector_fn, "jax", X, np.ones(3))
+    with pytest.raises(di.InvalidArgumentError, match=r"cotangent #1 .*dtype float32"):
+        di.pullback(vector_fn, "jax", X, (np.ones(4), np.ones(4, np.float32)))
+    with pytest.raises(di.InvalidArgumentError, match="empty tuple"):
+        di.hvp(scalar_fn, "autograd", X, ())
+
+
+def test_bad_backends() -> None:
+    with pytest.raises(di.InvalidArgumentError, match="Unknown backend name 'tensorflow'"):
+        di.gradient(scalar_fn, "tensorflow", X)
+    with pytest.raises(di.InvalidArgumentError, match=r"mode='sideways'.*choose one of"):
+        di.AutoJAX(mode="sideways")  # type: ignore[arg-type]
+    with pytest.raises(di.InvalidArgumentError, match="rel_step"):
+        di.AutoFiniteDiff(rel_step=-1.0)
+    with pytest.raises(di.InvalidArgumentError, match="unexpected keyword"):
+        di.backend("jax", speed="fast")
+    with pytest.raises(di.InvalidArgumentError, match="Expected a backend"):
+        di.gradient(scalar_fn, 42, X)  # type: ignore[arg-type]
+    assert di.backend("finitediff", method="complex") == di.AutoFiniteDiff(method="complex")
+    assert set(di.available_backends()) == {"jax", "torch", "autograd", "finitediff"}
+
+
+def test_missing_framework_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    entry = _backend_types._REGISTRY["jax"]
+    missing = type(entry)(entry.config, entry.adapter, "jax_is_not_installed_here", "jax")
+    monkeypatch.setitem(_backend_types._REGISTRY, "jax", missing)
+    _backend_types.adapter_for.cache_clear()
+    try:
+        with pytest.raises(ImportError, match=r"pip install 'diffinterface\[jax\]'"):
+            di.gradient(scalar_fn, di.AutoJAX(mode="forward"), X)
+    finally:
+        _backend_types.adapter_for.cache_clear()
+
+
+def test_bad_out() -> None:
+    with pytest.raises(
+        di.InvalidArgumentError, match=r"out= must be a numpy array of shape \(4,\)"
+    ):
+        di.gradient(scalar_fn, "torch", X, out=np.zeros(3))
+    with pytest.raises(di.InvalidArgumentError, match="dtype float64"):
+        di.gradient(scalar_fn, "torch", X, out=np.zeros(4, np.float32))
+    with pytest.raises(di.InvalidArgumentError, match="JAX arrays are immutable"):
+        di.gradient(
+            scalar_fn, "jax", jax.numpy.asarray(X, dtype=np.float32), out=jax.numpy.zeros(4)
+        )
+    with pytest.raises(di.InvalidArgumentError, match="tuple of 2 arrays"):
+        di.hvp(scalar_fn, "jax", X, (X, X), out=np.zeros(4))
+
+
+def test_bad_contexts_and_functions() -> None:
+    with pytest.raises(di.InvalidArgumentError, match=r"Context #0 .* di\.Constant"):
+        di.gradient(lambda x, c: scalar_fn(x), "torch", X, 2.0)  # type: ignore[arg-type]
+    with pytest.raises(di.InvalidArgumentError, match="f must be callable"):
+        di.gradient("f", "torch", X)  # type: ignore[arg-type]
+    with pytest.raises(di.InvalidArgumentError, match=r"returned a tuple.*xp.stack"):
+        di.jacobian(lambda x: (x, x), "finitediff", X)
+    with pytest.raises(di.InvalidArgumentError, match="must be passed with y="):
+        di.jacobian(lambda x: None, "finitediff", X)
+
+
+def test_errors_inside_f_say_where_they_happened() -> None:
+    def broken(x: Any) -> Any:
+        raise ZeroDivisionError("inside the model")
+
+    with pytest.raises(ZeroDivisionError) as info:
+        di.gradient(broken, "autograd", X)
+    assert "gradient with AutoAutograd()" in "".join(info.value.__notes__)

@@ -1,0 +1,114 @@
+"""Preparation: prepared JAX calls never retrace, and a preparation used with other
+arguments raises PreparationMismatchError naming what differs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+import diffinterface as di
+from tests.conftest import assert_close
+from tests.test_operators import scalar_derivatives, scalar_fn, vector_fn, vector_jacobian
+
+X = np.linspace(-0.5, 0.8, 4)
+T = np.ones(4)
+
+# operator -> arguments after x, and the function it differentiates
+CALLS: dict[str, tuple[tuple[Any, ...], Any]] = {
+    "pushforward": ((T,), vector_fn),
+    "pullback": ((T,), vector_fn),
+    "jacobian": ((), vector_fn),
+    "gradient": ((), scalar_fn),
+    "hvp": (((T, 2 * T),), scalar_fn),
+    "hessian": ((), scalar_fn),
+}
+
+
+class CountingFunction:
+    """Wraps f and counts how often Python runs it (each JAX trace runs it once)."""
+
+    def __init__(self, f: Any) -> None:
+        self.f, self.calls = f, 0
+
+    def __call__(self, *args: Any) -> Any:
+        self.calls += 1
+        return self.f(*args)
+
+
+@pytest.mark.parametrize("mode", ["reverse", "forward"])
+@pytest.mark.parametrize("operator", sorted(CALLS))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_prepared_jax_calls_do_not_retrace(operator: str, mode: str, dtype: Any) -> None:
+    args, f = CALLS[operator]
+    x = X.astype(dtype)
+    args = tuple(
+        tuple(a.astype(dtype) for a in arg) if isinstance(arg, tuple) else arg.astype(dtype)
+        for arg in args
+    )
+    counted = CountingFunction(f)
+    backend = di.AutoJAX(mode=mode)
+    prep = getattr(di, f"prepare_{operator}")(counted, backend, x, *args)
+    assert counted.calls > 0
+    traced = counted.calls
+    first = getattr(di, operator)(counted, backend, x, *args, prep=prep)
+    for _ in range(3):
+        again = getattr(di, operator)(counted, backend, x + 0.1, *args, prep=prep)
+    assert counted.calls == traced, "a prepared call traced f again"
+    assert not np.array_equal(
+        np.asarray(first if not isinstance(first, tuple) else first[0]),
+        np.asarray(again if not isinstance(again, tuple) else again[0]),
+    )
+
+
+def test_prepared_call_with_new_values_is_correct() -> None:
+    prep = di.prepare_jacobian(vector_fn, "jax", X)
+    for shift in (0.0, 0.3, -1.2):
+        assert_close(
+            di.jacobian(vector_fn, "jax", X + shift, prep=prep), vector_jacobian(X + shift), 1e-12
+        )
+
+
+def _mismatch(prep: Any, call: Any, slot: str) -> None:
+    with pytest.raises(di.PreparationMismatchError) as info:
+        call(prep)
+    message = str(info.value)
+    assert f"✗ {slot}:" in message, message
+    assert "Prepare again" in message
+
+
+def test_mismatch_names_what_differs() -> None:
+    prep = di.prepare_gradient(scalar_fn, "torch", X)
+
+    def g(x: Any) -> Any:
+        return scalar_fn(x)
+
+    _mismatch(prep, lambda p: di.gradient(scalar_fn, "torch", np.ones(5), prep=p), "x")
+    _mismatch(prep, lambda p: di.gradient(scalar_fn, "torch", X.astype(np.float32), prep=p), "x")
+    _mismatch(prep, lambda p: di.gradient(scalar_fn, "torch", torch.from_numpy(X), prep=p), "x")
+    _mismatch(prep, lambda p: di.gradient(g, "torch", X, prep=p), "f")
+    _mismatch(prep, lambda p: di.gradient(scalar_fn, "jax", X, prep=p), "backend")
+    _mismatch(prep, lambda p: di.hessian(scalar_fn, "torch", X, prep=p), "operator")
+    _mismatch(
+        prep,
+        lambda p: di.gradient(lambda x, c: scalar_fn(x), "torch", X, di.Constant(1.0), prep=p),
+        "contexts",
+    )
+    # the same arguments are fine, and the backend may be given by name or object
+    assert_close(
+        di.gradient(scalar_fn, di.AutoTorch(), X, prep=prep), scalar_derivatives(X)[1], 1e-12
+    )
+
+
+def test_mismatch_of_tangents_and_context_kind() -> None:
+    prep = di.prepare_hvp(scalar_fn, "autograd", X, T)
+    _mismatch(prep, lambda p: di.hvp(scalar_fn, "autograd", X, (T, T), prep=p), "tangents")
+    prep = di.prepare_gradient(lambda x, c: scalar_fn(x) * c, "autograd", X, di.Constant(2.0))
+    _mismatch(prep, lambda p: di.gradient(p.f, "autograd", X, di.Cache(2.0), prep=p), "contexts")
+
+
+def test_prep_from_another_function_is_rejected() -> None:
+    with pytest.raises(di.InvalidArgumentError, match="prepare_gradient"):
+        di.gradient(scalar_fn, "torch", X, prep="not a prep")  # type: ignore[arg-type]

@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from diffinterface._arrays import signature
+from diffinterface._arrays import kind_of, signature
 from diffinterface._errors import InvalidArgumentError
 
-__all__ = ["Cache", "Constant", "Context", "check_contexts", "context_signature"]
+__all__ = ["Cache", "Constant", "Context", "check_contexts", "context_signature", "is_static"]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -52,6 +52,24 @@ def check_contexts(contexts: tuple[Any, ...]) -> None:
             )
 
 
+def is_static(value: Any) -> bool:
+    """Whether a context value is static: hashable and not an array (a number, a string).
+
+    Static Constants are fixed at preparation (as JAX static arguments are): they may set
+    shapes, and a prepared call with another value raises PreparationMismatchError.
+    """
+    if kind_of(value) is not None:
+        return False
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
 def context_signature(contexts: tuple[Any, ...]) -> tuple[Any, ...]:
-    """What a preparation remembers of the contexts: their kinds and array signatures."""
-    return tuple((type(c).__name__, signature(c.value)) for c in contexts)
+    """What a preparation remembers of the contexts: kinds, array signatures, static values."""
+    return tuple(
+        (type(c).__name__, ("value", c.value) if is_static(c.value) else signature(c.value))
+        for c in contexts
+    )

@@ -18,7 +18,13 @@ import numpy as np
 from diffinterface._adapter import Adapter, Fn, Kernel
 from diffinterface._arrays import converter, describe, kind_of, signature, to_input_array
 from diffinterface._backend_types import Backend, BackendLike, adapter_for, resolve_backend
-from diffinterface._contexts import Cache, Constant, check_contexts, context_signature
+from diffinterface._contexts import (
+    Cache,
+    Constant,
+    check_contexts,
+    context_signature,
+    is_static,
+)
 from diffinterface._errors import (
     InvalidArgumentError,
     PreparationMismatchError,
@@ -220,29 +226,28 @@ def _to_native(adapter: Adapter, kind: str) -> Callable[[Any], Any]:
 
 
 def _const_converter(adapter: Adapter, c: Any) -> Callable[[Any], Any] | None:
-    """How a context's value is passed to the kernel; None for a Cache (made inside)."""
-    if isinstance(c, Cache):
+    """How a context's value is passed to the kernel; None when ``fn`` supplies it itself
+    (a Cache buffer, or a static Constant folded in at preparation)."""
+    if isinstance(c, Cache) or is_static(c.value):
         return None
-    v = c.value
-    kind = kind_of(v)
-    if kind is not None:
-        return _to_native(adapter, kind)
-    if isinstance(v, _NUMBERS):
-        return _identity
-    # Anything else (strings, objects, nested data) is handed to f as it is.
-    return _identity
+    kind = kind_of(c.value)
+    # Unhashable non-arrays (nested data) are handed to f as they are.
+    return _identity if kind is None else _to_native(adapter, kind)
 
 
 def _native_function(
     adapter: Adapter, f: Callable[..., Any], contexts: tuple[Any, ...], y: Any, x: Any
 ) -> Fn:
-    """Fold mutation (y=) and Cache contexts into an out-of-place ``fn(x, *consts)``."""
-    if y is None and not any(isinstance(c, Cache) for c in contexts):
+    """Fold mutation (y=), Cache contexts and static Constants into ``fn(x, *consts)``.
+
+    ``consts`` are then only the array (and unhashable) Constant values, in order.
+    """
+    if y is None and not any(isinstance(c, Cache) or is_static(c.value) for c in contexts):
         return f
     plan: list[Callable[[Any], Any] | None] = []
     for c in contexts:
         if isinstance(c, Constant):
-            plan.append(None)
+            plan.append(_static(c.value) if is_static(c.value) else None)
         else:
             value = c.value
             shape, dtype = tuple(np.shape(value)), _dtype_of(value, x)
@@ -261,6 +266,10 @@ def _native_function(
         return out
 
     return fn
+
+
+def _static(value: Any) -> Callable[[Any], Any]:
+    return lambda _x: value
 
 
 def _dtype_of(a: Any, x: Any) -> Any:

@@ -112,3 +112,14 @@ def test_mismatch_of_tangents_and_context_kind() -> None:
 def test_prep_from_another_function_is_rejected() -> None:
     with pytest.raises(di.InvalidArgumentError, match="prepare_gradient"):
         di.gradient(scalar_fn, "torch", X, prep="not a prep")  # type: ignore[arg-type]
+
+
+def test_static_constants_are_fixed_at_preparation() -> None:
+    def first_k(x: Any, k: int) -> Any:  # k sets a shape: JAX needs it static
+        return di.array_namespace(x).sum(x[:k] ** 2)
+
+    prep = di.prepare_gradient(first_k, "jax", X, di.Constant(2))
+    assert_close(
+        di.gradient(first_k, "jax", X, di.Constant(2), prep=prep), [-1.0, -0.4 / 3, 0, 0], 1e-12
+    )
+    _mismatch(prep, lambda p: di.gradient(first_k, "jax", X, di.Constant(3), prep=p), "contexts")

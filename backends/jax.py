@@ -32,6 +32,7 @@ class JaxAdapter(Adapter):
     native_kind: ClassVar[str] = "jax"
     accepted_kinds: ClassVar[frozenset[str]] = frozenset({"numpy", "jax"})
     supports_mutation: ClassVar[bool] = False
+    compiles: ClassVar[bool] = True
 
     # Arrays made outside the compiled kernel stay NumPy: jnp would downcast float64 when
     # x64 is off, and a NumPy argument costs a compiled JAX function nothing extra.

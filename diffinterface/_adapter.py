@@ -28,12 +28,15 @@ class Adapter:
 
     * ``native_kind``: the array kind f receives (``"numpy"``, ``"torch"``, ``"jax"``);
     * ``accepted_kinds``: input kinds the kernels take as they are, without conversion;
-    * ``supports_mutation``: whether f may write into arrays (``y=`` and Cache contexts).
+    * ``supports_mutation``: whether f may write into arrays (``y=`` and Cache contexts);
+    * ``compiles``: whether preparation traces and compiles f once.
     """
 
     native_kind: ClassVar[str]
     accepted_kinds: ClassVar[frozenset[str]]
     supports_mutation: ClassVar[bool]
+    #: whether preparation compiles f (a prepared call must then never run f's Python code)
+    compiles: ClassVar[bool] = False
     #: backends that can differentiate mutating code, named in errors of those that cannot
     MUTATION_HINT: ClassVar[str] = (
         "use di.AutoTorch() or di.AutoFiniteDiff(), which differentiate code that writes "

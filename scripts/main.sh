@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job: differentiate an example model with every installed backend, side by side.
+# The main job: the cross-backend test and benchmark suite on its default scenarios
+# (correctness table, benchmark table, plot in results/benchmark.png). Options: --help.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/python examples/compare_backends.py "$@"
+.venv/bin/python -m diffinterface.testsuite "$@"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv (if missing) and install diffinterface with every backend and the test tools,
+# Create .venv (if missing) and install diffinterface with every backend, the suite's
+# table and plot tools (pandas, matplotlib) and the test tools,
 # at the versions in constraints.txt (torch 2.13.0 is the CPU build on this kind of machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,4 +9,4 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check \
-  -c constraints.txt -e ".[all,test]"
+  -c constraints.txt -e ".[all,suite,test]"

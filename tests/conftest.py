@@ -8,6 +8,8 @@ import jax
 import numpy as np
 import pytest
 import torch
+from diffinterface.testsuite import default_tolerance
+from diffinterface.testsuite._collections import wave_derivatives
 
 import diffinterface as di
 
@@ -52,15 +54,13 @@ def to_numpy(a: Any) -> np.ndarray:
 
 
 def tolerance(backend: Any, dtype: Any, order: int = 1) -> float:
-    """Relative tolerance fitting the backend's error: rounding for AD, truncation for FD."""
-    eps = float(np.finfo(dtype).eps)
-    if backend.name != "finitediff":
-        return 200 * eps
-    if order == 2:
-        return 50 * eps**0.5 if dtype == np.float64 else 0.05
-    if backend.method == "complex":
-        return 200 * eps
-    return 50 * eps ** (1 / 2 if backend.method == "forward" else 2 / 3)
+    """The test suite's tolerance for this backend, dtype and derivative order."""
+    return default_tolerance(backend, dtype, order)
+
+
+def vector_jacobian(x: np.ndarray) -> np.ndarray:
+    """Analytic Jacobian of the default scenarios' ``wave`` function."""
+    return np.asarray(wave_derivatives(x)[1])
 
 
 def assert_close(actual: Any, expected: Any, rtol: float) -> None:

@@ -7,6 +7,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from diffinterface.testsuite._collections import bump_derivatives
+from diffinterface.testsuite._collections import energy_derivatives as scalar_derivatives
+from diffinterface.testsuite._collections import wave as vector_fn
 
 import diffinterface as di
 from tests.conftest import (
@@ -17,11 +20,6 @@ from tests.conftest import (
     assert_contract,
     backend_id,
     tolerance,
-)
-from tests.test_operators import (
-    bump_derivatives,
-    scalar_derivatives,
-    vector_fn,
     vector_jacobian,
 )
 

@@ -1,0 +1,178 @@
+"""The main job: ``python -m diffinterface.testsuite [options]``.
+
+With no options it checks the default and seed scenarios on every installed backend (both
+modes where a framework has them), prints a correctness table (pass / fail / not supported
+per backend × operator), benchmarks the seed scenarios, prints the benchmark table and
+saves a plot of time per backend per scenario. Exit status 1 when any case fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from diffinterface.testsuite._benchmark import benchmark_differentiation
+from diffinterface.testsuite._collections import default_scenarios
+from diffinterface.testsuite._seeds import seed_scenarios
+from diffinterface.testsuite._testing import CaseResult, test_differentiation
+
+import diffinterface as di
+
+_ALL_VARIANTS: dict[str, list[Any]] = {
+    "jax": [di.AutoJAX(), di.AutoJAX(mode="forward")],
+    "torch": [di.AutoTorch(), di.AutoTorch(mode="forward")],
+    "autograd": [di.AutoAutograd()],
+    "finitediff": [
+        di.AutoFiniteDiff(),
+        di.AutoFiniteDiff(method="forward"),
+        di.AutoFiniteDiff(method="complex"),
+    ],
+}
+
+
+def parse_backend(text: str) -> Any:
+    """``jax`` or ``jax:forward`` or ``finitediff:complex``."""
+    name, _, option = text.partition(":")
+    if not option:
+        return di.backend(name)
+    key = "method" if name == "finitediff" else "mode"
+    return di.backend(name, **{key: option})
+
+
+def parse_sizes(items: list[str]) -> dict[str, int]:
+    sizes = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        sizes[key] = int(value)
+    return sizes
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m diffinterface.testsuite",
+        description="Check and benchmark AD backends side by side.",
+    )
+    parser.add_argument(
+        "--backends",
+        help="comma-separated, e.g. jax,torch:forward,finitediff:complex "
+        "(default: every installed backend in every mode)",
+    )
+    parser.add_argument(
+        "--scenarios", default="default,seed", help="collections to check: default,seed"
+    )
+    parser.add_argument(
+        "--size",
+        action="append",
+        default=[],
+        metavar="KEY=N",
+        help="seed scenario size, e.g. --size vector=10000 --size samples=100 "
+        "(keys: matrix vector features samples hidden layer rosenbrock_n)",
+    )
+    parser.add_argument("--budget", type=float, default=0.25, help="seconds per timing")
+    parser.add_argument("--no-benchmark", action="store_true", help="only check correctness")
+    parser.add_argument("--csv", type=Path, help="write the benchmark records as CSV")
+    parser.add_argument("--json", type=Path, help="write the benchmark records as JSON")
+    parser.add_argument(
+        "--plot", type=Path, default=Path("results/benchmark.png"), help="benchmark plot (PNG)"
+    )
+    args = parser.parse_args(argv)
+
+    if args.backends:
+        backends = [parse_backend(b) for b in args.backends.split(",")]
+    else:
+        backends = [b for name in di.available_backends() for b in _ALL_VARIANTS[name]]
+    collections = set(args.scenarios.split(","))
+    seeds = seed_scenarios(**parse_sizes(args.size))
+    scenarios = (default_scenarios() if "default" in collections else []) + (
+        seeds if "seed" in collections else []
+    )
+    print(f"backends: {', '.join(map(repr, backends))}")
+    print(f"checking {len(scenarios)} scenarios × {len(backends)} backends\n", flush=True)
+
+    started, done = time.perf_counter(), [0]
+    total = len(scenarios) * len(backends)
+
+    def show(result: CaseResult) -> None:
+        done[0] += 1
+        if result.status == "fail":
+            print(f"  {result}", flush=True)
+        if done[0] % 50 == 0 or done[0] == total:
+            elapsed = time.perf_counter() - started
+            print(f"  [{done[0]}/{total} cases, {elapsed:.0f} s]", flush=True)
+
+    report = test_differentiation(backends, scenarios, progress=show)
+    print("\nCorrectness (passed/supported per backend × operator; n/s = not supported):")
+    print(report)
+
+    if not args.no_benchmark and "seed" in collections:
+        print("\nBenchmark of the seed scenarios (median per call):", flush=True)
+
+        def tick(record: dict[str, Any]) -> None:
+            print(f"  {record['backend']:<20} {record['scenario']}", flush=True)
+
+        table = benchmark_differentiation(backends, seeds, budget=args.budget, progress=tick)
+        print_benchmark(table)
+        save(table, args)
+    return 0 if report.ok else 1
+
+
+def print_benchmark(table: Any) -> None:
+    records = table.to_dict("records") if hasattr(table, "to_dict") else table
+    print(
+        f"\n{'scenario':<36}{'backend':<22}{'prepared':>12}{'× fastest':>11}"
+        f"{'unprepared':>13}{'prepare':>11}{'peak mem':>11}"
+    )
+    for r in records:
+        if r["status"] != "ok":
+            print(f"{r['scenario']:<36}{r['backend']:<22}  {r['status']}")
+            continue
+        print(
+            f"{r['scenario']:<36}{r['backend']:<22}{_time(r['prepared_s']):>12}"
+            f"{r['ratio_to_fastest']:>10.1f}×{_time(r['unprepared_s']):>13}"
+            f"{_time(r['prepare_s']):>11}{r['peak_bytes'] / 1024:>9.0f} kB"
+        )
+
+
+def _time(seconds: float | None) -> str:
+    if seconds is None or seconds != seconds:
+        return "-"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds * 1e9:.3g} ns"
+
+
+def save(table: Any, args: argparse.Namespace) -> None:
+    if not hasattr(table, "to_csv"):
+        print("(pandas is not installed: no CSV, JSON or plot)")
+        return
+    for path, write in ((args.csv, table.to_csv), (args.json, table.to_json)):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write(path)
+            print(f"wrote {path}")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("(matplotlib is not installed: no plot)")
+        return
+    ok = table[table["status"] == "ok"]
+    pivot = ok.pivot(index="scenario", columns="backend", values="prepared_s")
+    ax = pivot.plot.barh(figsize=(11, 7), logx=True, width=0.85)
+    ax.set_xlabel("prepared call, median seconds (log scale)")
+    ax.set_title("diffinterface: time per backend per seed scenario")
+    ax.legend(fontsize=8)
+    plt.tight_layout()
+    args.plot.parent.mkdir(parents=True, exist_ok=True)
+    plt.savefig(args.plot, dpi=110)
+    print(f"wrote {args.plot}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""benchmark_differentiation: time preparation, prepared and unprepared calls per case.
+
+Times are medians over calibrated repetitions (each sample long enough to measure, the
+whole case within a time budget), with the interquartile range as the spread. Memory is the
+tracemalloc peak of one prepared call: Python and NumPy allocations (torch's and XLA's own
+allocators are not seen by tracemalloc).
+"""
+
+from __future__ import annotations
+
+import time
+import tracemalloc
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import numpy as np
+from diffinterface.testsuite._scenario import Scenario
+from diffinterface.testsuite._testing import backend_label, unsupported_reason
+
+from diffinterface._backend_types import BackendLike, resolve_backend
+
+__all__ = ["benchmark_differentiation"]
+
+
+def benchmark_differentiation(
+    backends: Sequence[BackendLike],
+    scenarios: Iterable[Scenario],
+    *,
+    budget: float = 0.5,
+    unprepared: bool = True,
+    memory: bool = True,
+    progress: Callable[[dict[str, Any]], Any] | None = None,
+) -> Any:
+    """Benchmark every backend on every scenario.
+
+    Args:
+        backends: backend objects or names.
+        scenarios: e.g. ``seed_scenarios()``.
+        budget: seconds to spend timing each prepared (and each unprepared) call.
+        unprepared: also time unprepared calls (prepare + call, e.g. a JAX compile each).
+        memory: measure the tracemalloc peak of one prepared call.
+        progress: called with each record as it is done.
+
+    Returns:
+        A pandas DataFrame when pandas is installed, else a list of dicts. Columns:
+        backend, scenario, operator, status, prepare_s (first preparation, incl. any
+        compile), prepared_s and prepared_iqr_s (median and spread per call),
+        unprepared_s, peak_bytes, samples, ratio_to_fastest (prepared time relative to
+        the fastest backend on that scenario).
+    """
+    records: list[dict[str, Any]] = []
+    scenario_list = list(scenarios)
+    for sc in scenario_list:
+        for b in backends:
+            record = _benchmark_case(resolve_backend(b), sc, budget, unprepared, memory)
+            records.append(record)
+            if progress is not None:
+                progress(record)
+    for sc in scenario_list:
+        times = [r["prepared_s"] for r in records if r["scenario"] == sc.name and r["prepared_s"]]
+        for r in records:
+            if r["scenario"] == sc.name and r["prepared_s"]:
+                r["ratio_to_fastest"] = r["prepared_s"] / min(times)
+    try:
+        import pandas as pd
+    except ImportError:
+        return records
+    return pd.DataFrame.from_records(records)
+
+
+def _benchmark_case(
+    backend: Any, sc: Scenario, budget: float, unprepared: bool, memory: bool
+) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "backend": backend_label(backend),
+        "scenario": sc.name,
+        "operator": sc.operator,
+        "status": "ok",
+        "prepare_s": None,
+        "prepared_s": None,
+        "prepared_iqr_s": None,
+        "unprepared_s": None,
+        "peak_bytes": None,
+        "samples": 0,
+        "ratio_to_fastest": None,
+    }
+    if unsupported_reason(backend, sc) is not None:
+        record["status"] = "not supported"
+        return record
+    try:
+        start = time.perf_counter()
+        prep = sc.prepare(backend)
+        record["prepare_s"] = time.perf_counter() - start
+        median, iqr, samples = _time(lambda: sc.call(backend, prep=prep), budget)
+        record.update(prepared_s=median, prepared_iqr_s=iqr, samples=samples)
+        if unprepared:
+            record["unprepared_s"] = _time(lambda: sc.call(backend), budget, min_samples=1)[0]
+        if memory:
+            tracemalloc.start()
+            sc.call(backend, prep=prep)
+            record["peak_bytes"] = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+    except Exception as e:
+        record["status"] = f"error: {type(e).__name__}: {e}"[:200]
+    return record
+
+
+def _time(call: Callable[[], Any], budget: float, min_samples: int = 3) -> tuple[float, float, int]:
+    """(median, interquartile range, samples) of the time per call, in seconds."""
+    call()  # warm-up
+    start = time.perf_counter()
+    call()
+    once = max(time.perf_counter() - start, 1e-7)
+    number = max(1, int(1e-3 / once))  # each sample at least ~1 ms
+    samples = max(min_samples, min(200, int(budget / (once * number))))
+    times = []
+    for _ in range(samples):
+        start = time.perf_counter()
+        for _ in range(number):
+            call()
+        times.append((time.perf_counter() - start) / number)
+    q1, median, q3 = np.percentile(times, [25, 50, 75])
+    return float(median), float(q3 - q1), samples

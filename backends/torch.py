@@ -117,7 +117,7 @@ class TorchAdapter(Adapter):
 
         # torch.func's vjp under vmap is ~10× faster than eager is_grads_batched here.
         def pull_batch(x: Any, us: Any, *consts: Any) -> Any:
-            y, pull = vjp(lambda v: fn(v, *consts), x)
+            y, pull = vjp(lambda v: fn(v, *consts), x)  # type: ignore[misc]
             return y, vmap(pull)(us)[0]
 
         return pull_batch

@@ -8,10 +8,10 @@ import jax
 import numpy as np
 import pytest
 import torch
-from diffinterface.testsuite import default_tolerance
-from diffinterface.testsuite._collections import wave_derivatives
 
 import diffinterface as di
+from diffinterface.testsuite import default_tolerance
+from diffinterface.testsuite._collections import wave_derivatives
 
 BACKENDS = [
     di.AutoJAX(),

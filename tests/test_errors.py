@@ -7,11 +7,11 @@ from typing import Any
 import jax
 import numpy as np
 import pytest
-from diffinterface.testsuite._collections import energy as scalar_fn
-from diffinterface.testsuite._collections import wave as vector_fn
 
 import diffinterface as di
 from diffinterface import _backend_types
+from diffinterface.testsuite._collections import energy as scalar_fn
+from diffinterface.testsuite._collections import wave as vector_fn
 
 X = np.linspace(-0.5, 0.8, 4)
 

@@ -7,11 +7,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+
+import diffinterface as di
 from diffinterface.testsuite._collections import bump_derivatives
 from diffinterface.testsuite._collections import energy_derivatives as scalar_derivatives
 from diffinterface.testsuite._collections import wave as vector_fn
-
-import diffinterface as di
 from tests.conftest import (
     IMMUTABLE_BACKENDS,
     MUTATING_BACKENDS,

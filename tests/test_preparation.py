@@ -8,11 +8,11 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+
+import diffinterface as di
 from diffinterface.testsuite._collections import energy as scalar_fn
 from diffinterface.testsuite._collections import energy_derivatives as scalar_derivatives
 from diffinterface.testsuite._collections import wave as vector_fn
-
-import diffinterface as di
 from tests.conftest import assert_close, vector_jacobian
 
 X = np.linspace(-0.5, 0.8, 4)

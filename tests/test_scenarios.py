@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from diffinterface.backends.finitediff import FiniteDiffAdapter
 
 import diffinterface as di
 from diffinterface import testsuite as ts
+from diffinterface.backends.finitediff import FiniteDiffAdapter
 from tests.conftest import BACKENDS, assert_close
 
 DEFAULT = ts.default_scenarios()
@@ -83,8 +83,10 @@ def test_float64_accuracy_under_jax_without_x64() -> None:
     assert_close(g, ts._collections.energy_derivatives(x)[1], 1e-13)
 
 
-def test_benchmark_records() -> None:
-    table = ts.benchmark_differentiation(["jax", "autograd"], SEEDS[:2], budget=0.01)
+def test_benchmark_records(tmp_path: Any) -> None:
+    csv = tmp_path / "bench.csv"
+    table = ts.benchmark_differentiation(["jax", "autograd"], SEEDS[:2], budget=0.01, csv=csv)
+    assert csv.read_text().count("\n") == 1 + len(table)
     records = table.to_dict("records")
     assert {r["backend"] for r in records} == {"jax", "autograd"}
     assert all(r["status"] == "ok" and r["prepared_s"] > 0 for r in records)

@@ -14,12 +14,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import diffinterface as di
 from diffinterface.testsuite._benchmark import benchmark_differentiation
 from diffinterface.testsuite._collections import default_scenarios
 from diffinterface.testsuite._seeds import seed_scenarios
 from diffinterface.testsuite._testing import CaseResult, test_differentiation
-
-import diffinterface as di
 
 _ALL_VARIANTS: dict[str, list[Any]] = {
     "jax": [di.AutoJAX(), di.AutoJAX(mode="forward")],
@@ -73,12 +72,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--budget", type=float, default=0.25, help="seconds per timing")
     parser.add_argument("--no-benchmark", action="store_true", help="only check correctness")
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads (default 1, as the baselines; on a busy 2-core machine "
+        "more threads spin against each other and make small torch calls 20× slower)",
+    )
     parser.add_argument("--csv", type=Path, help="write the benchmark records as CSV")
     parser.add_argument("--json", type=Path, help="write the benchmark records as JSON")
     parser.add_argument(
         "--plot", type=Path, default=Path("results/benchmark.png"), help="benchmark plot (PNG)"
     )
     args = parser.parse_args(argv)
+    if "torch" in di.available_backends():
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
 
     if args.backends:
         backends = [parse_backend(b) for b in args.backends.split(",")]
@@ -113,9 +123,11 @@ def main(argv: list[str] | None = None) -> int:
         def tick(record: dict[str, Any]) -> None:
             print(f"  {record['backend']:<20} {record['scenario']}", flush=True)
 
-        table = benchmark_differentiation(backends, seeds, budget=args.budget, progress=tick)
+        table = benchmark_differentiation(
+            backends, seeds, budget=args.budget, progress=tick, csv=args.csv, json=args.json
+        )
         print_benchmark(table)
-        save(table, args)
+        plot(table, args.plot)
     return 0 if report.ok else 1
 
 
@@ -145,15 +157,10 @@ def _time(seconds: float | None) -> str:
     return f"{seconds * 1e9:.3g} ns"
 
 
-def save(table: Any, args: argparse.Namespace) -> None:
-    if not hasattr(table, "to_csv"):
-        print("(pandas is not installed: no CSV, JSON or plot)")
+def plot(table: Any, path: Path) -> None:
+    if not hasattr(table, "pivot"):
+        print("(pandas is not installed: no plot)")
         return
-    for path, write in ((args.csv, table.to_csv), (args.json, table.to_json)):
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write(path)
-            print(f"wrote {path}")
     try:
         import matplotlib
 
@@ -169,9 +176,9 @@ def save(table: Any, args: argparse.Namespace) -> None:
     ax.set_title("diffinterface: time per backend per seed scenario")
     ax.legend(fontsize=8)
     plt.tight_layout()
-    args.plot.parent.mkdir(parents=True, exist_ok=True)
-    plt.savefig(args.plot, dpi=110)
-    print(f"wrote {args.plot}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plt.savefig(path, dpi=110)
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -11,13 +11,14 @@ from __future__ import annotations
 import time
 import tracemalloc
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-from diffinterface.testsuite._scenario import Scenario
-from diffinterface.testsuite._testing import backend_label, unsupported_reason
 
 from diffinterface._backend_types import BackendLike, resolve_backend
+from diffinterface.testsuite._scenario import Scenario
+from diffinterface.testsuite._testing import backend_label, unsupported_reason
 
 __all__ = ["benchmark_differentiation"]
 
@@ -30,6 +31,8 @@ def benchmark_differentiation(
     unprepared: bool = True,
     memory: bool = True,
     progress: Callable[[dict[str, Any]], Any] | None = None,
+    csv: str | Path | None = None,
+    json: str | Path | None = None,
 ) -> Any:
     """Benchmark every backend on every scenario.
 
@@ -40,13 +43,14 @@ def benchmark_differentiation(
         unprepared: also time unprepared calls (prepare + call, e.g. a JAX compile each).
         memory: measure the tracemalloc peak of one prepared call.
         progress: called with each record as it is done.
+        csv, json: also write the records to these files (needs pandas).
 
     Returns:
         A pandas DataFrame when pandas is installed, else a list of dicts. Columns:
         backend, scenario, operator, status, prepare_s (first preparation, incl. any
-        compile), prepared_s and prepared_iqr_s (median and spread per call),
-        unprepared_s, peak_bytes, samples, ratio_to_fastest (prepared time relative to
-        the fastest backend on that scenario).
+        compile), first_call_s (the first prepared call), prepared_s and prepared_iqr_s
+        (median and spread per call), unprepared_s, peak_bytes, samples,
+        ratio_to_fastest (prepared time relative to the fastest backend on that scenario).
     """
     records: list[dict[str, Any]] = []
     scenario_list = list(scenarios)
@@ -64,8 +68,15 @@ def benchmark_differentiation(
     try:
         import pandas as pd
     except ImportError:
+        if csv is not None or json is not None:
+            raise ImportError("Writing CSV or JSON needs pandas: pip install pandas") from None
         return records
-    return pd.DataFrame.from_records(records)
+    table = pd.DataFrame.from_records(records)
+    for path, write in ((csv, table.to_csv), (json, table.to_json)):
+        if path is not None:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            write(path)
+    return table
 
 
 def _benchmark_case(
@@ -77,6 +88,7 @@ def _benchmark_case(
         "operator": sc.operator,
         "status": "ok",
         "prepare_s": None,
+        "first_call_s": None,
         "prepared_s": None,
         "prepared_iqr_s": None,
         "unprepared_s": None,
@@ -91,6 +103,9 @@ def _benchmark_case(
         start = time.perf_counter()
         prep = sc.prepare(backend)
         record["prepare_s"] = time.perf_counter() - start
+        start = time.perf_counter()
+        sc.call(backend, prep=prep)
+        record["first_call_s"] = time.perf_counter() - start
         median, iqr, samples = _time(lambda: sc.call(backend, prep=prep), budget)
         record.update(prepared_s=median, prepared_iqr_s=iqr, samples=samples)
         if unprepared:

@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from diffinterface.testsuite._scenario import Scenario
 
 import diffinterface as di
+from diffinterface.testsuite._scenario import Scenario
 
 __all__ = ["seed_scenarios"]
 

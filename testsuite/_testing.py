@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from diffinterface.testsuite._scenario import Scenario
 
 import diffinterface as di
 from diffinterface._backend_types import Backend, BackendLike, adapter_for, resolve_backend
+from diffinterface.testsuite._scenario import Scenario
 
 __all__ = ["Case", "CaseResult", "Report", "cases", "default_tolerance", "test_differentiation"]
 

@@ -8,7 +8,6 @@ functions are refused.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -39,11 +38,6 @@ class AutogradAdapter(Adapter):
         if hasattr(a, "detach"):  # a torch tensor
             return a.detach().cpu().numpy()
         return np.array(a)
-
-    def buffer_factory(
-        self, shape: tuple[int, ...], dtype: Any, reuse: bool
-    ) -> Callable[[Any], Any]:
-        raise AssertionError("autograd cannot differentiate mutation; prepare() refuses it")
 
     def pushforward(self, fn: Fn, mutates: bool) -> Kernel:
         def push(x: Any, t: Any, *consts: Any) -> Any:

@@ -45,22 +45,6 @@ class FiniteDiffAdapter(Adapter):
             return a.detach().cpu().numpy()
         return np.array(a)
 
-    def buffer_factory(
-        self, shape: tuple[int, ...], dtype: Any, reuse: bool
-    ) -> Callable[[Any], Any]:
-        buffers: dict[Any, np.ndarray] = {}
-
-        def make(like: Any) -> Any:
-            dt = np.result_type(dtype, like.dtype)  # complex while taking a complex step
-            if not reuse:
-                return np.zeros(shape, dt)
-            buf = buffers.get(dt)
-            if buf is None:
-                buf = buffers[dt] = np.zeros(shape, dt)
-            return buf
-
-        return make
-
     # -- step sizes -------------------------------------------------------------------
     def _rel(self, dtype: Any, method: str, second_order: bool = False) -> float:
         if self.config.rel_step is not None:  # type: ignore[union-attr]

@@ -8,7 +8,6 @@ accuracy out, never a silent float32 downcast.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 import jax
@@ -49,11 +48,6 @@ class JaxAdapter(Adapter):
         if hasattr(a, "detach"):  # a torch tensor
             return a.detach().cpu().numpy()
         return a
-
-    def buffer_factory(
-        self, shape: tuple[int, ...], dtype: Any, reuse: bool
-    ) -> Callable[[Any], Any]:
-        raise AssertionError("JAX arrays are immutable; prepare() refuses mutation first")
 
     def output_template(self, fn: Fn, x: Any, consts: tuple[Any, ...]) -> Any:
         if _needs_x64((x, *consts)):

@@ -13,7 +13,6 @@ reverse autograd or forward-mode dual tensors.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -70,17 +69,6 @@ class TorchAdapter(Adapter):
         if not a.flags.writeable or any(s < 0 for s in a.strides):
             a = np.array(a)
         return torch.from_numpy(a)
-
-    def buffer_factory(
-        self, shape: tuple[int, ...], dtype: Any, reuse: bool
-    ) -> Callable[[Any], Any]:
-        wanted = getattr(torch, np.dtype(dtype).name)
-
-        def make(like: Any) -> Any:
-            # new_zeros on `like` keeps its device and works inside torch.func transforms.
-            return like.new_zeros(shape, dtype=torch.promote_types(wanted, like.dtype))
-
-        return make
 
     def output_template(self, fn: Fn, x: Any, consts: tuple[Any, ...]) -> Any:
         with torch.no_grad():

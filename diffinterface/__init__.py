@@ -21,6 +21,7 @@ from diffinterface._backend_types import (
     backend,
 )
 from diffinterface._contexts import Cache, Constant
+from diffinterface._diffcache import DiffCache, get_tmp
 from diffinterface._errors import (
     DiffInterfaceError,
     InvalidArgumentError,
@@ -57,6 +58,7 @@ __all__ = [
     "AutoTorch",
     "Cache",
     "Constant",
+    "DiffCache",
     "DiffInterfaceError",
     "InvalidArgumentError",
     "Prep",
@@ -66,6 +68,7 @@ __all__ = [
     "available_backends",
     "backend",
     "derivative",
+    "get_tmp",
     "gradient",
     "gradient_and_hvp",
     "hessian",

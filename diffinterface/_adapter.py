@@ -28,7 +28,8 @@ class Adapter:
 
     * ``native_kind``: the array kind f receives (``"numpy"``, ``"torch"``, ``"jax"``);
     * ``accepted_kinds``: input kinds the kernels take as they are, without conversion;
-    * ``supports_mutation``: whether f may write into arrays (``y=`` and Cache contexts);
+    * ``supports_mutation``: whether f may write into arrays (``y=`` and Cache contexts;
+      the buffers themselves come from ``diffinterface._diffcache``, by array type);
     * ``compiles``: whether preparation traces and compiles f once.
     """
 
@@ -53,17 +54,6 @@ class Adapter:
 
     def eye(self, n: int, like: Any) -> Any:
         """The n×n identity with ``like``'s dtype and device."""
-        raise NotImplementedError
-
-    def buffer_factory(
-        self, shape: tuple[int, ...], dtype: Any, reuse: bool
-    ) -> Callable[[Any], Any]:
-        """A function ``like -> buffer``: a writable native array of ``shape`` for f.
-
-        ``dtype`` is a NumPy dtype; the buffer's dtype is it promoted with the working dtype
-        of ``like`` (so it can hold what AD passes through f: complex steps, duals). With
-        ``reuse`` the adapter hands out one buffer per dtype where that is sound.
-        """
         raise NotImplementedError
 
     def ones(self, template: Any, like: Any) -> Any:

@@ -25,6 +25,7 @@ from diffinterface._contexts import (
     context_signature,
     is_static,
 )
+from diffinterface._diffcache import DiffCache, get_tmp, new_buffer
 from diffinterface._errors import (
     InvalidArgumentError,
     PreparationMismatchError,
@@ -173,7 +174,7 @@ def prepare(
     xn = x_in(x)
     const_in = tuple(_const_converter(adapter, c) for c in contexts)
     consts = tuple(conv(c.value) for conv, c in zip(const_in, contexts, strict=True) if conv)
-    fn = _native_function(adapter, f, contexts, y, x)
+    fn = _native_function(f, contexts, y)
     y_template = _output_template(spec, adapter, fn, xn, consts, y)
 
     batch: int | None = None
@@ -235,12 +236,14 @@ def _const_converter(adapter: Adapter, c: Any) -> Callable[[Any], Any] | None:
     return _identity if kind is None else _to_native(adapter, kind)
 
 
-def _native_function(
-    adapter: Adapter, f: Callable[..., Any], contexts: tuple[Any, ...], y: Any, x: Any
-) -> Fn:
+def _native_function(f: Callable[..., Any], contexts: tuple[Any, ...], y: Any) -> Fn:
     """Fold mutation (y=), Cache contexts and static Constants into ``fn(x, *consts)``.
 
-    ``consts`` are then only the array (and unhashable) Constant values, in order.
+    ``consts`` are then only the array (and unhashable) Constant values, in order. Each
+    Cache becomes a :class:`DiffCache` made here, once, so its buffers are reused across
+    prepared calls where the backend allows (never the caller's array itself: ``di.Cache(x)``
+    must not overwrite x). The output of a mutating f is a new buffer on every call, since
+    fn returns it.
     """
     if y is None and not any(isinstance(c, Cache) or is_static(c.value) for c in contexts):
         return f
@@ -249,19 +252,15 @@ def _native_function(
         if isinstance(c, Constant):
             plan.append(_static(c.value) if is_static(c.value) else None)
         else:
-            value = c.value
-            shape, dtype = tuple(np.shape(value)), _dtype_of(value, x)
-            plan.append(adapter.buffer_factory(shape, dtype, reuse=True))
-    y_factory = (
-        None if y is None else adapter.buffer_factory(tuple(y.shape), _dtype_of(y, x), reuse=False)
-    )
+            plan.append(_scratch(DiffCache(np.zeros(np.shape(c.value)))))
+    y_shape = None if y is None else tuple(y.shape)
 
     def fn(xv: Any, *consts: Any) -> Any:
         it = iter(consts)
         args = [next(it) if make is None else make(xv) for make in plan]
-        if y_factory is None:
+        if y_shape is None:
             return f(xv, *args)
-        out = y_factory(xv)
+        out = new_buffer(y_shape, xv)
         f(out, xv, *args)
         return out
 
@@ -272,12 +271,8 @@ def _static(value: Any) -> Callable[[Any], Any]:
     return lambda _x: value
 
 
-def _dtype_of(a: Any, x: Any) -> Any:
-    """NumPy dtype of a buffer template; the dtype of x when it is not floating."""
-    dt = np.dtype(str(a.dtype).removeprefix("torch.")) if hasattr(a, "dtype") else None
-    if dt is None or not np.issubdtype(dt, np.floating):
-        return np.dtype(str(x.dtype).removeprefix("torch."))
-    return dt
+def _scratch(cache: DiffCache) -> Callable[[Any], Any]:
+    return lambda x: get_tmp(cache, x)
 
 
 def _output_template(

@@ -1,0 +1,235 @@
+"""``DiffCache`` and ``get_tmp``: scratch buffers that survive automatic differentiation.
+
+Code that writes into its own preallocated buffers breaks under AD: the values written are
+complex steps, tracked tensors or dual tensors that a plain float64 buffer cannot hold.
+``tmp = get_tmp(cache, x)`` hands out a buffer of the cache's shape whose array type, dtype,
+device and AD transform match ``x``, reusing one buffer per array type, dtype and device
+where that is sound and creating one per call where the framework demands it (inside
+``torch.func`` transforms). JAX and HIPS autograd arrays are immutable: ``get_tmp`` refuses
+them at once. The ``di.Cache`` context and the output buffer of a mutating ``f(y, x)`` are
+built on the same functions. See ``docs/buffers.md``.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+
+from diffinterface._arrays import kind_of
+from diffinterface._errors import InvalidArgumentError, UnsupportedError
+
+__all__ = ["DiffCache", "get_tmp", "new_buffer"]
+
+_IMMUTABLE = (
+    "di.get_tmp got {what}: {framework} arrays are immutable, so there is no buffer that f "
+    "could write into. Either write this function without in-place writes (build arrays "
+    "functionally, e.g. with xp.stack or xp.where), or differentiate it with "
+    "di.AutoTorch() or di.AutoFiniteDiff(), which differentiate code that writes into "
+    "buffers."
+)
+
+
+class DiffCache:
+    """A scratch buffer for code that is differentiated: get one with :func:`get_tmp`.
+
+    Args:
+        buffer: a NumPy array or torch tensor to use as scratch space (its shape is the
+            buffer's shape; it is itself handed out when no AD type is in flight and the
+            array type, dtype and device match), or any array or number as a template of
+            the shape only (a JAX array, a torch tensor that requires grad).
+        like_ndim: the number of axes of an unbatched ``like``. A ``like`` with more axes
+            gets a buffer with ``like``'s extra leading (batch) axes prepended to the
+            cache's shape. ``None`` (the default): the buffer always has the cache's shape.
+
+    Raises:
+        InvalidArgumentError: ``buffer`` is not an array or number, or ``like_ndim`` is
+            not a non-negative int.
+
+    Example:
+        >>> import numpy as np, diffinterface as di
+        >>> cache = di.DiffCache(np.zeros(3))
+        >>> def f(x):
+        ...     tmp = di.get_tmp(cache, x)  # float64, complex, torch, tracked, ...
+        ...     tmp[...] = 2 * x
+        ...     return di.array_namespace(x).sum(tmp * x)
+        >>> di.gradient(f, di.AutoFiniteDiff(method="complex"), np.ones(3))
+        array([4., 4., 4.])
+    """
+
+    __slots__ = ("_buffers", "_dtype_name", "like_ndim", "shape")
+
+    def __init__(self, buffer: Any, *, like_ndim: int | None = None) -> None:
+        if isinstance(buffer, bool | np.bool_) or not (
+            isinstance(buffer, int | float | complex | np.generic) or kind_of(buffer)
+        ):
+            raise InvalidArgumentError(
+                f"di.DiffCache needs an array (the scratch buffer or a template of its shape); "
+                f"got a {type(buffer).__name__}. Pass e.g. di.DiffCache(np.zeros(n))."
+            )
+        if like_ndim is not None and (not isinstance(like_ndim, int) or like_ndim < 0):
+            raise InvalidArgumentError(
+                f"like_ndim must be None or a non-negative int (the axes of one unbatched "
+                f"`like`); got {like_ndim!r}."
+            )
+        self.shape: tuple[int, ...] = tuple(np.shape(buffer))
+        self.like_ndim = like_ndim
+        #: dtype used when ``like`` carries no floating dtype (e.g. an integer array)
+        dtype = buffer.dtype if hasattr(buffer, "dtype") else np.result_type(buffer)
+        self._dtype_name = str(dtype).removeprefix("torch.")
+        self._buffers: dict[tuple[Any, ...], Any] = {}
+        key = _reusable_key(buffer)
+        if key is not None:
+            self._buffers[key] = buffer
+
+    def __repr__(self) -> str:
+        extra = "" if self.like_ndim is None else f", like_ndim={self.like_ndim}"
+        return f"DiffCache(shape={self.shape}, dtype={self._dtype_name}{extra})"
+
+
+def get_tmp(cache: DiffCache, like: Any) -> Any:
+    """A writable buffer of ``cache``'s shape that can hold the values AD passes as ``like``.
+
+    Pass the differentiated input (or a value computed from it) as ``like``. The buffer's
+    array type, dtype and device are ``like``'s (complex while finite differences take a
+    complex step; a tensor of the active ``torch.func`` level inside a transform). Its
+    contents are left over from earlier calls: write before you read. Do not return the
+    buffer, or a view of it, from f: a reused buffer is overwritten by the next call.
+
+    Shape: the cache's shape, with ``like``'s leading axes prepended when ``like`` has more
+    axes than the cache's ``like_ndim`` (a batch); inside ``torch.func.vmap`` shapes are
+    per example and the buffer is batched by vmap itself.
+
+    Reuse: one buffer per (dtype, device) for NumPy arrays (plain evaluation and finite
+    differences) and eager torch tensors (also with ``requires_grad`` or forward-mode
+    duals; detached from any old graph before it is handed out); a new buffer per call for
+    tensors inside ``torch.func`` transforms (grad, jvp, vjp, vmap, jacrev, ...).
+
+    Raises:
+        UnsupportedError: ``like`` is a JAX array or tracer, or a HIPS autograd box: those
+            arrays are immutable.
+        InvalidArgumentError: ``cache`` is not a DiffCache, or ``like`` is not an array.
+    """
+    if not isinstance(cache, DiffCache):
+        raise InvalidArgumentError(
+            f"di.get_tmp needs a di.DiffCache as its first argument; got a "
+            f"{type(cache).__name__}. Create one once, outside f: cache = "
+            "di.DiffCache(np.zeros(n))."
+        )
+    like = _scalar_as_array(like)
+    kind = kind_of(like)
+    if kind == "numpy":
+        return _numpy_tmp(cache, like)
+    if kind == "torch":
+        return _torch_tmp(cache, like)
+    raise _refusal(like, kind)
+
+
+def new_buffer(shape: tuple[int, ...], like: Any) -> Any:
+    """A new zero array of ``shape`` with ``like``'s array type, dtype, device and transform.
+
+    For buffers that must not be reused, such as the output ``y`` of a mutating ``f(y, x)``
+    (f returns it). Internal: only called for backends that declare ``supports_mutation``.
+
+    Raises:
+        AssertionError: ``like`` is not a NumPy array or torch tensor (a backend declared
+            mutation support for arrays that cannot be written into; ``prepare`` refuses
+            mutation for the others before any buffer is made).
+    """
+    like = _scalar_as_array(like)
+    kind = kind_of(like)
+    if kind == "numpy":
+        return np.zeros(shape, _numpy_dtype(like, "float64"))
+    if kind == "torch":
+        return like.new_zeros(shape, dtype=_torch_dtype(like, "float64"))
+    raise AssertionError(
+        f"no writable buffer for a {type(like).__name__}: a backend whose arrays are immutable "
+        "declares supports_mutation"
+    )
+
+
+# --------------------------------------------------------------------------------------
+# per array kind
+
+
+def _numpy_tmp(cache: DiffCache, like: np.ndarray) -> np.ndarray:
+    dtype = _numpy_dtype(like, cache._dtype_name)
+    shape = _shape(cache, like.shape)
+    key = ("numpy", dtype)
+    buf = cache._buffers.get(key)
+    if buf is None or buf.shape != shape:
+        buf = cache._buffers[key] = np.zeros(shape, dtype)
+    return buf
+
+
+def _torch_tmp(cache: DiffCache, like: Any) -> Any:
+    torch = sys.modules["torch"]
+    dtype = _torch_dtype(like, cache._dtype_name)
+    shape = _shape(cache, tuple(like.shape))
+    if torch._C._functorch.is_functorch_wrapped_tensor(like):
+        # Inside torch.func a buffer must belong to the active transform level: only a
+        # tensor created from `like` does (and under vmap it is batched like `like`).
+        return like.new_zeros(shape, dtype=dtype)
+    key = ("torch", dtype, like.device, torch.is_inference_mode_enabled())
+    buf = cache._buffers.get(key)
+    if buf is None or tuple(buf.shape) != shape:
+        buf = cache._buffers[key] = torch.zeros(shape, dtype=dtype, device=like.device)
+    else:
+        buf.detach_()  # drop the last call's graph and forward-mode tangent
+    return buf
+
+
+def _scalar_as_array(like: Any) -> Any:
+    """Python and NumPy numbers (finite differences of a scalar x pass these) as 0-d arrays."""
+    if isinstance(like, int | float | complex | np.generic) and not isinstance(like, bool):
+        return np.asarray(like)
+    return like
+
+
+def _reusable_key(buffer: Any) -> tuple[Any, ...] | None:
+    """The buffer's key in DiffCache._buffers when it can be handed out itself, else None."""
+    kind = kind_of(buffer)
+    if kind == "numpy" and buffer.flags.writeable:
+        return ("numpy", buffer.dtype)
+    if kind == "torch":
+        torch = sys.modules["torch"]
+        if (
+            buffer.requires_grad
+            or buffer._base is not None  # a view: detach_() refuses views
+            or torch._C._functorch.is_functorch_wrapped_tensor(buffer)
+        ):
+            return None
+        return ("torch", buffer.dtype, buffer.device, buffer.is_inference())
+    return None
+
+
+def _shape(cache: DiffCache, like_shape: tuple[int, ...]) -> tuple[int, ...]:
+    extra = 0 if cache.like_ndim is None else len(like_shape) - cache.like_ndim
+    return like_shape[:extra] + cache.shape if extra > 0 else cache.shape
+
+
+def _numpy_dtype(like: np.ndarray, fallback: str) -> Any:
+    if np.issubdtype(like.dtype, np.inexact):
+        return like.dtype
+    return np.dtype(fallback) if fallback in np.sctypeDict else np.dtype(np.float64)
+
+
+def _torch_dtype(like: Any, fallback: str) -> Any:
+    if like.dtype.is_floating_point or like.dtype.is_complex:
+        return like.dtype
+    return getattr(sys.modules["torch"], fallback, sys.modules["torch"].float64)
+
+
+def _refusal(like: Any, kind: str | None) -> Exception:
+    """The error for a ``like`` that get_tmp cannot give a buffer for."""
+    if kind == "jax":
+        what = "a JAX tracer" if "Tracer" in type(like).__name__ else "a JAX array"
+        return UnsupportedError(_IMMUTABLE.format(what=what, framework="JAX"))
+    if type(like).__module__.split(".")[0] == "autograd":
+        what, framework = "an autograd box", "HIPS autograd"
+        return UnsupportedError(_IMMUTABLE.format(what=what, framework=framework))
+    return InvalidArgumentError(
+        f"di.get_tmp(cache, like) needs `like` to be an array (the input being "
+        f"differentiated, or a value computed from it); got a {type(like).__name__}."
+    )

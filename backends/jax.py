@@ -55,6 +55,12 @@ class JaxAdapter(Adapter):
                 return jax.eval_shape(fn, x, *consts)
         return jax.eval_shape(fn, x, *consts)
 
+    def evaluate(self, fn: Fn, x: Any, consts: tuple[Any, ...]) -> Any:
+        if _needs_x64((x, *consts)):
+            with jax.enable_x64(True):
+                return fn(x, *consts)
+        return fn(x, *consts)
+
     def compile(self, kernel: Kernel, example_args: tuple[Any, ...]) -> Kernel:
         if not _needs_x64(example_args):
             compiled: Kernel = jax.jit(kernel).lower(*example_args).compile()

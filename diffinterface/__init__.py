@@ -22,6 +22,7 @@ from diffinterface._backend_types import (
 )
 from diffinterface._contexts import Cache, Constant
 from diffinterface._diffcache import DiffCache, get_tmp
+from diffinterface._differentiate_with import DifferentiateWith
 from diffinterface._errors import (
     DiffInterfaceError,
     InvalidArgumentError,
@@ -60,6 +61,7 @@ __all__ = [
     "Constant",
     "DiffCache",
     "DiffInterfaceError",
+    "DifferentiateWith",
     "InvalidArgumentError",
     "Prep",
     "PreparationMismatchError",

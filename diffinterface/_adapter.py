@@ -73,6 +73,10 @@ class Adapter:
         """Something with the shape and dtype of ``fn(x, *consts)`` (default: evaluate)."""
         return fn(x, *consts)
 
+    def evaluate(self, fn: Fn, x: Any, consts: tuple[Any, ...]) -> Any:
+        """``fn(x, *consts)`` on native arrays, in the framework's right numeric setting."""
+        return fn(x, *consts)
+
     # -- primitives -------------------------------------------------------------------
     def pushforward(self, fn: Fn, mutates: bool) -> Kernel:
         """``(x, t, *consts) -> (y, J t)`` for one tangent ``t``."""

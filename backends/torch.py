@@ -113,6 +113,14 @@ class TorchAdapter(Adapter):
     @staticmethod
     def _eager_pullback(fn: Fn, batched: bool) -> Kernel:
         def pull(x: Any, u: Any, *consts: Any) -> Any:
+            if torch._C._functorch.is_functorch_wrapped_tensor(x):
+                # differentiated by torch.func (SecondOrder): eager autograd cannot run here
+                y, pull_u = vjp(lambda v: fn(v, *consts), x)  # type: ignore[misc]
+                return y, (vmap(pull_u)(u) if batched else pull_u(u))[0]
+            if x.requires_grad and torch.is_grad_enabled():
+                # differentiated by eager autograd (SecondOrder): keep the graph
+                y = fn(x, *consts)
+                return y, _grad(y, x, u, batched=batched, create_graph=True)
             xl = _leaf(x)
             with torch.enable_grad():
                 y = fn(xl, *consts)

@@ -17,6 +17,7 @@ from diffinterface._backend_types import (
     AutoFiniteDiff,
     AutoJAX,
     AutoTorch,
+    SecondOrder,
     available_backends,
     backend,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "InvalidArgumentError",
     "Prep",
     "PreparationMismatchError",
+    "SecondOrder",
     "UnsupportedError",
     "array_namespace",
     "available_backends",

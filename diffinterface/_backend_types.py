@@ -25,6 +25,7 @@ __all__ = [
     "AutoTorch",
     "Backend",
     "BackendLike",
+    "SecondOrder",
     "adapter_for",
     "available_backends",
     "backend",
@@ -106,7 +107,52 @@ class AutoFiniteDiff:
             )
 
 
-Backend = AutoJAX | AutoTorch | AutoAutograd | AutoFiniteDiff
+FirstOrderBackend = AutoJAX | AutoTorch | AutoAutograd | AutoFiniteDiff
+
+
+@dataclass(frozen=True)
+class SecondOrder:
+    """Second derivatives as ``outer`` differentiation of ``inner`` differentiation.
+
+    For ``second_derivative``, ``hvp``, ``hessian`` and their variants: the inner backend
+    computes the derivative (or gradient) function, the outer backend differentiates it:
+    a pushforward if the outer backend is in forward mode (or finite differences), else a
+    pullback (Hessians are symmetric). Within one framework the two compose natively (e.g.
+    forward-over-reverse: ``SecondOrder(AutoJAX(mode="forward"), AutoJAX())``); across two
+    frameworks the inner derivative function is bridged into the outer framework by
+    :class:`~diffinterface.DifferentiateWith`.
+
+    Args:
+        outer: backend object or name that differentiates the derivative function.
+        inner: backend object or name that computes the derivative function.
+
+    Raises:
+        InvalidArgumentError: a backend is not a first-order backend, or the outer one
+            takes complex steps (AD gradients are not complex-analytic functions).
+    """
+
+    outer: FirstOrderBackend
+    inner: FirstOrderBackend
+    name: ClassVar[str] = "second_order"
+
+    def __post_init__(self) -> None:
+        for role in ("outer", "inner"):
+            b = getattr(self, role)
+            if isinstance(b, str):
+                object.__setattr__(self, role, backend(b))
+            elif not isinstance(b, AutoJAX | AutoTorch | AutoAutograd | AutoFiniteDiff):
+                raise InvalidArgumentError(
+                    f"SecondOrder({role}=...) must be a first-order backend such as "
+                    f"di.AutoJAX() or its name; got {b!r}."
+                )
+        if isinstance(self.outer, AutoFiniteDiff) and self.outer.method == "complex":
+            raise InvalidArgumentError(
+                "SecondOrder(outer=AutoFiniteDiff(method='complex')) would pass complex "
+                "points to the inner backend's gradient; use method='central' outside."
+            )
+
+
+Backend = FirstOrderBackend | SecondOrder
 BackendLike = Backend | str
 
 
@@ -158,7 +204,7 @@ def resolve_backend(b: BackendLike) -> Backend:
     Raises:
         InvalidArgumentError: ``b`` is neither a backend object nor a known name.
     """
-    if isinstance(b, AutoJAX | AutoTorch | AutoAutograd | AutoFiniteDiff):
+    if isinstance(b, AutoJAX | AutoTorch | AutoAutograd | AutoFiniteDiff | SecondOrder):
         return b
     if isinstance(b, str):
         return backend(b)
@@ -175,6 +221,10 @@ def adapter_for(b: Backend) -> Adapter:
     Raises:
         ImportError: the framework is not installed; the message names the pip extra.
     """
+    if isinstance(b, SecondOrder):
+        from diffinterface._second_order import SecondOrderAdapter
+
+        return SecondOrderAdapter(b, adapter_for(b.outer), adapter_for(b.inner))
     entry = _REGISTRY[b.name]
     if importlib.util.find_spec(entry.framework) is None:
         raise ImportError(

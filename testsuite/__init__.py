@@ -16,6 +16,7 @@ from diffinterface.testsuite._collections import default_scenarios
 from diffinterface.testsuite._scenario import OPERATORS, Scenario
 from diffinterface.testsuite._seeds import seed_scenarios
 from diffinterface.testsuite._testing import (
+    SECOND_ORDER_OPERATORS,
     Case,
     CaseResult,
     Report,
@@ -28,6 +29,7 @@ from diffinterface.testsuite._testing import (
 
 __all__ = [
     "OPERATORS",
+    "SECOND_ORDER_OPERATORS",
     "Case",
     "CaseResult",
     "Report",

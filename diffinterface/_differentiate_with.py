@@ -23,11 +23,14 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import optree
 
 from diffinterface._arrays import converter, kind_of, signature
 from diffinterface._backend_types import Backend, BackendLike, adapter_for, resolve_backend
 from diffinterface._contexts import Constant, is_static
 from diffinterface._errors import InvalidArgumentError
+from diffinterface._namespace import array_namespace
+from diffinterface._structured import Flattening, is_structure
 
 __all__ = ["DifferentiateWith", "InnerCalls"]
 
@@ -64,7 +67,7 @@ class DifferentiateWith:
         True
     """
 
-    __slots__ = ("__weakref__", "backend", "f", "inner")
+    __slots__ = ("__weakref__", "_structured", "backend", "f", "inner")
 
     def __init__(self, f: Callable[..., Any], backend: BackendLike) -> None:
         if not callable(f):
@@ -74,12 +77,15 @@ class DifferentiateWith:
         self.f = f
         self.backend: Backend = resolve_backend(backend)
         self.inner = InnerCalls(f, self.backend)
+        self._structured: dict[Any, DifferentiateWith] = {}
 
     def __repr__(self) -> str:
         name = getattr(self.f, "__qualname__", repr(self.f))
         return f"DifferentiateWith({name}, {self.backend!r})"
 
     def __call__(self, x: Any, *args: Any) -> Any:
+        if is_structure(x) or _is_autograd_container(x):
+            return self._call_structured(_open_autograd_containers(x), args)
         framework = _framework_of(x) or next(
             (fw for fw in map(_framework_of_arg, args) if fw is not None), None
         )
@@ -90,6 +96,20 @@ class DifferentiateWith:
         bridge = importlib.import_module(f"diffinterface._bridges.{framework}")
         return bridge.call(self.inner, x, args)
 
+    def _call_structured(self, x: Any, args: tuple[Any, ...]) -> Any:
+        """g on a dict / list / tuple x: its leaves as one vector, cut back inside f."""
+        leaves, treedef = optree.tree_flatten(x, none_is_leaf=True)
+        shapes = tuple(tuple(np.shape(a)) for a in leaves)
+        key = (treedef, shapes)
+        g = self._structured.get(key)
+        if g is None:
+            fl = Flattening.layout(treedef, shapes)
+            g = self._structured[key] = DifferentiateWith(
+                lambda v, *a: self.f(fl.unravel(v), *a), self.backend
+            )
+        xp = array_namespace(*leaves)
+        return g(xp.concat([xp.reshape(a, (-1,)) for a in leaves]), *args)
+
 
 def _framework_of_arg(a: Any) -> str | None:
     """The framework of an argument after x: its arrays may be traced too."""
@@ -98,6 +118,27 @@ def _framework_of_arg(a: Any) -> str | None:
 
 def _is_autograd_box(a: Any) -> bool:
     return type(a).__module__.split(".")[0] == "autograd"
+
+
+def _is_autograd_container(a: Any) -> bool:
+    """A dict, list or tuple that HIPS autograd traces as one box (DictBox, SequenceBox)."""
+    return _is_autograd_box(a) and is_structure(getattr(a, "_value", None))
+
+
+def _open_autograd_containers(x: Any) -> Any:
+    """x with autograd's container boxes replaced by containers of (boxed) entries."""
+    if _is_autograd_container(x):
+        value = x._value
+        keys = list(value) if isinstance(value, dict) else range(len(value))
+        entries = [_open_autograd_containers(x[k]) for k in keys]
+        return (
+            dict(zip(keys, entries, strict=True))
+            if isinstance(value, dict)
+            else (type(value)(entries))
+        )
+    if is_structure(x):
+        return optree.tree_map(_open_autograd_containers, x, none_is_leaf=True)
+    return x
 
 
 def _framework_of(x: Any) -> str | None:

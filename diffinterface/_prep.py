@@ -31,6 +31,12 @@ from diffinterface._errors import (
     PreparationMismatchError,
     UnsupportedError,
 )
+from diffinterface._structured import (
+    StructuredPrep,
+    execute_structured,
+    is_structure,
+    prepare_structured,
+)
 
 __all__ = ["OperatorSpec", "Prep", "Problem", "execute", "prepare", "write_out"]
 
@@ -59,6 +65,8 @@ class OperatorSpec:
     tangents: Literal["x", "y"] | None = None  # tangents shaped like x or like y
     scalar_x: bool = False  # derivative, second_derivative
     scalar_y: bool = False  # gradient, hvp, hessian
+    #: what each kernel output is shaped like: "y", "x", "yx" (Jacobian), "xx" (Hessian)
+    outputs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)
@@ -148,6 +156,8 @@ def prepare(
         UnsupportedError: the backend cannot do this (e.g. differentiate mutation).
         ImportError: the backend's framework is not installed.
     """
+    if is_structure(x):
+        return prepare_structured(spec, f, backend, x, tangents, contexts, y)  # type: ignore[return-value]
     if not callable(f):
         raise InvalidArgumentError(f"f must be callable, got {type(f).__name__}.")
     config = resolve_backend(backend)
@@ -352,12 +362,19 @@ def execute(
     contexts: tuple[Any, ...],
     prep: Prep | None,
     y: Any = None,
+    flat: bool = False,
 ) -> tuple[Any, ...]:
     """Run ``spec`` (preparing first when ``prep`` is None); results in x's array kind.
+
+    For structured x (a dict / list / tuple of arrays) results shaped like x come back in
+    x's structure; ``flat`` asks for Jacobians and Hessians as one 2-D matrix instead of
+    blocks.
 
     Raises:
         PreparationMismatchError: ``prep`` was made for other arguments.
     """
+    if is_structure(x):
+        return execute_structured(spec, f, backend, x, tangents, contexts, prep, y, flat)
     if isinstance(x, _NUMBERS) and not isinstance(x, bool):
         x = np.asarray(x, dtype=np.float64)
     if prep is None:
@@ -392,6 +409,12 @@ def _check(
     contexts: tuple[Any, ...],
     y: Any,
 ) -> None:
+    if isinstance(prep, StructuredPrep):
+        raise PreparationMismatchError(
+            f"This preparation was made for a structured x "
+            f"({prep.flattening.describe()}); called with a {type(x).__name__}. Prepare "
+            f"again with di.prepare_{spec.name}(...) for the new arguments."
+        )
     if not isinstance(prep, Prep):
         raise InvalidArgumentError(
             f"prep= must come from di.prepare_{spec.name}(...); got {type(prep).__name__}."
@@ -413,6 +436,8 @@ def write_out(out: Any, result: Any, role: str = "out") -> Any:
     Raises:
         InvalidArgumentError: ``out`` has another kind, shape or dtype, or is a JAX array.
     """
+    if is_structure(out) or is_structure(result):
+        return _write_out_structure(out, result, role)
     kind = kind_of(out)
     if (
         kind != kind_of(result)
@@ -432,4 +457,20 @@ def write_out(out: Any, result: Any, role: str = "out") -> Any:
             f"{role}= cannot be a JAX array: JAX arrays are immutable. Call without {role}= "
             "and use the returned array."
         )
+    return out
+
+
+def _write_out_structure(out: Any, result: Any, role: str) -> Any:
+    """write_out leaf by leaf, for results in the structure of a structured x."""
+    import optree
+
+    if optree.tree_structure(out, none_is_leaf=True) != optree.tree_structure(
+        result, none_is_leaf=True
+    ):
+        raise InvalidArgumentError(
+            f"{role}= must have the result's structure "
+            f"{optree.tree_structure(result, none_is_leaf=True)}; got "
+            f"{optree.tree_structure(out, none_is_leaf=True)}."
+        )
+    optree.tree_map(lambda o, r: write_out(o, r, role), out, result, none_is_leaf=True)
     return out

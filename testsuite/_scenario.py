@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+import optree
 
 import diffinterface as di
 
@@ -76,7 +77,10 @@ class Scenario:
 
     # -- description ------------------------------------------------------------------
     def _default_name(self) -> str:
-        shape = "×".join(map(str, np.shape(self.x))) or "scalar"
+        if isinstance(self.x, dict | list | tuple):
+            shape = f"{type(self.x).__name__}({len(optree.tree_leaves(self.x))})"
+        else:
+            shape = "×".join(map(str, np.shape(self.x))) or "scalar"
         parts = [self.operator, getattr(self.f, "__name__", "f"), shape, _dtype_name(self.x)]
         if self.y is not None:
             parts.append("mutating")
@@ -137,13 +141,11 @@ class Scenario:
         convert = _converter(kind)
 
         def tree(a: Any) -> Any:
-            if a is None:
-                return None
-            return tuple(tree(b) for b in a) if isinstance(a, tuple) else convert(a)
+            return optree.tree_map(convert, a)
 
         return replace(
             self,
-            x=convert(self.x),
+            x=tree(self.x),
             tangents=tree(self.tangents),
             y=tree(self.y),
             reference=self.expected(),
@@ -162,14 +164,17 @@ class Scenario:
 
 
 def _dtype_name(x: Any) -> str:
+    x = optree.tree_leaves(x)[0]  # a structured x: its leaves share one dtype
     if isinstance(x, int | float):
         return "float64"
     return str(x.dtype).removeprefix("torch.")
 
 
 def _to_numpy_tree(a: Any) -> Any:
-    if isinstance(a, tuple):
-        return tuple(_to_numpy_tree(b) for b in a)
+    return optree.tree_map(_to_numpy, a)
+
+
+def _to_numpy(a: Any) -> np.ndarray:
     if hasattr(a, "detach"):
         return a.detach().cpu().numpy()
     return np.asarray(a)

@@ -40,6 +40,14 @@ def autoencoder_loss(params: Any, data: Any, hidden: int) -> Any:
     return xp.sum(r * r) / data.shape[1]
 
 
+def autoencoder_loss_of_weights(weights: Any, data: Any) -> Any:
+    """:func:`autoencoder_loss` of the weights as a dict ``{"W1": ..., "W2": ...}``."""
+    w1, w2 = weights["W1"], weights["W2"]
+    xp = di.array_namespace(w1)
+    flat = xp.concat([xp.reshape(w1, (-1,)), xp.reshape(w2, (-1,))])
+    return autoencoder_loss(flat, data, w1.shape[0])
+
+
 def dense_layer(x: Any, w: Any, b: Any) -> Any:
     """tanh(W @ x + b)."""
     xp = di.array_namespace(x)
@@ -103,6 +111,13 @@ def seed_scenarios(
     v = rng.normal(size=vector) / 4
     data = rng.uniform(size=(features, samples))
     params = rng.normal(size=2 * hidden * features) / np.sqrt(features)
+    weights = {
+        "W1": params[: hidden * features].reshape(hidden, features),
+        "W2": params[hidden * features :].reshape(features, hidden),
+    }
+    loss, grad = _autoencoder_gradient(params, data, hidden)
+    g_w1 = grad[: hidden * features].reshape(hidden, features)
+    g_w2 = grad[hidden * features :].reshape(features, hidden)
     w, b, x = (
         rng.normal(size=(layer, layer)) / np.sqrt(layer),
         rng.normal(size=layer),
@@ -134,6 +149,14 @@ def seed_scenarios(
             contexts=(di.Constant(data), di.Constant(hidden)),
             reference=_autoencoder_gradient(params, data, hidden),
             name=f"gradient autoencoder {features}×{samples} h={hidden}",
+        ),
+        Scenario(
+            "gradient",
+            autoencoder_loss_of_weights,
+            weights,
+            contexts=(di.Constant(data),),
+            reference=(loss, {"W1": g_w1, "W2": g_w2}),
+            name=f"gradient autoencoder {{W1, W2}} {features}×{samples} h={hidden}",
         ),
         Scenario(
             "jacobian",

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import optree
 
 import diffinterface as di
 from diffinterface._backend_types import Backend, BackendLike, adapter_for, resolve_backend
@@ -115,7 +116,7 @@ class Case:
                 )
                 checker.compare(f"value variant output #{i}", got, want, part_tol)
             self._check_prepared(checker, preparation)
-            if not _is_jax(sc.x):
+            if not _is_jax(optree.tree_leaves(sc.x)[0]):
                 out = _out_like(sc.call(self.backend))
                 got = sc.call(self.backend, out=out)
                 if contract and not _same_objects(got, out):
@@ -268,6 +269,17 @@ class _Checker:
         self.problems: list[str] = []
 
     def compare(self, what: str, got: Any, want: Any, rtol: float | None = None) -> None:
+        if isinstance(want, dict | list):  # a result in the structure of a structured x
+            if optree.tree_structure(got) != optree.tree_structure(want):
+                self.problems.append(
+                    f"{what}: structure {optree.tree_structure(got)}, expected "
+                    f"{optree.tree_structure(want)}"
+                )
+                return
+            paths, leaves, _ = optree.tree_flatten_with_path(want)
+            for path, g, w in zip(paths, optree.tree_leaves(got), leaves, strict=True):
+                self.compare(f"{what}{''.join(f'[{k!r}]' for k in path)}", g, w, rtol)
+            return
         if isinstance(want, tuple):
             if not isinstance(got, tuple) or len(got) != len(want):
                 self.problems.append(f"{what}: expected a tuple of {len(want)} results")
@@ -287,6 +299,7 @@ class _Checker:
 
 
 def _contract_problem(result: Any, x: Any, shape: tuple[int, ...]) -> str | None:
+    x = optree.tree_leaves(x)[0]  # a structured x: its leaves share type, dtype, device
     if isinstance(x, int | float):
         x = np.asarray(x, dtype=np.float64)
     if type(result) is not type(x) and not (_is_jax(x) and _is_jax(result)):
@@ -341,14 +354,21 @@ def _is_jax(a: Any) -> bool:
 
 
 def _out_like(result: Any) -> Any:
-    if isinstance(result, tuple):
-        return tuple(_out_like(r) for r in result)
-    return result.clone() * 0 if hasattr(result, "clone") else np.zeros_like(result)
+    return optree.tree_map(
+        lambda r: r.clone() * 0 if hasattr(r, "clone") else np.zeros_like(r), result
+    )
 
 
 def _same_objects(got: Any, out: Any) -> bool:
-    if isinstance(out, tuple):
-        return isinstance(got, tuple) and all(g is o for g, o in zip(got, out, strict=True))
+    if isinstance(out, dict | list | tuple):
+        return (
+            isinstance(got, type(out))
+            and optree.tree_structure(got) == optree.tree_structure(out)
+            and all(
+                g is o
+                for g, o in zip(optree.tree_leaves(got), optree.tree_leaves(out), strict=True)
+            )
+        )
     return got is out
 
 

@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from diffinterface._errors import InvalidArgumentError
-from diffinterface._prep import write_out
+import optree
 
-__all__ = ["finish"]
+from diffinterface._errors import InvalidArgumentError
+from diffinterface._namespace import array_namespace
+from diffinterface._prep import write_out
+from diffinterface._structured import is_structure
+
+__all__ = ["as_matrix", "batch_of", "finish"]
+
+
+def batch_of(tangents: Any, x: Any = None) -> int | None:
+    """The number of tangents in a batch (a tuple of them), or None for one tangent.
+
+    With a structured ``x`` (tangents shaped like x), a tuple with x's own structure is
+    one tangent.
+    """
+    if not isinstance(tangents, tuple):
+        return None
+    t: Any = tangents
+    if is_structure(x) and optree.tree_structure(t, none_is_leaf=True) == (
+        optree.tree_structure(x, none_is_leaf=True)
+    ):
+        return None
+    return len(tangents)
 
 
 def finish(result: Any, batch: int | None, out: Any) -> Any:
@@ -23,3 +44,14 @@ def finish(result: Any, batch: int | None, out: Any) -> Any:
             f"got {type(out).__name__}."
         )
     return tuple(write_out(o, p) for o, p in zip(out, parts, strict=True))
+
+
+def as_matrix(result: Any, x: Any, flat: bool) -> Any:
+    """With ``flat``, a Jacobian or Hessian of an array x as a 2-D matrix (rows, x.size).
+
+    (For structured x the flat matrix is already built from the flat problem.)
+    """
+    if not flat or is_structure(x):
+        return result
+    n = math.prod(getattr(x, "shape", ()))
+    return array_namespace(result).reshape(result, (-1, n))

@@ -68,4 +68,4 @@ def build_derivative(adapter: Adapter, fn: Fn, p: Problem) -> Kernel:
     return kernel
 
 
-DERIVATIVE = OperatorSpec("derivative", build_derivative, scalar_x=True)
+DERIVATIVE = OperatorSpec("derivative", build_derivative, scalar_x=True, outputs=("y", "y"))

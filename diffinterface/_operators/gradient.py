@@ -63,4 +63,4 @@ def build_gradient(adapter: Adapter, fn: Fn, p: Problem) -> Kernel:
     return kernel
 
 
-GRADIENT = OperatorSpec("gradient", build_gradient, scalar_y=True)
+GRADIENT = OperatorSpec("gradient", build_gradient, scalar_y=True, outputs=("y", "x"))

@@ -9,7 +9,7 @@ from typing import Any
 from diffinterface._adapter import Adapter, Fn, Kernel
 from diffinterface._backend_types import BackendLike
 from diffinterface._contexts import Context
-from diffinterface._operators._results import finish
+from diffinterface._operators._results import as_matrix, finish
 from diffinterface._operators.hvp import gradient_function
 from diffinterface._prep import OperatorSpec, Prep, Problem, execute, prepare
 
@@ -30,15 +30,20 @@ def hessian(
     *contexts: Context,
     prep: Prep | None = None,
     out: Any = None,
+    flat: bool = False,
 ) -> Any:
     """The Hessian of a scalar ``f(x, *contexts)``, of shape ``x.shape + x.shape``.
+
+    For x a dict / list / tuple of arrays, the Hessian is x's structure of x's structures
+    of blocks ``leaf_i.shape + leaf_j.shape``; ``flat=True`` gives one (x.size, x.size)
+    matrix instead.
 
     Raises:
         InvalidArgumentError: f(x) is not a scalar.
         PreparationMismatchError: ``prep`` was made for other arguments.
     """
-    _, _, h = execute(HESSIAN, f, backend, x, None, contexts, prep)
-    return finish(h, None, out)
+    _, _, h = execute(HESSIAN, f, backend, x, None, contexts, prep, flat=flat)
+    return finish(as_matrix(h, x, flat), None, out)
 
 
 def value_gradient_and_hessian(
@@ -48,11 +53,12 @@ def value_gradient_and_hessian(
     *contexts: Context,
     prep: Prep | None = None,
     out: tuple[Any, Any] | None = None,
+    flat: bool = False,
 ) -> tuple[Any, Any, Any]:
     """``(f(x), ∇f(x), H(x))``; ``out=`` is a pair (gradient array, Hessian array)."""
-    value, g, h = execute(HESSIAN, f, backend, x, None, contexts, prep)
+    value, g, h = execute(HESSIAN, f, backend, x, None, contexts, prep, flat=flat)
     out_g, out_h = (None, None) if out is None else out
-    return value, finish(g, None, out_g), finish(h, None, out_h)
+    return value, finish(g, None, out_g), finish(as_matrix(h, x, flat), None, out_h)
 
 
 def build_hessian(adapter: Adapter, fn: Fn, p: Problem) -> Kernel:
@@ -69,4 +75,4 @@ def build_hessian(adapter: Adapter, fn: Fn, p: Problem) -> Kernel:
     return kernel
 
 
-HESSIAN = OperatorSpec("hessian", build_hessian, scalar_y=True)
+HESSIAN = OperatorSpec("hessian", build_hessian, scalar_y=True, outputs=("y", "x", "xx"))

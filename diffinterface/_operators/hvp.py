@@ -8,7 +8,7 @@ from typing import Any
 from diffinterface._adapter import Adapter, Fn, Kernel
 from diffinterface._backend_types import BackendLike
 from diffinterface._contexts import Context
-from diffinterface._operators._results import finish
+from diffinterface._operators._results import batch_of, finish
 from diffinterface._operators.gradient import build_gradient
 from diffinterface._prep import OperatorSpec, Prep, Problem, execute, prepare
 
@@ -40,7 +40,7 @@ def hvp(
         PreparationMismatchError: ``prep`` was made for other arguments.
     """
     _, hv = execute(HVP, f, backend, x, tx, contexts, prep)
-    return finish(hv, _batch(tx), out)
+    return finish(hv, batch_of(tx, x), out)
 
 
 def gradient_and_hvp(
@@ -55,11 +55,7 @@ def gradient_and_hvp(
     """``(∇f(x), H(x)·tx)``; ``out=`` is a pair (gradient array, hvp result)."""
     g, hv = execute(HVP, f, backend, x, tx, contexts, prep)
     out_g, out_hv = (None, None) if out is None else out
-    return finish(g, None, out_g), finish(hv, _batch(tx), out_hv)
-
-
-def _batch(t: Any) -> int | None:
-    return len(t) if isinstance(t, tuple) else None
+    return finish(g, None, out_g), finish(hv, batch_of(tx, x), out_hv)
 
 
 def gradient_function(adapter: Adapter, fn: Fn, p: Problem) -> Fn:
@@ -80,4 +76,4 @@ def build_hvp(adapter: Adapter, fn: Fn, p: Problem) -> Kernel:
     return adapter.pushforward_batch(g, p.mutates)
 
 
-HVP = OperatorSpec("hvp", build_hvp, tangents="x", scalar_y=True)
+HVP = OperatorSpec("hvp", build_hvp, tangents="x", scalar_y=True, outputs=("x", "x"))

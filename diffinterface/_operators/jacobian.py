@@ -13,7 +13,7 @@ from typing import Any
 from diffinterface._adapter import Adapter, Fn, Kernel
 from diffinterface._backend_types import BackendLike
 from diffinterface._contexts import Context
-from diffinterface._operators._results import finish
+from diffinterface._operators._results import as_matrix, finish
 from diffinterface._prep import OperatorSpec, Prep, Problem, execute, prepare
 
 __all__ = ["jacobian", "prepare_jacobian", "value_and_jacobian"]
@@ -34,17 +34,21 @@ def jacobian(
     prep: Prep | None = None,
     out: Any = None,
     y: Any = None,
+    flat: bool = False,
 ) -> Any:
     """The Jacobian of ``f(x, *contexts)``, of shape ``f(x).shape + x.shape``.
 
-    With ``y=``, f is a mutating ``f(y, x, *contexts)`` and y receives f(x).
+    With ``y=``, f is a mutating ``f(y, x, *contexts)`` and y receives f(x). For x a
+    dict / list / tuple of arrays, the Jacobian has x's structure with blocks of shape
+    ``f(x).shape + leaf.shape``. ``flat=True`` gives one matrix of shape
+    ``(f(x).size, x.size)`` instead (x.size: all of x's entries).
 
     Raises:
         PreparationMismatchError: ``prep`` was made for other arguments.
         UnsupportedError: ``y=`` with a backend that cannot differentiate mutation.
     """
-    _, jac = execute(JACOBIAN, f, backend, x, None, contexts, prep, y)
-    return finish(jac, None, out)
+    _, jac = execute(JACOBIAN, f, backend, x, None, contexts, prep, y, flat)
+    return finish(as_matrix(jac, x, flat), None, out)
 
 
 def value_and_jacobian(
@@ -55,10 +59,11 @@ def value_and_jacobian(
     prep: Prep | None = None,
     out: Any = None,
     y: Any = None,
+    flat: bool = False,
 ) -> tuple[Any, Any]:
     """``(f(x), J(x))``; arguments as in :func:`jacobian`."""
-    value, jac = execute(JACOBIAN, f, backend, x, None, contexts, prep, y)
-    return value, finish(jac, None, out)
+    value, jac = execute(JACOBIAN, f, backend, x, None, contexts, prep, y, flat)
+    return value, finish(as_matrix(jac, x, flat), None, out)
 
 
 def uses_forward_mode(adapter: Adapter) -> bool:
@@ -89,4 +94,4 @@ def build_jacobian(adapter: Adapter, fn: Fn, p: Problem) -> Kernel:
     return reverse
 
 
-JACOBIAN = OperatorSpec("jacobian", build_jacobian)
+JACOBIAN = OperatorSpec("jacobian", build_jacobian, outputs=("y", "yx"))

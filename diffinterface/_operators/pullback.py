@@ -8,7 +8,7 @@ from typing import Any
 from diffinterface._adapter import Adapter, Fn, Kernel
 from diffinterface._backend_types import BackendLike
 from diffinterface._contexts import Context
-from diffinterface._operators._results import finish
+from diffinterface._operators._results import batch_of, finish
 from diffinterface._prep import OperatorSpec, Prep, Problem, execute, prepare
 
 __all__ = ["prepare_pullback", "pullback", "value_and_pullback"]
@@ -48,7 +48,7 @@ def pullback(
         UnsupportedError: ``y=`` with a backend that cannot differentiate mutation.
     """
     _, tx = execute(PULLBACK, f, backend, x, ty, contexts, prep, y)
-    return finish(tx, _batch(ty), out)
+    return finish(tx, batch_of(ty), out)
 
 
 def value_and_pullback(
@@ -63,11 +63,7 @@ def value_and_pullback(
 ) -> tuple[Any, Any]:
     """``(f(x), tyᵀ·J(x))``; arguments as in :func:`pullback`."""
     value, tx = execute(PULLBACK, f, backend, x, ty, contexts, prep, y)
-    return value, finish(tx, _batch(ty), out)
-
-
-def _batch(t: Any) -> int | None:
-    return len(t) if isinstance(t, tuple) else None
+    return value, finish(tx, batch_of(ty), out)
 
 
 def _build(adapter: Adapter, fn: Fn, p: Problem) -> Kernel:
@@ -76,4 +72,4 @@ def _build(adapter: Adapter, fn: Fn, p: Problem) -> Kernel:
     return adapter.pullback_batch(fn, p.mutates)
 
 
-PULLBACK = OperatorSpec("pullback", _build, tangents="y")
+PULLBACK = OperatorSpec("pullback", _build, tangents="y", outputs=("y", "x"))

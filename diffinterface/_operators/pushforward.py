@@ -8,7 +8,7 @@ from typing import Any
 from diffinterface._adapter import Adapter, Fn, Kernel
 from diffinterface._backend_types import BackendLike
 from diffinterface._contexts import Context
-from diffinterface._operators._results import finish
+from diffinterface._operators._results import batch_of, finish
 from diffinterface._prep import OperatorSpec, Prep, Problem, execute, prepare
 
 __all__ = ["prepare_pushforward", "pushforward", "value_and_pushforward"]
@@ -48,7 +48,7 @@ def pushforward(
         UnsupportedError: ``y=`` with a backend that cannot differentiate mutation.
     """
     _, ty = execute(PUSHFORWARD, f, backend, x, tx, contexts, prep, y)
-    return finish(ty, _batch(tx), out)
+    return finish(ty, batch_of(tx, x), out)
 
 
 def value_and_pushforward(
@@ -63,11 +63,7 @@ def value_and_pushforward(
 ) -> tuple[Any, Any]:
     """``(f(x), J(x)·tx)``; arguments as in :func:`pushforward`."""
     value, ty = execute(PUSHFORWARD, f, backend, x, tx, contexts, prep, y)
-    return value, finish(ty, _batch(tx), out)
-
-
-def _batch(t: Any) -> int | None:
-    return len(t) if isinstance(t, tuple) else None
+    return value, finish(ty, batch_of(tx, x), out)
 
 
 def _build(adapter: Adapter, fn: Fn, p: Problem) -> Kernel:
@@ -76,4 +72,4 @@ def _build(adapter: Adapter, fn: Fn, p: Problem) -> Kernel:
     return adapter.pushforward_batch(fn, p.mutates)
 
 
-PUSHFORWARD = OperatorSpec("pushforward", _build, tangents="x")
+PUSHFORWARD = OperatorSpec("pushforward", _build, tangents="x", outputs=("y", "y"))

@@ -75,4 +75,6 @@ def build_second_derivative(adapter: Adapter, fn: Fn, p: Problem) -> Kernel:
     return kernel
 
 
-SECOND_DERIVATIVE = OperatorSpec("second_derivative", build_second_derivative, scalar_x=True)
+SECOND_DERIVATIVE = OperatorSpec(
+    "second_derivative", build_second_derivative, scalar_x=True, outputs=("y", "y", "y")
+)

@@ -1,0 +1,112 @@
+"""What structured inputs cost: a prepared gradient with x as a dict of arrays against the
+same gradient with x as one flat vector, timed interleaved in one run (medians).
+
+Two functions: a dispatch-overhead one (three 1-entry leaves, f = Σ leaves²) and the
+autoencoder loss of the seed scenarios with its weights as {"W1", "W2"} (64 features,
+20 samples, 16 hidden; finite differences skipped there: one f call per entry).
+Run: ``.venv/bin/python benchmarks/structured_overhead.py``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import numpy as np
+import torch
+
+import diffinterface as di
+from diffinterface.testsuite._seeds import autoencoder_loss, autoencoder_loss_of_weights
+
+REPEATS = 300
+
+
+def tiny_dict(p: Any) -> Any:
+    return p["a"] ** 2 + p["b"] ** 2 + p["c"] ** 2
+
+
+def tiny_flat(v: Any) -> Any:
+    return di.array_namespace(v).sum(v * v)
+
+
+Case = tuple[str, Callable[..., Any], Any, Callable[..., Any], Any, tuple[Any, ...]]
+
+
+def cases() -> list[tuple[Case, tuple[Any, ...]]]:
+    """(name, f on a dict, the dict, f on a vector, the vector, contexts), flat's contexts."""
+    rng = np.random.default_rng(0)
+    features, samples, hidden = 64, 20, 16
+    data = rng.uniform(size=(features, samples))
+    flat = rng.normal(size=2 * hidden * features) / 8
+    weights = {
+        "W1": flat[: hidden * features].reshape(hidden, features),
+        "W2": flat[hidden * features :].reshape(features, hidden),
+    }
+    tiny = {k: np.array(v) for k, v in zip("abc", (0.1, 0.2, 0.3), strict=True)}
+    constants = (di.Constant(data),)
+    return [
+        (("3 scalar leaves", tiny_dict, tiny, tiny_flat, np.array([0.1, 0.2, 0.3]), ()), ()),
+        (
+            (
+                "autoencoder {W1, W2}",
+                autoencoder_loss_of_weights,
+                weights,
+                autoencoder_loss,
+                flat,
+                constants,
+            ),
+            (*constants, di.Constant(hidden)),
+        ),
+    ]
+
+
+def timed(run: Callable[[], Any], other: Callable[[], Any]) -> tuple[float, float]:
+    a, b = [], []
+    for _ in range(5):
+        run(), other()
+    for _ in range(REPEATS):
+        t0 = time.perf_counter()
+        run()
+        t1 = time.perf_counter()
+        other()
+        t2 = time.perf_counter()
+        a.append(t1 - t0)
+        b.append(t2 - t1)
+    return statistics.median(a), statistics.median(b)
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    print(f"prepared gradient, dict x vs flat x; medians of {REPEATS} interleaved calls")
+    print(f"{'case':<24}{'backend':<12}{'flat (µs)':>11}{'dict (µs)':>11}{'added (µs)':>12}")
+    for (name, f_dict, x_dict, f_flat, x_flat, extra), flat_extra in cases():
+        for backend in ("jax", "torch", "autograd", "finitediff"):
+            if backend == "finitediff" and extra:
+                continue
+            xd = (
+                x_dict
+                if backend != "torch"
+                else {k: torch.from_numpy(v) for k, v in x_dict.items()}
+            )
+            xf = x_flat if backend != "torch" else torch.from_numpy(x_flat)
+            pd = di.prepare_gradient(f_dict, backend, xd, *extra)
+            pf = di.prepare_gradient(f_flat, backend, xf, *flat_extra)
+            gd = di.gradient(f_dict, backend, xd, *extra, prep=pd)
+            gf = di.gradient(f_flat, backend, xf, *flat_extra, prep=pf)
+            got = np.concatenate([np.ravel(np.asarray(gd[k])) for k in sorted(gd)])
+            np.testing.assert_allclose(got, np.asarray(gf), rtol=1e-6)  # the same gradient
+            t_flat, t_dict = timed(
+                partial(di.gradient, f_flat, backend, xf, *flat_extra, prep=pf),
+                partial(di.gradient, f_dict, backend, xd, *extra, prep=pd),
+            )
+            print(
+                f"{name:<24}{backend:<12}{1e6 * t_flat:>11.1f}{1e6 * t_dict:>11.1f}"
+                f"{1e6 * (t_dict - t_flat):>12.1f}"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,306 @@
+"""Structured inputs: x (and its tangents and ``out=``) as a nested dict / list / tuple of
+arrays, such as a model's parameters.
+
+A structure is flattened (with optree) into one vector ``v`` of its leaves, f is called as
+``f(unravel(v), ...)``, and the operator runs on the vector as for any array x. Results shaped
+like x come back in x's structure; a Jacobian comes back as x's structure of blocks of shape
+``y.shape + leaf.shape``, a Hessian as x's structure of x's structures of blocks
+``leaf_i.shape + leaf_j.shape`` (as ``jax.jacobian`` and ``jax.hessian`` lay them out), or
+as one 2-D matrix with ``flat=True``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import optree
+
+from diffinterface._arrays import describe, kind_of, signature, to_input_array
+from diffinterface._errors import InvalidArgumentError, PreparationMismatchError
+from diffinterface._namespace import array_namespace
+
+if TYPE_CHECKING:
+    from diffinterface._prep import OperatorSpec, Prep
+
+__all__ = ["Flattening", "StructuredPrep", "execute_structured", "is_structure"]
+
+_STRUCTURES = (dict, list, tuple)
+
+
+def is_structure(x: Any) -> bool:
+    """Whether x is a dict, list or tuple (of arrays), rather than one array."""
+    return isinstance(x, _STRUCTURES)
+
+
+@dataclass(frozen=True)
+class Flattening:
+    """How one structure of arrays maps to a vector: tree shape, leaf shapes and offsets."""
+
+    treedef: Any
+    shapes: tuple[tuple[int, ...], ...]
+    offsets: tuple[int, ...]  # start of each leaf in the vector, then the total size
+    leaves: tuple[Any, ...]  # signatures of the leaves (kind, shape, dtype[, device])
+
+    @staticmethod
+    def of(tree: Any, role: str = "x") -> Flattening:
+        """The flattening of ``tree``.
+
+        Raises:
+            InvalidArgumentError: a leaf is not a real floating array, or the leaves differ
+                in array type, dtype or device.
+        """
+        leaves, treedef = optree.tree_flatten(tree, none_is_leaf=True)
+        if not leaves:
+            raise InvalidArgumentError(f"{role} is an empty {type(tree).__name__}; give arrays.")
+        if not any(kind_of(a) for a in leaves):
+            raise InvalidArgumentError(
+                f"{role} is a {type(tree).__name__} of numbers; expected a NumPy array (pass "
+                f"np.asarray({role})) or a structure (dict, list, tuple) of arrays."
+            )
+        arrays = [to_input_array(a, f"{role} leaf #{i}") for i, a in enumerate(leaves)]
+        sigs = tuple(signature(a) for a in arrays)
+        kinds = {(s[0], str(s[2]), str(s[3]) if len(s) > 3 else "") for s in sigs}
+        if len(kinds) > 1:
+            found = ", ".join(sorted(describe(s) for s in set(sigs)))
+            raise InvalidArgumentError(
+                f"The arrays of {role} must share one array type, dtype and device, so that "
+                f"they can be differentiated as one vector; found {found}. Convert them, e.g. "
+                "to float64 NumPy arrays."
+            )
+        return Flattening.layout(treedef, tuple(tuple(a.shape) for a in arrays), sigs)
+
+    @staticmethod
+    def layout(treedef: Any, shapes: tuple[tuple[int, ...], ...], leaves: Any = ()) -> Flattening:
+        """The flattening of a structure with these leaf shapes (no leaf checks)."""
+        offsets = tuple(np.cumsum([0, *(math.prod(s) for s in shapes)]).tolist())
+        return Flattening(treedef, shapes, offsets, tuple(leaves))
+
+    @property
+    def size(self) -> int:
+        return self.offsets[-1]
+
+    def ravel(self, tree: Any, role: str = "x") -> Any:
+        """The leaves of ``tree`` (x's structure) concatenated into one vector.
+
+        Raises:
+            InvalidArgumentError: ``tree`` does not have x's structure and leaf shapes.
+        """
+        leaves, treedef = optree.tree_flatten(tree, none_is_leaf=True)
+        arrays = [to_input_array(a, role) for a in leaves]
+        shapes = tuple(tuple(a.shape) for a in arrays)
+        if treedef != self.treedef or shapes != self.shapes:
+            raise InvalidArgumentError(
+                f"{role} must have the structure and shapes of x: {self.describe()}; got "
+                f"{treedef} with shapes {list(shapes)}."
+            )
+        return concat_leaves(arrays)
+
+    def unravel(self, v: Any) -> Any:
+        """The vector v (or any array whose last axis has x's size) cut back into x's
+        structure, the leading axes of v kept in front of each leaf's shape."""
+        lead = tuple(v.shape[:-1])
+        pieces = [v[..., a:b] for a, b in zip(self.offsets[:-1], self.offsets[1:], strict=True)]
+        parts = [p.reshape(lead + s) for p, s in zip(pieces, self.shapes, strict=True)]
+        return optree.tree_unflatten(self.treedef, parts)
+
+    def unravel_square(self, h: Any) -> Any:
+        """A (size, size) matrix as x's structure of x's structures of blocks."""
+        rows = [
+            self.unravel(h[a:b].reshape((*s, self.size)))
+            for a, b, s in zip(self.offsets[:-1], self.offsets[1:], self.shapes, strict=True)
+        ]
+        return optree.tree_unflatten(self.treedef, rows)
+
+    def describe(self) -> str:
+        return f"{self.treedef} with shapes {list(self.shapes)}"
+
+
+def concat_leaves(leaves: list[Any]) -> Any:
+    """Arrays of one kind (NumPy, torch, JAX, or traced by autograd) as one vector."""
+    if len(leaves) == 1:
+        return leaves[0].reshape(-1)
+    kind = kind_of(leaves[0])
+    if kind == "numpy":
+        return np.concatenate([a.reshape(-1) for a in leaves])
+    xp = array_namespace(*leaves)
+    return xp.concat([xp.reshape(a, (-1,)) for a in leaves])
+
+
+# --------------------------------------------------------------------------------------
+# preparation and prepared call
+
+
+@dataclass(frozen=True, eq=False)
+class StructuredPrep:
+    """A preparation for structured x: the flat problem's Prep plus the flattening."""
+
+    flat: Prep
+    flattening: Flattening
+    f: Callable[..., Any]
+    f_flat: Callable[..., Any]
+    tangents: Any  # the flattening of the tangents' batch layout, for mismatch checks
+
+    @property
+    def operator(self) -> str:
+        return self.flat.operator
+
+    @property
+    def backend(self) -> Any:
+        return self.flat.backend
+
+    def __repr__(self) -> str:
+        return (
+            f"Prep({self.operator}, backend={self.backend!r}, x={self.flattening.describe()}, "
+            f"batch={self.flat.batch})"
+        )
+
+
+def prepare_structured(
+    spec: OperatorSpec,
+    f: Callable[..., Any],
+    backend: Any,
+    x: Any,
+    tangents: Any,
+    contexts: tuple[Any, ...],
+    y: Any,
+) -> StructuredPrep:
+    """:func:`~diffinterface._prep.prepare` for structured x."""
+    from diffinterface._prep import prepare
+
+    if spec.scalar_x:
+        raise InvalidArgumentError(
+            f"{spec.name} needs a scalar x; got a {type(x).__name__}. Use gradient, "
+            "pushforward or jacobian for structured inputs."
+        )
+    if not callable(f):
+        raise InvalidArgumentError(f"f must be callable, got {type(f).__name__}.")
+    fl = Flattening.of(x)
+    f_flat = _flat_function(f, fl, mutating=y is not None)
+    flat_t, layout = _flat_tangents(spec, fl, tangents)
+    flat = prepare(spec, f_flat, backend, fl.ravel(x), flat_t, contexts, y)
+    return StructuredPrep(flat, fl, f, f_flat, layout)
+
+
+def execute_structured(
+    spec: OperatorSpec,
+    f: Callable[..., Any],
+    backend: Any,
+    x: Any,
+    tangents: Any,
+    contexts: tuple[Any, ...],
+    prep: Any,
+    y: Any,
+    flat: bool,
+) -> tuple[Any, ...]:
+    """:func:`~diffinterface._prep.execute` for structured x: results in x's structure."""
+    from diffinterface._prep import execute
+
+    if prep is None:
+        prep = prepare_structured(spec, f, backend, x, tangents, contexts, y)
+    elif not isinstance(prep, StructuredPrep) or prep.f is not f:
+        raise PreparationMismatchError(_mismatch(prep, spec, f, x))
+    fl = prep.flattening
+    leaves, treedef = optree.tree_flatten(x, none_is_leaf=True)
+    leaves = [a if kind_of(a) else to_input_array(a, "x") for a in leaves]
+    if treedef != fl.treedef or tuple(map(signature, leaves)) != fl.leaves:
+        raise PreparationMismatchError(_mismatch(prep, spec, f, x))
+    flat_t, layout = _flat_tangents(spec, fl, tangents)
+    if layout != prep.tangents:
+        raise PreparationMismatchError(
+            f"This preparation was made for {prep.tangents} tangents; called with {layout}. "
+            f"Prepare again with di.prepare_{spec.name}(...)."
+        )
+    v = concat_leaves(leaves)
+    results = execute(spec, prep.f_flat, backend, v, flat_t, contexts, prep.flat, y)
+    return tuple(
+        _restore(fl, r, kind, prep.flat.batch, flat)
+        for r, kind in zip(results, spec.outputs, strict=True)
+    )
+
+
+def _flat_function(f: Callable[..., Any], fl: Flattening, mutating: bool) -> Callable[..., Any]:
+    if mutating:
+
+        def f_flat_mutating(y: Any, v: Any, *args: Any) -> Any:
+            return f(y, fl.unravel(v), *args)
+
+        return f_flat_mutating
+
+    def f_flat(v: Any, *args: Any) -> Any:
+        return f(fl.unravel(v), *args)
+
+    return f_flat
+
+
+def _flat_tangents(spec: OperatorSpec, fl: Flattening, tangents: Any) -> tuple[Any, str]:
+    """Tangents shaped like x as vectors (a batch: a tuple of x-shaped structures)."""
+    if spec.tangents != "x":
+        return tangents, "y-shaped"
+    if optree.tree_structure(tangents, none_is_leaf=True) == fl.treedef:
+        return fl.ravel(tangents, "the tangent"), "one"
+    if isinstance(tangents, tuple) and tangents:
+        return tuple(fl.ravel(t, f"tangent #{i}") for i, t in enumerate(tangents)), (
+            f"{len(tangents)}"
+        )
+    raise InvalidArgumentError(
+        f"The tangent of {spec.name} must have x's structure ({fl.describe()}), or be a tuple "
+        f"of such structures; got a {type(tangents).__name__}."
+    )
+
+
+def _restore(fl: Flattening, r: Any, kind: str, batch: int | None, flat: bool) -> Any:
+    """One kernel output back in x's structure, by what it is shaped like."""
+    if kind == "y":
+        return r
+    if kind == "x":
+        if batch is not None and r.ndim == 2:  # a stacked batch of x-shaped results
+            return tuple(fl.unravel(r[i]) for i in range(batch))
+        return fl.unravel(r)
+    if kind == "yx":  # a Jacobian y.shape + (n,)
+        if flat:
+            return r.reshape((math.prod(r.shape[:-1]), fl.size))
+        return fl.unravel(r)
+    if kind == "xx":  # a Hessian (n, n)
+        return r if flat else fl.unravel_square(r)
+    raise AssertionError(kind)
+
+
+def _mismatch(prep: Any, spec: OperatorSpec, f: Any, x: Any) -> str:
+    same_f = isinstance(prep, StructuredPrep) and prep.f is f
+    if isinstance(prep, StructuredPrep):
+        x_row = f"  ✗ x: {_difference(prep.flattening, x)}"
+    else:
+        x_row = f"  ✗ x: prepared {prep!r} for an array x, called with a {type(x).__name__}"
+    return (
+        "This preparation was made for other arguments:\n"
+        f"  {'✓' if same_f else '✗'} f\n"
+        f"{x_row}\n"
+        f"Prepare again with di.prepare_{spec.name}(...) for the new arguments."
+    )
+
+
+def _difference(fl: Flattening, x: Any) -> str:
+    """The first entry of x that differs from the prepared structure, by its key path."""
+    prepared = dict(zip(_paths(fl.treedef), fl.leaves, strict=True))
+    paths, leaves, _ = optree.tree_flatten_with_path(x, none_is_leaf=True)
+    called = {_path_text(p): signature(a) for p, a in zip(paths, leaves, strict=True)}
+    for key in prepared.keys() - called.keys():
+        return f"prepared with {key} ({describe(prepared[key])}), called without it"
+    for key in called.keys() - prepared.keys():
+        return f"called with {key} ({describe(called[key])}), prepared without it"
+    for key, sig in prepared.items():
+        if called[key] != sig:
+            return f"{key} was prepared as {describe(sig)}, called as {describe(called[key])}"
+    return f"prepared {fl.treedef}, called {optree.tree_structure(x, none_is_leaf=True)}"
+
+
+def _paths(treedef: Any) -> list[str]:
+    return [_path_text(p) for p in optree.treespec_paths(treedef)]
+
+
+def _path_text(path: tuple[Any, ...]) -> str:
+    return "x" + "".join(f"[{k!r}]" for k in path)

@@ -1,0 +1,183 @@
+"""Structured x (dicts, lists, tuples of arrays) on every backend, against analytic
+derivatives of a small model: results in x's structure, Jacobian and Hessian blocks or flat
+matrices, tangents and out= in x's structure, mismatch errors naming the differing key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import numpy as np
+import optree
+import pytest
+import torch
+
+import diffinterface as di
+from tests.conftest import BACKENDS, as_kind, assert_close, backend_id, tolerance
+
+RNG = np.random.default_rng(4)
+PARAMS = {"w": RNG.normal(size=(2, 3)), "b": RNG.normal(size=2), "scale": [np.array(0.7)]}
+DATA = RNG.normal(size=3)
+
+
+def model(p: Any, data: Any) -> Any:
+    """scale · Σ tanh(W d + b)² — a scalar of a params dict."""
+    xp = di.array_namespace(p["w"])
+    h = xp.tanh(xp.matmul(p["w"], data) + p["b"])
+    return p["scale"][0] * xp.sum(h * h)
+
+
+def outputs(p: Any, data: Any) -> Any:
+    """tanh(W d + b) · scale — a vector of a params dict."""
+    xp = di.array_namespace(p["w"])
+    return xp.tanh(xp.matmul(p["w"], data) + p["b"]) * p["scale"][0]
+
+
+def leaves(tree: Any) -> np.ndarray:
+    """All entries of a structure, in optree's (sorted-key) order, as one vector."""
+    return np.concatenate([np.ravel(to_np(a)) for a in optree.tree_leaves(tree)])
+
+
+def to_np(a: Any) -> np.ndarray:
+    return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
+
+
+def flat_model(v: np.ndarray) -> Any:
+    """model of the leaves vector (b, scale, w in optree order), for references."""
+    return model({"b": v[:2], "scale": [v[2]], "w": v[3:].reshape(2, 3)}, DATA)
+
+
+def reference() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradient and Hessian of model by complex-step differences of an analytic gradient."""
+    v = leaves(PARAMS)
+
+    def grad(u: Any) -> Any:
+        b, s, w = u[:2], u[2], u[3:].reshape(2, 3)
+        z = w @ DATA + b
+        h = np.tanh(z)
+        dz = s * 2 * h * (1 - h * h)
+        return np.concatenate([dz, [np.sum(h * h)], np.outer(dz, DATA).ravel()])
+
+    hess = np.stack([np.imag(grad(v + 1e-30j * e)) / 1e-30 for e in np.eye(v.size)])
+    return v, grad(v), hess
+
+
+V, GRAD, HESS = reference()
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=backend_id)
+def test_gradient_hvp_and_hessian_of_a_params_dict(backend: Any) -> None:
+    rtol, rtol2 = tolerance(backend, np.float64), tolerance(backend, np.float64, 2)
+    data = di.Constant(DATA)
+    prep = di.prepare_gradient(model, backend, PARAMS, data)
+    for _ in range(2):
+        value, g = di.value_and_gradient(model, backend, PARAMS, data, prep=prep)
+        assert isinstance(g, dict) and isinstance(g["scale"], list)
+        assert_close(leaves(g), GRAD, rtol)
+        assert_close(value, flat_model(V), 1e-14)
+    t = optree.tree_map(np.cos, PARAMS)
+    _, hv = di.gradient_and_hvp(model, backend, PARAMS, t, data)
+    assert_close(leaves(hv), HESS @ leaves(t), rtol2)
+    hvs = di.hvp(model, backend, PARAMS, (t, PARAMS), data)
+    assert_close(leaves(hvs[1]), HESS @ V, rtol2)
+    assert_close(di.hessian(model, backend, PARAMS, data, flat=True), HESS, rtol2)
+    blocks = di.hessian(model, backend, PARAMS, data)
+    assert blocks["w"]["b"].shape == (2, 3, 2)
+    assert_close(blocks["w"]["b"], HESS[3:, :2].reshape(2, 3, 2), rtol2)
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=backend_id)
+def test_jacobian_pushforward_and_pullback_of_a_params_dict(backend: Any) -> None:
+    rtol = tolerance(backend, np.float64)
+    data = di.Constant(DATA)
+    jac = di.jacobian(outputs, backend, PARAMS, data, flat=True)
+    want = np.stack([np.imag(_outputs_flat(V + 1e-30j * e)) / 1e-30 for e in np.eye(V.size)]).T
+    assert jac.shape == (2, V.size)
+    assert_close(jac, want, rtol)
+    blocks = di.jacobian(outputs, backend, PARAMS, data)
+    assert blocks["w"].shape == (2, 2, 3) and blocks["scale"][0].shape == (2,)
+    assert_close(
+        leaves(optree.tree_map(lambda a: np.moveaxis(a, 0, -1), blocks)), want.T.ravel(), rtol
+    )
+    t = optree.tree_map(np.sin, PARAMS)
+    assert_close(di.pushforward(outputs, backend, PARAMS, t, data), want @ leaves(t), rtol)
+    u = np.array([1.0, -2.0])
+    assert_close(leaves(di.pullback(outputs, backend, PARAMS, u, data)), u @ want, rtol)
+
+
+def _outputs_flat(v: Any) -> Any:
+    return np.tanh(v[3:].reshape(2, 3) @ DATA + v[:2]) * v[2]
+
+
+@pytest.mark.parametrize("kind", ["torch", "jax"])
+def test_leaves_of_torch_and_jax_come_back_as_such(kind: str) -> None:
+    backend = "torch" if kind == "torch" else "jax"
+    params = optree.tree_map(lambda a: as_kind(a, kind), PARAMS)
+    g = di.gradient(model, backend, params, di.Constant(DATA))
+    leaf = g["w"]
+    assert isinstance(leaf, torch.Tensor if kind == "torch" else jax.Array)
+    assert str(leaf.dtype).endswith("float64")
+    assert_close(leaves(g), GRAD, 1e-12)
+
+
+def test_lists_and_tuples_with_tuple_tangents() -> None:
+    x = (np.array([1.0, 2.0]), np.array(3.0))
+
+    def f(p: Any) -> Any:
+        return p[0] * p[1]
+
+    one = (np.array([1.0, 0.0]), np.array(0.0))
+    assert_close(di.pushforward(f, "torch", x, one), [3.0, 0.0], 0.0)  # one tangent
+    batch = di.pushforward(f, "torch", x, (one, (np.zeros(2), np.array(1.0))))
+    assert isinstance(batch, tuple) and len(batch) == 2
+    assert_close(batch[1], [1.0, 2.0], 0.0)
+    g = di.gradient(lambda p: (p[0] ** 2).sum() * p[1], "jax", [np.ones(2), np.array(2.0)])
+    assert isinstance(g, list)
+    assert_close(g[0], [4.0, 4.0], 0.0)
+    assert_close(g[1], 2.0, 0.0)
+
+
+def test_out_in_x_structure() -> None:
+    out = optree.tree_map(np.zeros_like, PARAMS)
+    got = di.gradient(model, "autograd", PARAMS, di.Constant(DATA), out=out)
+    assert got is out
+    assert_close(leaves(out), GRAD, 1e-12)
+    with pytest.raises(di.InvalidArgumentError, match="structure"):
+        di.gradient(model, "autograd", PARAMS, di.Constant(DATA), out={"w": np.zeros((2, 3))})
+
+
+def test_another_structure_names_the_key_that_differs() -> None:
+    data = di.Constant(DATA)
+    prep = di.prepare_gradient(model, "finitediff", PARAMS, data)
+    wider = {**PARAMS, "b": np.zeros(3)}
+    with pytest.raises(
+        di.PreparationMismatchError, match=r"x\['b'\] was prepared as numpy float64\[2\]"
+    ):
+        di.gradient(model, "finitediff", wider, data, prep=prep)
+    fewer = {"w": PARAMS["w"], "b": PARAMS["b"]}
+    with pytest.raises(di.PreparationMismatchError, match=r"prepared with x\['scale'\]\[0\]"):
+        di.gradient(model, "finitediff", fewer, data, prep=prep)
+    with pytest.raises(di.PreparationMismatchError, match="structured x"):
+        di.gradient(flat_model, "finitediff", V, prep=prep)
+
+
+def test_bad_structures() -> None:
+    with pytest.raises(di.InvalidArgumentError, match="share one array type, dtype"):
+        di.gradient(
+            model, "jax", {**PARAMS, "b": PARAMS["b"].astype(np.float32)}, di.Constant(DATA)
+        )
+    with pytest.raises(di.InvalidArgumentError, match="empty dict"):
+        di.gradient(lambda p: 0.0, "jax", {})
+    with pytest.raises(di.InvalidArgumentError, match="needs a scalar x"):
+        di.derivative(lambda p: p["a"], "jax", {"a": np.array(1.0)})
+    with pytest.raises(di.InvalidArgumentError, match="tangent"):
+        di.hvp(model, "jax", PARAMS, {"w": np.ones((2, 3))}, di.Constant(DATA))
+
+
+def test_differentiate_with_a_params_dict() -> None:
+    g = di.DifferentiateWith(model, "finitediff")
+    params = optree.tree_map(torch.from_numpy, PARAMS)
+    for p in optree.tree_leaves(params):
+        p.requires_grad_(True)
+    g(params, torch.from_numpy(DATA)).backward()
+    assert_close(leaves(optree.tree_map(lambda p: p.grad, params)), GRAD, 1e-7)

@@ -50,19 +50,30 @@ from diffinterface._operators.second_derivative import (
     value_derivative_and_second_derivative,
 )
 from diffinterface._prep import Prep
+from diffinterface._sparse.backend import AutoSparse, GreedyColoring
+from diffinterface._sparse.detectors import (
+    DenseSparsityDetector,
+    KnownSparsityDetector,
+    TracerSparsityDetector,
+)
 
 __all__ = [
     "AutoAutograd",
     "AutoFiniteDiff",
     "AutoJAX",
+    "AutoSparse",
     "AutoTorch",
     "Cache",
     "Constant",
+    "DenseSparsityDetector",
     "DiffCache",
     "DiffInterfaceError",
+    "GreedyColoring",
     "InvalidArgumentError",
+    "KnownSparsityDetector",
     "Prep",
     "PreparationMismatchError",
+    "TracerSparsityDetector",
     "UnsupportedError",
     "array_namespace",
     "available_backends",

@@ -33,7 +33,7 @@ def array_namespace(*arrays: Any) -> Any:
     if any(_is_autograd_box(a) for a in arrays):
         return _autograd()
     if any(type(a).__module__ == _TRACER_MODULE for a in arrays):
-        from diffinterface._sparse.tracer import NAMESPACE
+        from diffinterface._sparse.tracing import NAMESPACE
 
         return NAMESPACE
     arrays = tuple(a for a in arrays if not isinstance(a, int | float))

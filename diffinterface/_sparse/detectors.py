@@ -63,14 +63,14 @@ class TracerSparsityDetector:
         self, f: Callable[..., Any], x: Any, contexts: tuple[Any, ...], y: Any, m: int
     ) -> Any:
         """Boolean CSR pattern (m = f(x).size, x.size) of f's Jacobian at every x."""
-        from diffinterface._sparse.tracer import trace_jacobian
+        from diffinterface._sparse.tracing import trace_jacobian
 
         args = self._args(contexts, y)
         return trace_jacobian(f, tuple(x.shape), x.dtype, args)
 
     def hessian_sparsity(self, f: Callable[..., Any], x: Any, contexts: tuple[Any, ...]) -> Any:
         """Symmetric boolean CSR pattern (x.size, x.size) of a scalar f's Hessian."""
-        from diffinterface._sparse.tracer import trace_hessian
+        from diffinterface._sparse.tracing import trace_hessian
 
         return trace_hessian(f, tuple(x.shape), x.dtype, self._args(contexts, None))
 

@@ -221,6 +221,22 @@ class IndexSetArray:
     def __ge__(self, o: Any) -> IndexSetArray:
         return _condition(self, o)
 
+    def __eq__(self, o: Any) -> IndexSetArray:  # type: ignore[override]
+        return _condition(self, o)
+
+    def __ne__(self, o: Any) -> IndexSetArray:  # type: ignore[override]
+        return _condition(self, o)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __and__(self, o: Any) -> IndexSetArray:
+        return _condition(self, o)
+
+    __rand__ = __or__ = __ror__ = __and__
+
+    def __invert__(self) -> IndexSetArray:
+        return _condition(self, self)
+
     def __getitem__(self, key: Any) -> IndexSetArray:
         if any(isinstance(k, IndexSetArray) for k in (key if isinstance(key, tuple) else (key,))):
             raise _unsupported("indexing with an array that depends on x")

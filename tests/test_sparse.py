@@ -162,6 +162,9 @@ JACOBIAN_FUNCTIONS = {
         di.array_namespace(x).squeeze(di.array_namespace(x).expand_dims(x[2:5], axis=0), axis=0)
         * x[1]
     ),
+    "cumsum-diff": lambda x: di.array_namespace(x).concat(
+        [di.array_namespace(x).cumsum(x[:4] ** 2), di.array_namespace(x).diff(_m(x), axis=0)[1]]
+    ),
     "numpy-ufuncs": lambda x: np.sin(x[:4]) * np.exp(x[4:8]) + np.arctan2(x[8:], 1.0),
 }
 

@@ -22,6 +22,7 @@ from diffinterface._sparse.tracer import (
     _binary,
     _condition,
     _lift,
+    _linear_map,
     _nonlinear_binary,
     _Space,
     _structural,
@@ -46,6 +47,30 @@ from diffinterface._sparse.tracer import (
 )
 
 __all__ = ["NAMESPACE", "trace_hessian", "trace_jacobian"]
+
+
+def cumsum(a: Any, axis: int | None = None, dtype: Any = None) -> IndexSetArray:
+    """Running sums: element k along ``axis`` depends on elements 0..k (NumPy flattens
+    when ``axis`` is None)."""
+    if axis is None:
+        a, axis = reshape(a, (-1,)), 0
+    positions = np.moveaxis(np.arange(a.size).reshape(a.shape), axis, -1)
+    length = positions.shape[-1]
+    later, earlier = np.tril_indices(length)
+    rows = positions[..., later].reshape(-1)
+    cols = positions[..., earlier].reshape(-1)
+    weights = sp.csr_array((np.ones(rows.size, dtype=bool), (rows, cols)), shape=(a.size, a.size))
+    return _linear_map(a.space, weights, a, a.shape)
+
+
+def diff(a: Any, n: int = 1, axis: int = -1) -> IndexSetArray:
+    """Differences of neighbours along ``axis``, ``n`` times."""
+    for _ in range(n):
+        length = a.shape[axis]
+        ahead = _structural(lambda p, k=length: np.take(p, np.arange(1, k), axis=axis), a)
+        behind = _structural(lambda p, k=length: np.take(p, np.arange(k - 1), axis=axis), a)
+        a = subtract(ahead, behind)
+    return a
 
 
 def where(condition: Any, a: Any, b: Any) -> IndexSetArray:
@@ -228,6 +253,9 @@ def _namespace() -> _Namespace:
         "matmul": matmul,
         "dot": matmul,
         "vecdot": vecdot,
+        "cumsum": cumsum,
+        "cumulative_sum": cumsum,
+        "diff": diff,
         "reshape": reshape,
         "permute_dims": permute_dims,
         "transpose": permute_dims,
@@ -305,8 +333,10 @@ def trace_hessian(
     """
     x = _inputs(shape, dtype, True)
     out = _run(f, x, args)
+    if out.size != 1:
+        raise UnsupportedError(f"a Hessian needs a scalar f(x); f returned shape {out.shape}.")
     n = x.space.n
-    ids = sp.csr_array(out.h).indices.astype(np.int64) if out.size == 1 else np.zeros(0, int)
+    ids = sp.csr_array(out.h).indices.astype(np.int64)
     i, j = ids // n, ids % n
     data = np.ones(2 * ids.size, dtype=bool)
     pattern = sp.coo_array((data, (np.r_[i, j], np.r_[j, i])), shape=(n, n))

@@ -21,7 +21,7 @@ from diffinterface._sparse.compressed import _star_gather
 from diffinterface.testsuite import cases, sparse_scenarios
 from diffinterface.testsuite._sparse_scenarios import rosenbrock, tridiagonal
 
-from .conftest import BACKENDS, backend_id
+from .conftest import BACKENDS, backend_id, tolerance
 
 SPARSE = [di.AutoSparse(b) for b in BACKENDS]
 X = np.linspace(-0.8, 0.9, 12)
@@ -33,6 +33,22 @@ X = np.linspace(-0.8, 0.9, 12)
 @pytest.mark.parametrize("case", cases(SPARSE, sparse_scenarios()), ids=str)
 def test_sparse_scenarios(case: Any) -> None:
     case.check()
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=backend_id)
+def test_sparse_equals_dense_result_of_the_same_backend(backend: Any) -> None:
+    """Same backend, sparse and dense: the same numbers (compression loses nothing beyond
+    the backend's own error), and exact zeros outside the pattern."""
+    for sc in sparse_scenarios(n=7, grid=3):
+        dense = np.asarray(sc.call(backend))
+        sparse = sc.call(di.AutoSparse(backend))
+        as_dense = sparse.toarray().reshape(dense.shape)
+        tol = tolerance(backend, np.float64, sc.order)
+        scale = max(1.0, float(np.max(np.abs(dense))))
+        assert float(np.max(np.abs(as_dense - dense))) <= tol * scale, sc.name
+        outside = np.ones(sparse.shape, dtype=bool)
+        outside[sparse.nonzero()] = False
+        assert np.all(np.abs(dense.reshape(sparse.shape)[outside]) <= tol * scale), sc.name
 
 
 KIND_CASES = [

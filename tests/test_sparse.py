@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 import diffinterface as di
 from diffinterface._sparse.colorings import column_coloring, row_coloring, star_coloring
 from diffinterface._sparse.compressed import _star_gather
-from diffinterface.testsuite import cases, sparse_scenarios
+from diffinterface.testsuite import cases, default_scenarios, sparse_scenarios, test_differentiation
 from diffinterface.testsuite._sparse_scenarios import rosenbrock, tridiagonal
 
 from .conftest import BACKENDS, backend_id, tolerance
@@ -326,3 +326,16 @@ def test_errors() -> None:
     out.data[:] = 0
     assert di.jacobian(tridiagonal, backend, X, prep=prep, out=out) is out
     assert np.count_nonzero(out.data) == out.nnz
+
+
+def test_default_scenarios_under_autosparse() -> None:
+    """Every operator of the default collection: sparse Jacobians and Hessians, the rest on
+    the dense backend; the tracer declares (and makes) its refusal of mutating f."""
+    scenarios = default_scenarios(dtypes=(np.float64,))
+    tracer, dense = di.AutoSparse("torch"), di.AutoSparse("torch", di.DenseSparsityDetector())
+    report = test_differentiation([tracer, dense], scenarios)
+    assert report.ok, str(report)
+    refused = [r for r in report.results if r.status == "unsupported"]
+    assert [(r.backend, r.scenario.operator, r.scenario.mutates) for r in refused] == [
+        (tracer, "jacobian", True)
+    ]

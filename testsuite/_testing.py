@@ -159,9 +159,17 @@ class Case:
 
 def unsupported_reason(backend: BackendLike, scenario: Scenario) -> str | None:
     """Why ``backend`` cannot run ``scenario``, from the backend's own declarations."""
-    adapter = adapter_for(resolve_backend(backend))
+    b = resolve_backend(backend)
+    adapter = adapter_for(b)
     if scenario.mutates and not adapter.supports_mutation:
         return "its arrays are immutable, so it cannot differentiate mutation"
+    if (
+        isinstance(b, di.AutoSparse)
+        and scenario.mutates
+        and scenario.operator in ("jacobian", "hessian")
+        and not getattr(b.sparsity_detector, "follows_mutation", True)
+    ):
+        return "its sparsity detector cannot follow writes into arrays"
     return None
 
 

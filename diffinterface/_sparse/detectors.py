@@ -15,12 +15,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from diffinterface._arrays import kind_of
-from diffinterface._backend_types import Backend, BackendLike, resolve_backend
+from diffinterface._backend_types import Backend, BackendLike, adapter_for, resolve_backend
 from diffinterface._contexts import Cache
 from diffinterface._errors import InvalidArgumentError, UnsupportedError
 
@@ -49,6 +49,9 @@ class TracerSparsityDetector:
     (use ``xp.where``) nor write into arrays. Zeros of a constant matrix in ``A @ x`` are
     taken as structural: the pattern is that of this A.
     """
+
+    #: whether it can detect the pattern of a mutating f (y= or Cache); read by the test suite
+    follows_mutation: ClassVar[bool] = False
 
     def _args(self, contexts: tuple[Any, ...], y: Any) -> tuple[Any, ...]:
         if y is not None or any(isinstance(c, Cache) for c in contexts):
@@ -96,6 +99,11 @@ class DenseSparsityDetector:
             raise InvalidArgumentError(
                 f"DenseSparsityDetector(atol={self.atol!r}) must be a number ≥ 0."
             )
+
+    @property
+    def follows_mutation(self) -> bool:
+        """Whether it can detect the pattern of a mutating f: when its backend can."""
+        return adapter_for(self.backend).supports_mutation
 
     def _pattern(self, matrix: Any, rows: int, cols: int) -> Any:
         import scipy.sparse as sp

@@ -52,21 +52,32 @@ from diffinterface._operators.second_derivative import (
     value_derivative_and_second_derivative,
 )
 from diffinterface._prep import Prep
+from diffinterface._sparse.backend import AutoSparse, GreedyColoring
+from diffinterface._sparse.detectors import (
+    DenseSparsityDetector,
+    KnownSparsityDetector,
+    TracerSparsityDetector,
+)
 
 __all__ = [
     "AutoAutograd",
     "AutoFiniteDiff",
     "AutoJAX",
+    "AutoSparse",
     "AutoTorch",
     "Cache",
     "Constant",
+    "DenseSparsityDetector",
     "DiffCache",
     "DiffInterfaceError",
     "DifferentiateWith",
+    "GreedyColoring",
     "InvalidArgumentError",
+    "KnownSparsityDetector",
     "Prep",
     "PreparationMismatchError",
     "SecondOrder",
+    "TracerSparsityDetector",
     "UnsupportedError",
     "array_namespace",
     "available_backends",

@@ -11,12 +11,13 @@ import importlib
 import importlib.util
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Union
 
 from diffinterface._errors import InvalidArgumentError
 
 if TYPE_CHECKING:
     from diffinterface._adapter import Adapter
+    from diffinterface._sparse.backend import AutoSparse
 
 __all__ = [
     "AutoAutograd",
@@ -153,7 +154,7 @@ class SecondOrder:
 
 
 Backend = FirstOrderBackend | SecondOrder
-BackendLike = Backend | str
+BackendLike = Union[Backend, "AutoSparse", str]
 
 
 @dataclass(frozen=True)
@@ -198,13 +199,17 @@ def available_backends() -> list[str]:
     return [n for n, e in _REGISTRY.items() if importlib.util.find_spec(e.framework) is not None]
 
 
-def resolve_backend(b: BackendLike) -> Backend:
+def resolve_backend(b: BackendLike) -> Backend | AutoSparse:
     """Return the backend object for a backend object or a backend name.
 
     Raises:
         InvalidArgumentError: ``b`` is neither a backend object nor a known name.
     """
     if isinstance(b, AutoJAX | AutoTorch | AutoAutograd | AutoFiniteDiff | SecondOrder):
+        return b
+    from diffinterface._sparse.backend import AutoSparse  # its module imports this one
+
+    if isinstance(b, AutoSparse):
         return b
     if isinstance(b, str):
         return backend(b)
@@ -215,8 +220,10 @@ def resolve_backend(b: BackendLike) -> Backend:
 
 
 @cache
-def adapter_for(b: Backend) -> Adapter:
+def adapter_for(b: Backend | AutoSparse) -> Adapter:
     """The adapter that implements backend ``b``, importing its framework on first use.
+
+    For an AutoSparse, the adapter of its dense backend (which computes the products).
 
     Raises:
         ImportError: the framework is not installed; the message names the pip extra.
@@ -225,6 +232,10 @@ def adapter_for(b: Backend) -> Adapter:
         from diffinterface._second_order import SecondOrderAdapter
 
         return SecondOrderAdapter(b, adapter_for(b.outer), adapter_for(b.inner))
+    from diffinterface._sparse.backend import AutoSparse
+
+    if isinstance(b, AutoSparse):
+        return adapter_for(b.backend)
     entry = _REGISTRY[b.name]
     if importlib.util.find_spec(entry.framework) is None:
         raise ImportError(

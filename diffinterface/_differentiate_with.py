@@ -26,7 +26,7 @@ import numpy as np
 import optree
 
 from diffinterface._arrays import converter, kind_of, signature
-from diffinterface._backend_types import Backend, BackendLike, adapter_for, resolve_backend
+from diffinterface._backend_types import BackendLike, adapter_for, resolve_backend
 from diffinterface._contexts import Constant, is_static
 from diffinterface._errors import InvalidArgumentError
 from diffinterface._namespace import array_namespace
@@ -75,7 +75,7 @@ class DifferentiateWith:
                 f"di.DifferentiateWith(f, backend) needs a callable f; got a {type(f).__name__}."
             )
         self.f = f
-        self.backend: Backend = resolve_backend(backend)
+        self.backend = resolve_backend(backend)
         self.inner = InnerCalls(f, self.backend)
         self._structured: dict[Any, DifferentiateWith] = {}
 
@@ -170,7 +170,7 @@ class InnerCalls:
     made on first use per (operator, argument signature) and kept.
     """
 
-    def __init__(self, f: Callable[..., Any], backend: Backend) -> None:
+    def __init__(self, f: Callable[..., Any], backend: BackendLike) -> None:
         self.f = f
         self.backend = backend
         self._preps: dict[tuple[Any, ...], Any] = {}

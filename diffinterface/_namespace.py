@@ -2,7 +2,8 @@
 
 NumPy, torch (also inside torch.func transforms) and JAX (also tracers) go through
 array-api-compat. HIPS autograd's boxes get ``autograd.numpy`` with the few array-API names
-it lacks added, so a model written against the array API runs under every backend.
+it lacks added, so a model written against the array API runs under every backend. The
+index-set arrays of AutoSparse's sparsity tracer get the tracer's own namespace.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 __all__ = ["array_namespace"]
 
 _autograd_namespace: Any = None
+_TRACER_MODULE = "diffinterface._sparse.tracer"  # AutoSparse's index-set arrays
 
 
 def array_namespace(*arrays: Any) -> Any:
@@ -30,6 +32,10 @@ def array_namespace(*arrays: Any) -> Any:
     """
     if any(_is_autograd_box(a) for a in arrays):
         return _autograd()
+    if any(type(a).__module__ == _TRACER_MODULE for a in arrays):
+        from diffinterface._sparse.tracing import NAMESPACE
+
+        return NAMESPACE
     arrays = tuple(a for a in arrays if not isinstance(a, int | float))
     if not arrays:
         return array_api_compat.array_namespace(np.empty(0))

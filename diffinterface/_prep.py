@@ -31,6 +31,7 @@ from diffinterface._errors import (
     PreparationMismatchError,
     UnsupportedError,
 )
+from diffinterface._sparse.backend import AutoSparse
 from diffinterface._structured import (
     StructuredPrep,
     execute_structured,
@@ -78,7 +79,7 @@ class Prep:
 
     operator: str
     f: Callable[..., Any]
-    backend: Backend
+    backend: Backend | AutoSparse
     signature: tuple[Any, ...]
     kernel: Kernel
     x_in: Callable[[Any], Any]
@@ -116,7 +117,9 @@ def _call_signature(x: Any, tangents: Any, contexts: tuple[Any, ...], y: Any) ->
 _SLOTS = ("x", "tangents", "contexts", "y")
 
 
-def _mismatch(prep: Prep, operator: str, f: Any, backend: Backend, sig: tuple[Any, ...]) -> str:
+def _mismatch(
+    prep: Prep, operator: str, f: Any, backend: Backend | AutoSparse, sig: tuple[Any, ...]
+) -> str:
     rows = [
         ("operator", prep.operator, operator),
         ("f", getattr(prep.f, "__name__", prep.f), getattr(f, "__name__", f)),
@@ -198,11 +201,23 @@ def prepare(
         raise AssertionError("tangents given to an operator without tangents")
 
     problem = Problem(x=xn, y=y_template, batch=batch, mutates=mutates)
-    native = getattr(adapter, f"native_{spec.name}", None)
-    kernel = (native or (lambda fn_, p: spec.build(adapter, fn_, p)))(fn, problem)
-    kernel = adapter.compile(kernel, (*example, *consts))
-
     device = getattr(x, "device", None) if x_kind == "torch" else None
+    result_out = converter(adapter.native_kind, x_kind, device)
+    if isinstance(config, AutoSparse) and spec.name in ("jacobian", "hessian"):
+        from diffinterface._sparse.compressed import build_sparse, is_sparse
+
+        call = (f, x, contexts, y)
+        kernel = build_sparse(spec.name, config, adapter, fn, problem, consts, call)
+        dense_out = result_out
+
+        def result_out(r: Any) -> Any:
+            return r if is_sparse(r) else dense_out(r)
+
+    else:
+        native = getattr(adapter, f"native_{spec.name}", None)
+        kernel = (native or (lambda fn_, p: spec.build(adapter, fn_, p)))(fn, problem)
+        kernel = adapter.compile(kernel, (*example, *consts))
+
     return Prep(
         operator=spec.name,
         f=f,
@@ -210,7 +225,7 @@ def prepare(
         signature=_call_signature(x, tangents, contexts, y),
         kernel=kernel,
         x_in=x_in,
-        result_out=converter(adapter.native_kind, x_kind, device),
+        result_out=result_out,
         const_in=const_in,
         batch=batch,
         tangent_in=tangent_in,

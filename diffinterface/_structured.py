@@ -254,8 +254,8 @@ def _flat_tangents(spec: OperatorSpec, fl: Flattening, tangents: Any) -> tuple[A
 
 def _restore(fl: Flattening, r: Any, kind: str, batch: int | None, flat: bool) -> Any:
     """One kernel output back in x's structure, by what it is shaped like."""
-    if kind == "y":
-        return r
+    if kind == "y" or type(r).__module__.startswith("scipy.sparse"):
+        return r  # AutoSparse: one sparse matrix over all of x's entries, in leaf order
     if kind == "x":
         if batch is not None and r.ndim == 2:  # a stacked batch of x-shaped results
             return tuple(fl.unravel(r[i]) for i in range(batch))

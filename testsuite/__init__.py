@@ -15,6 +15,7 @@ from diffinterface.testsuite._benchmark import benchmark_differentiation
 from diffinterface.testsuite._collections import default_scenarios
 from diffinterface.testsuite._scenario import OPERATORS, Scenario
 from diffinterface.testsuite._seeds import seed_scenarios
+from diffinterface.testsuite._sparse_scenarios import sparse_scenarios
 from diffinterface.testsuite._testing import (
     SECOND_ORDER_OPERATORS,
     Case,
@@ -40,6 +41,7 @@ __all__ = [
     "default_scenarios",
     "default_tolerance",
     "seed_scenarios",
+    "sparse_scenarios",
     "test_differentiation",
     "unsupported_reason",
 ]

@@ -1,7 +1,8 @@
 """The main job: ``python -m diffinterface.testsuite [options]``.
 
 With no options it checks the default and seed scenarios on every installed backend (both
-modes where a framework has them), prints a correctness table (pass / fail / not supported
+modes where a framework has them) and the sparse scenarios on each of them wrapped in
+``di.AutoSparse``, prints a correctness table (pass / fail / not supported
 per backend × operator), benchmarks the seed scenarios, prints the benchmark table and
 saves a plot of time per backend per scenario. Exit status 1 when any case fails.
 """
@@ -18,6 +19,7 @@ import diffinterface as di
 from diffinterface.testsuite._benchmark import benchmark_differentiation
 from diffinterface.testsuite._collections import default_scenarios
 from diffinterface.testsuite._seeds import seed_scenarios
+from diffinterface.testsuite._sparse_scenarios import sparse_scenarios
 from diffinterface.testsuite._testing import CaseResult, test_differentiation
 
 _ALL_VARIANTS: dict[str, list[Any]] = {
@@ -60,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
         "(default: every installed backend in every mode)",
     )
     parser.add_argument(
-        "--scenarios", default="default,seed", help="collections to check: default,seed"
+        "--scenarios",
+        default="default,seed,sparse",
+        help="collections to check: default,seed,sparse (sparse: on AutoSparse(backend))",
     )
     parser.add_argument(
         "--size",
@@ -99,11 +103,18 @@ def main(argv: list[str] | None = None) -> int:
     scenarios = (default_scenarios() if "default" in collections else []) + (
         seeds if "seed" in collections else []
     )
+    sparse = sparse_scenarios() if "sparse" in collections else []
+    sparse_backends = [di.AutoSparse(b) for b in backends] if sparse else []
     print(f"backends: {', '.join(map(repr, backends))}")
-    print(f"checking {len(scenarios)} scenarios × {len(backends)} backends\n", flush=True)
+    print(f"checking {len(scenarios)} scenarios × {len(backends)} backends", flush=True)
+    if sparse:
+        print(
+            f"and {len(sparse)} sparse scenarios × the same backends in di.AutoSparse", flush=True
+        )
+    print()
 
     started, done = time.perf_counter(), [0]
-    total = len(scenarios) * len(backends)
+    total = (len(scenarios) + len(sparse)) * len(backends)
 
     def show(result: CaseResult) -> None:
         done[0] += 1
@@ -114,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  [{done[0]}/{total} cases, {elapsed:.0f} s]", flush=True)
 
     report = test_differentiation(backends, scenarios, progress=show)
+    report.results += test_differentiation(sparse_backends, sparse, progress=show).results
     print("\nCorrectness (passed/supported per backend × operator; n/s = not supported):")
     print(report)
 

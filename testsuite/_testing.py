@@ -10,6 +10,7 @@ backend that declares a refusal but computes anyway fails.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +30,7 @@ SECOND_ORDER_OPERATORS = frozenset({"second_derivative", "hvp", "hessian"})
 
 def default_tolerance(backend: BackendLike, dtype: Any, order: int = 1) -> float:
     """Relative tolerance that fits the backend's error: rounding for AD, truncation for FD."""
-    b = resolve_backend(backend)
+    b = _dense(resolve_backend(backend))
     eps = float(np.finfo(dtype).eps)
     if isinstance(b, di.SecondOrder):
         steps = [s for s in (b.outer, b.inner) if isinstance(s, di.AutoFiniteDiff)]
@@ -53,6 +54,8 @@ def backend_label(b: BackendLike) -> str:
     b = resolve_backend(b)
     if isinstance(b, di.SecondOrder):
         return f"{backend_label(b.outer)}∘{backend_label(b.inner)}"
+    if isinstance(b, di.AutoSparse):
+        return f"sparse({backend_label(b.backend)})"
     options = [str(v) for k, v in vars(b).items() if v is not None and k != "rel_step"]
     default = type(b)()
     if vars(b) == vars(default):
@@ -64,7 +67,7 @@ def backend_label(b: BackendLike) -> str:
 class CaseResult:
     """The outcome of one case: ``status`` is "pass", "fail" or "unsupported"."""
 
-    backend: Backend
+    backend: Backend | di.AutoSparse
     scenario: Scenario
     status: str
     message: str = ""
@@ -79,7 +82,7 @@ class Case:
     """One backend on one scenario; ``run()`` gives a :class:`CaseResult`, ``check()``
     raises AssertionError on failure (for pytest: one parametrised item per case)."""
 
-    backend: Backend
+    backend: Backend | di.AutoSparse
     scenario: Scenario
 
     @property
@@ -103,7 +106,7 @@ class Case:
             return self._expect_refusal(reason)
         sc = self.scenario
         tol = rtol if rtol is not None else default_tolerance(self.backend, sc.dtype, sc.order)
-        if rtol is None and isinstance(self.backend, di.AutoFiniteDiff):
+        if rtol is None and isinstance(_dense(self.backend), di.AutoFiniteDiff):
             # Rounding error of a difference quotient scales with |f(x)|, not |f'(x)|.
             tol *= max(1.0, float(np.max(np.abs(np.asarray(sc.expected()[0], dtype=float)))))
         checker = _Checker(sc, tol, correctness, contract)
@@ -176,6 +179,13 @@ def unsupported_reason(backend: BackendLike, scenario: Scenario) -> str | None:
     adapter = adapter_for(b)
     if scenario.mutates and not adapter.supports_mutation:
         return "its arrays are immutable, so it cannot differentiate mutation"
+    if (
+        isinstance(b, di.AutoSparse)
+        and scenario.mutates
+        and scenario.operator in ("jacobian", "hessian")
+        and not getattr(b.sparsity_detector, "follows_mutation", True)
+    ):
+        return "its sparsity detector cannot follow writes into arrays"
     return None
 
 
@@ -287,7 +297,11 @@ class _Checker:
             for i, (g, w) in enumerate(zip(got, want, strict=True)):
                 self.compare(f"{what}[{i}]", g, w, rtol)
             return
-        if self.contract:
+        if _is_sparse(got):  # AutoSparse: a scipy.sparse matrix of the flattened result
+            got = self._sparse_as_dense(what, got, np.shape(want))
+            if got is None:
+                return
+        elif self.contract:
             problem = _contract_problem(got, self.scenario.x, np.shape(want))
             if problem:
                 self.problems.append(f"{what}: {problem}")
@@ -296,6 +310,32 @@ class _Checker:
             problem = _value_problem(got, want, self.rtol if rtol is None else rtol)
             if problem:
                 self.problems.append(f"{what}: {problem}")
+
+    def _sparse_as_dense(self, what: str, got: Any, shape: tuple[int, ...]) -> Any:
+        x_shape = tuple(np.shape(self.scenario.x))
+        rows = math.prod(shape[: len(shape) - len(x_shape)])
+        expected = (rows, math.prod(x_shape))
+        dtype = np.dtype(_dtype_name(self.scenario.x))
+        if self.contract and (tuple(got.shape) != expected or got.dtype != dtype):
+            self.problems.append(
+                f"{what}: sparse result of shape {got.shape} and dtype {got.dtype}, expected "
+                f"{expected} and {dtype}"
+            )
+            return None
+        return got.toarray().reshape(shape)
+
+
+def _dense(b: Any) -> Any:
+    """The backend that computes the products: AutoSparse's inner backend, else b."""
+    return b.backend if isinstance(b, di.AutoSparse) else b
+
+
+def _is_sparse(a: Any) -> bool:
+    return type(a).__module__.startswith("scipy.sparse")
+
+
+def _dtype_name(x: Any) -> str:
+    return "float64" if isinstance(x, int | float) else str(x.dtype).removeprefix("torch.")
 
 
 def _contract_problem(result: Any, x: Any, shape: tuple[int, ...]) -> str | None:
@@ -354,9 +394,15 @@ def _is_jax(a: Any) -> bool:
 
 
 def _out_like(result: Any) -> Any:
-    return optree.tree_map(
-        lambda r: r.clone() * 0 if hasattr(r, "clone") else np.zeros_like(r), result
-    )
+    return optree.tree_map(_zeros_like, result)
+
+
+def _zeros_like(r: Any) -> Any:
+    if _is_sparse(r):
+        out = r.copy()
+        out.data[...] = 0
+        return out
+    return r.clone() * 0 if hasattr(r, "clone") else np.zeros_like(r)
 
 
 def _same_objects(got: Any, out: Any) -> bool:

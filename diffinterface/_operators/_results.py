@@ -34,7 +34,13 @@ def batch_of(tangents: Any, x: Any = None) -> int | None:
 def finish(result: Any, batch: int | None, out: Any) -> Any:
     """Split a stacked batch into a tuple (when ``batch``) and copy into ``out`` if given."""
     if batch is None:
-        return result if out is None else write_out(out, result)
+        if out is None:
+            return result
+        if type(result).__module__.startswith("scipy.sparse"):  # an AutoSparse result
+            from diffinterface._sparse.compressed import write_sparse_out
+
+            return write_sparse_out(result, out)
+        return write_out(out, result)
     parts = tuple(result[i] for i in range(batch))
     if out is None:
         return parts

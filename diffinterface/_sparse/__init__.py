@@ -1,0 +1,1 @@
+"""Sparse Jacobians and Hessians: AutoSparse, sparsity detectors, colouring, compression."""

@@ -39,7 +39,9 @@ class JaxAdapter(Adapter):
         return np.stack([np.asarray(a) for a in arrays])
 
     def eye(self, n: int, like: Any) -> Any:
-        return np.eye(n, dtype=like.dtype)
+        # Called inside the traced kernel: jnp.eye is an op of the compiled program, where
+        # np.eye would be baked in as an n×n constant (800 MB at n = 10000).
+        return jax.numpy.eye(n, dtype=like.dtype)
 
     def ones(self, template: Any, like: Any) -> Any:
         return np.ones(template.shape, dtype=template.dtype)

@@ -4,14 +4,18 @@ With no options it checks the default and seed scenarios on every installed back
 modes where a framework has them) and the sparse scenarios on each of them wrapped in
 ``di.AutoSparse``, prints a correctness table (pass / fail / not supported
 per backend × operator), benchmarks the seed scenarios, prints the benchmark table and
-saves a plot of time per backend per scenario. Exit status 1 when any case fails.
+saves a plot of time per backend per scenario and the table as Markdown (for the docs).
+Exit status 1 when any case fails.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import sys
 import time
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +92,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--plot", type=Path, default=Path("results/benchmark.png"), help="benchmark plot (PNG)"
     )
+    parser.add_argument(
+        "--markdown",
+        type=Path,
+        default=Path("results/benchmark.md"),
+        help="benchmark table as Markdown",
+    )
     args = parser.parse_args(argv)
     if "torch" in di.available_backends():
         import torch
@@ -140,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print_benchmark(table)
         plot(table, args.plot)
+        write_markdown(table, args.markdown, args.torch_threads)
     return 0 if report.ok else 1
 
 
@@ -191,6 +202,38 @@ def plot(table: Any, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     plt.savefig(path, dpi=110)
     print(f"wrote {path}")
+
+
+def write_markdown(table: Any, path: Path, torch_threads: int) -> None:
+    """The benchmark table as Markdown, headed by when and on what it was measured."""
+    records = table.to_dict("records") if hasattr(table, "to_dict") else table
+    packages = ["numpy"] + [n for n in di.available_backends() if n != "finitediff"]
+    versions = ", ".join(f"{name} {version(name)}" for name in packages)
+    lines = [
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by "
+        f"`python -m diffinterface.testsuite` on {platform.system()} {platform.machine()}, "
+        f"{_cpu_count()} CPU cores, Python {platform.python_version()}, {versions}; "
+        f"median per call, {torch_threads} torch thread(s).",
+        "",
+        "| scenario | backend | prepared | × fastest | unprepared | prepare | peak mem |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in records:
+        if r["status"] != "ok":
+            lines.append(f"| {r['scenario']} | {r['backend']} | {r['status']} | | | | |")
+            continue
+        lines.append(
+            f"| {r['scenario']} | {r['backend']} | {_time(r['prepared_s'])} "
+            f"| {r['ratio_to_fastest']:.1f}× | {_time(r['unprepared_s'])} "
+            f"| {_time(r['prepare_s'])} | {r['peak_bytes'] / 1024:.0f} kB |"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    print(f"wrote {path}")
+
+
+def _cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 if __name__ == "__main__":

@@ -43,7 +43,8 @@ def benchmark_differentiation(
         unprepared: also time unprepared calls (prepare + call, e.g. a JAX compile each).
         memory: measure the tracemalloc peak of one prepared call.
         progress: called with each record as it is done.
-        csv, json: also write the records to these files (needs pandas).
+        csv: also write the records to this CSV file (needs pandas).
+        json: also write the records to this JSON file (needs pandas).
 
     Returns:
         A pandas DataFrame when pandas is installed, else a list of dicts. Columns:

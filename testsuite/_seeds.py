@@ -101,7 +101,9 @@ def seed_scenarios(
     Args:
         matrix: size of X1, X2 for the gradient of tr(X1 @ X2).
         vector: n for the gradient of Σ exp(x).
-        features, samples, hidden: the autoencoder's data (features × samples) and width.
+        features: rows of the autoencoder's data matrix (features × samples).
+        samples: columns of the autoencoder's data matrix.
+        hidden: width of the autoencoder's hidden layer.
         layer: n for the Jacobian of tanh(W x + b) (W is n × n).
         rosenbrock_n: n for the Rosenbrock Hessian and HVP.
     """

@@ -18,7 +18,13 @@ __all__ = ["Cache", "Constant", "Context", "check_contexts", "context_signature"
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Constant:
-    """An argument of f that is not differentiated (data, hyper-parameters, ...)."""
+    """An argument of f that is not differentiated (data, hyper-parameters, ...).
+
+    An array value is converted to the backend's array type at each call and may change
+    between prepared calls. A hashable value that is not an array (a number, a string) is
+    static: fixed at preparation, so another value needs another preparation. Anything
+    else (a list, a dict of arrays) is passed to f as it is.
+    """
 
     value: Any
 

@@ -70,7 +70,7 @@ def _route(adapter: Adapter, operator: str) -> str:
 
 
 def _batching(adapter: Adapter, method: str) -> str:
-    return "one batched call" if _overrides(adapter, method) else "a loop over tangents"
+    return "batched" if _overrides(adapter, method) else "loop"
 
 
 def _mark(flag: bool) -> str:
@@ -85,7 +85,7 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 def capability_tables() -> str:
     """The generated Markdown: properties, operators, and what each backend refuses."""
     adapters = [adapter_for(b) for b in BACKENDS]
-    header = ["", *(f"`{backend_label(b)}`" for b in BACKENDS)]
+    header = ["", *(backend_label(b) for b in BACKENDS)]
 
     properties = [
         [
@@ -103,11 +103,11 @@ def capability_tables() -> str:
     property_header = [
         "backend",
         "f receives",
-        "x passed without conversion",
-        "compiled at preparation",
-        "mutation: `y=`, `di.Cache`, `di.get_tmp`",
-        "batch of tangents",
-        "batch of cotangents",
+        "x taken as is",
+        "compiles",
+        "mutation",
+        "tangent batch",
+        "cotangent batch",
         "device",
     ]
     operators = [[f"`{op}`", *(_route(a, op) for a in adapters)] for op in OPERATORS]

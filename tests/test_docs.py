@@ -154,3 +154,26 @@ def test_api_reference_lists_every_public_name(module: object) -> None:
     prefix = "diffinterface." if module is diffinterface else "testsuite."
     entries = set(re.findall(rf"^::: {re.escape(prefix)}(?:_\w+\.)?(\w+)$", text, re.MULTILINE))
     assert entries == set(module.__all__)  # type: ignore[attr-defined]
+
+
+def test_benchmark_markdown_is_what_the_testing_page_copies(tmp_path: Path) -> None:
+    """The main job's results/benchmark.md: a dated first line, then one row per case."""
+    import numpy as np
+
+    from diffinterface import testsuite as ts
+    from diffinterface.testsuite.__main__ import write_markdown
+
+    plain = ts.Scenario("gradient", lambda x: (x * x).sum(), np.ones(3), reference="torch")
+    mutating = next(s for s in ts.default_scenarios(dtypes=(np.float64,)) if s.mutates)
+    table = ts.benchmark_differentiation(["autograd", "finitediff"], [plain, mutating], budget=0)
+    write_markdown(table, tmp_path / "benchmark.md", torch_threads=1)
+    lines = (tmp_path / "benchmark.md").read_text().splitlines()
+
+    assert re.fullmatch(r"Measured \d{4}-\d\d-\d\d \d\d:\d\d UTC by .*\.", lines[0])
+    header = "| scenario | backend | prepared | × fastest | unprepared | prepare | peak mem |"
+    assert lines[2] == header and len(lines) == 8
+    assert lines[4].startswith(f"| {plain.name} | autograd | ") and lines[4].endswith(" kB |")
+    assert lines[6] == f"| {mutating.name} | autograd | not supported | | | | |"
+    assert lines[7].startswith(f"| {mutating.name} | finitediff | ")
+    page = (ROOT / "docs" / "testsuite.md").read_text()
+    assert f"\n{header}\n" in page and "\nMeasured " in page

@@ -5,12 +5,15 @@ method and dtype: eps^(1/3) central, eps^(1/2) forward, eps for the complex step
 rounding). Second order is a central difference of a first-order difference, both with
 eps^(1/4) (error ≈ eps^(1/2)); with ``method="complex"`` the inner derivative is a complex
 step and the outer difference uses eps^(1/3). Work arrays are allocated once per kernel at
-preparation. f is called once per column (f need not vectorise), so mutation is fine.
+preparation, one pair per thread, so a preparation may be shared between threads. f is
+called once per column (f need not vectorise), so mutation is fine. Where f(x) is not
+finite, its derivatives are NaN: a difference across a pole or a NaN must not look finite.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -30,6 +33,7 @@ class FiniteDiffAdapter(Adapter):
     native_kind: ClassVar[str] = "numpy"
     accepted_kinds: ClassVar[frozenset[str]] = frozenset({"numpy"})
     supports_mutation: ClassVar[bool] = True
+    plain_values: ClassVar[bool] = True
 
     def stack(self, arrays: list[Any]) -> Any:
         return np.stack(arrays)
@@ -62,7 +66,8 @@ class FiniteDiffAdapter(Adapter):
 
         def push(x: Any, t: Any, *consts: Any) -> Any:
             y = np.array(fn(x, *consts))
-            return y, _directional(fn, x, t, consts, y, method, self._rel(x.dtype, method))
+            ty = _directional(fn, x, t, consts, y, method, self._rel(x.dtype, method))
+            return y, _nan_where_not_finite(y, ty)
 
         return push
 
@@ -99,11 +104,12 @@ class FiniteDiffAdapter(Adapter):
         batched = p.batch is not None
 
         def hvp(x: Any, t: Any, *consts: Any) -> Any:
-            g = grad(x, *consts)[1].reshape(x.shape)
+            y, g = grad(x, *consts)
+            g = g.reshape(x.shape)
             rel = outer_rel(x.dtype)
             ts = t if batched else (t,)
             hv = [_directional(inner, x, ti, consts, g, "central", rel) for ti in ts]
-            return g, np.stack(hv) if batched else hv[0]
+            return g, _nan_where_not_finite(y, np.stack(hv) if batched else hv[0])
 
         return hvp
 
@@ -114,7 +120,8 @@ class FiniteDiffAdapter(Adapter):
         def hessian(x: Any, *consts: Any) -> Any:
             y, g = grad(x, *consts)
             h = hess(x, *consts)[1].reshape(x.size, x.size)
-            return y, g.reshape(x.shape), ((h + h.T) / 2).reshape(x.shape + x.shape)
+            h = _nan_where_not_finite(y, ((h + h.T) / 2).reshape(x.shape + x.shape))
+            return y, g.reshape(x.shape), h
 
         return hessian
 
@@ -124,7 +131,7 @@ class FiniteDiffAdapter(Adapter):
 
         def kernel(x: Any, *consts: Any) -> Any:
             y, d = first(x, *consts)
-            return y, d, second(x, *consts)[1]
+            return y, d, _nan_where_not_finite(y, second(x, *consts)[1])
 
         return kernel
 
@@ -168,15 +175,27 @@ def _directional(
     return np.asarray(ty).astype(y.dtype, copy=False)
 
 
+def _nan_where_not_finite(y: Any, d: Any) -> Any:
+    """``d`` (shaped ``y.shape + ...``, or any shape for a scalar y) with NaN wherever y is
+    NaN or infinite: differences taken across a pole or a NaN are meaningless."""
+    finite = np.isfinite(y)
+    if finite.all():
+        return d
+    d = np.array(d)
+    d[~finite] = np.nan  # a boolean mask of y's shape selects d's leading axes
+    return d
+
+
 def _jacobian_kernel(
     fn: Fn, method_for: Callable[[Any], str], rel_for: Callable[[Any], float]
 ) -> Kernel:
     """``(x, *consts) -> (y, J)``, J of shape y.shape + x.shape, one coordinate at a time.
 
-    The two work arrays (x plus and minus a step) are allocated on the first call and then
-    reused for every call with the same shape and dtype.
+    The two work arrays (x plus and minus a step) are allocated on a thread's first call
+    and then reused for its calls with the same shape and dtype (per thread: threads sharing
+    them would perturb each other's points).
     """
-    work: dict[Any, tuple[np.ndarray, np.ndarray]] = {}
+    local = threading.local()
 
     def kernel(x: Any, *consts: Any) -> Any:
         method, rel = method_for(x.dtype), rel_for(x.dtype)
@@ -184,6 +203,9 @@ def _jacobian_kernel(
         y = np.array(fn(x, *consts))
         n = flat.size
         key = (x.shape, x.dtype, method)
+        work = getattr(local, "work", None)
+        if work is None:
+            work = local.work = {}
         if key not in work:
             dt = np.result_type(x.dtype, np.complex64) if method == "complex" else x.dtype
             work[key] = (np.empty(n, dt), np.empty(n, dt))
@@ -208,6 +230,6 @@ def _jacobian_kernel(
                 cols[i] = (fn(at_p, *consts) - y) / hi
             xp[i] = flat[i]
         jac = np.moveaxis(cols.reshape((n, math.prod(y.shape))), 0, -1)
-        return y, np.ascontiguousarray(jac).reshape(y.shape + x.shape)
+        return y, _nan_where_not_finite(y, np.ascontiguousarray(jac).reshape(y.shape + x.shape))
 
     return kernel

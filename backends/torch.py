@@ -8,11 +8,16 @@ eagerly (Hessians and batched HVPs through ``is_grads_batched``). Batched pullba
 ``vmap`` for batches). Functions that write into arrays (``y=``,
 Cache contexts) cannot run under ``torch.func``; they are differentiated eagerly with
 reverse autograd or forward-mode dual tensors.
+
+Forward mode (``torch.func.jvp`` and dual tensors alike) keeps its levels in state shared
+by all threads, so forward-mode kernels hold one lock: a preparation may be used from many
+threads, and forward-mode calls then run one at a time. Reverse mode runs concurrently.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any, ClassVar
 
 import numpy as np
@@ -25,6 +30,10 @@ from diffinterface._prep import Problem
 
 __all__ = ["TorchAdapter"]
 
+#: torch's forward-AD levels are process-global: two threads entering them at once corrupt
+#: each other's tangents. Reentrant, for forward over forward (SecondOrder).
+_FORWARD_AD = threading.RLock()
+
 
 def _leaf(x: Any) -> Any:
     """A fresh leaf that autograd tracks, sharing x's memory."""
@@ -33,7 +42,7 @@ def _leaf(x: Any) -> Any:
 
 def _grad(y: Any, x: Any, u: Any, *, batched: bool = False, create_graph: bool = False) -> Any:
     """``uᵀ ∂y/∂x`` by eager backward; zeros where y does not depend on x."""
-    if not y.requires_grad:  # f ignores x (a constant function)
+    if not y.requires_grad or (batched and u.shape[0] == 0):  # f ignores x, or no u
         shape = (u.shape[0], *x.shape) if batched else x.shape
         return torch.zeros(shape, dtype=x.dtype, device=x.device)
     (g,) = torch.autograd.grad(
@@ -46,6 +55,15 @@ def _grad(y: Any, x: Any, u: Any, *, batched: bool = False, create_graph: bool =
         materialize_grads=True,
     )
     return g
+
+
+def _like(t: Any, ref: Any) -> Any:
+    """Tangent ``t`` as an ordinary tensor of ``ref``'s dtype: ``torch.func.jvp`` promotes a
+    0-d float32 tangent to float64 through Python-number arithmetic (``0.5 * x``) and returns
+    an immutable "ZeroTensor" where the tangent vanishes (a second derivative of 2x)."""
+    if t._is_zerotensor():
+        return torch.zeros(t.shape, dtype=ref.dtype, device=t.device)
+    return t if t.dtype == ref.dtype else t.to(ref.dtype)
 
 
 class TorchAdapter(Adapter):
@@ -80,19 +98,27 @@ class TorchAdapter(Adapter):
             return _dual_pushforward(fn)
 
         def push(x: Any, t: Any, *consts: Any) -> Any:
-            return jvp(lambda v: fn(v, *consts), (x,), (t,))
+            with _FORWARD_AD:
+                y, ty = jvp(lambda v: fn(v, *consts), (x,), (t,))  # type: ignore[misc]
+            return y, _like(ty, y)
 
         return push
 
     def pushforward_batch(self, fn: Fn, mutates: bool) -> Kernel:
         if mutates:
             return self._loop(_dual_pushforward(fn))
+        no_tangents = self._loop(self.pushforward(fn, mutates))
 
         def push_batch(x: Any, ts: Any, *consts: Any) -> Any:
+            if ts.shape[0] == 0:  # vmap over an empty batch breaks reshape(-1) in f
+                return no_tangents(x, ts, *consts)
+
             def one(t: Any) -> Any:
                 return jvp(lambda v: fn(v, *consts), (x,), (t,))
 
-            return vmap(one, out_dims=(None, 0))(ts)  # type: ignore[arg-type]
+            with _FORWARD_AD:
+                y, tys = vmap(one, out_dims=(None, 0))(ts)  # type: ignore[arg-type]
+            return y, _like(tys, y)
 
         return push_batch
 
@@ -103,8 +129,12 @@ class TorchAdapter(Adapter):
         if mutates:
             return self._eager_pullback(fn, batched=True)
 
+        no_cotangents = self._loop(self.pullback(fn, mutates))
+
         # torch.func's vjp under vmap is ~10× faster than eager is_grads_batched here.
         def pull_batch(x: Any, us: Any, *consts: Any) -> Any:
+            if us.shape[0] == 0:  # vmap over an empty batch breaks reshape(-1) in f
+                return no_cotangents(x, us, *consts)
             y, pull = vjp(lambda v: fn(v, *consts), x)  # type: ignore[misc]
             return y, vmap(pull)(us)[0]
 
@@ -177,12 +207,12 @@ def _dual_pushforward(fn: Fn) -> Kernel:
     """Eager forward mode with dual tensors: works on code that writes into buffers."""
 
     def push(x: Any, t: Any, *consts: Any) -> Any:
-        with fwad.dual_level():
+        with _FORWARD_AD, fwad.dual_level():
             y = fn(fwad.make_dual(x, t), *consts)
             primal, tangent = fwad.unpack_dual(y)
         if tangent is None:
             tangent = torch.zeros_like(primal)
-        return primal.detach(), tangent
+        return primal.detach(), _like(tangent, primal)
 
     return push
 
@@ -195,8 +225,9 @@ def _func_second_derivative(fn: Fn) -> Kernel:
             return jvp(lambda w: fn(w, *consts), (v,), (one,))[1]
 
         y = fn(x, *consts)
-        d, dd = jvp(d1, (x,), (one,))  # type: ignore[misc]
-        return y, d, dd
+        with _FORWARD_AD:
+            d, dd = jvp(d1, (x,), (one,))  # type: ignore[misc]
+        return y, _like(d, y), _like(dd, y)
 
     return second
 
@@ -206,7 +237,7 @@ def _eager_second_derivative(fn: Fn) -> Kernel:
 
     def second(x: Any, *consts: Any) -> Any:
         xl = _leaf(x)
-        with torch.enable_grad():
+        with _FORWARD_AD, torch.enable_grad():
             with fwad.dual_level():
                 y = fn(fwad.make_dual(xl, torch.ones_like(x)), *consts)
                 primal, d = fwad.unpack_dual(y)

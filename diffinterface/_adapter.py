@@ -38,6 +38,9 @@ class Adapter:
     supports_mutation: ClassVar[bool]
     #: whether preparation compiles f (a prepared call must then never run f's Python code)
     compiles: ClassVar[bool] = False
+    #: whether f only ever receives plain values (finite differences): then a Python number
+    #: returned by f still carries the derivative, where AD backends lose it
+    plain_values: ClassVar[bool] = False
     #: backends that can differentiate mutating code, named in errors of those that cannot
     MUTATION_HINT: ClassVar[str] = (
         "use di.AutoTorch() or di.AutoFiniteDiff(), which differentiate code that writes "
@@ -98,6 +101,9 @@ class Adapter:
         """Fallback batching for frameworks without vmap: one call per tangent."""
 
         def batched(x: Any, ts: Any, *consts: Any) -> tuple[Any, Any]:
+            if ts.shape[0] == 0:  # no tangents (x or f(x) is empty): an empty stack
+                y, r = single(x, ts.sum(0), *consts)
+                return y, r[None][:0]
             results = [single(x, ts[i], *consts) for i in range(ts.shape[0])]
             return results[0][0], self.stack([r[1] for r in results])
 

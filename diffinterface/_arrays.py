@@ -15,7 +15,15 @@ import numpy as np
 
 from diffinterface._errors import InvalidArgumentError
 
-__all__ = ["converter", "describe", "kind_of", "signature", "to_input_array"]
+__all__ = [
+    "converter",
+    "describe",
+    "is_real_floating",
+    "kind_of",
+    "shares_memory",
+    "signature",
+    "to_input_array",
+]
 
 Kind = str
 Signature = tuple[Any, ...]
@@ -51,6 +59,16 @@ def signature(a: Any) -> Signature:
     return (kind, a.shape, a.dtype)
 
 
+def shares_memory(a: Any, b: Any) -> bool:
+    """Whether NumPy arrays or torch tensors ``a`` and ``b`` may share memory (else False)."""
+    kinds = (kind_of(a), kind_of(b))
+    if kinds == ("numpy", "numpy"):
+        return bool(np.may_share_memory(a, b))
+    if kinds == ("torch", "torch"):
+        return bool(a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr())
+    return False
+
+
 def describe(sig: Signature) -> str:
     """A short readable form of a :func:`signature`, for error messages."""
     if sig[0] == "object":
@@ -81,7 +99,7 @@ def to_input_array(x: Any, role: str) -> Any:
             f"{role} is a {type(x).__name__}; expected a NumPy array, a torch tensor, a JAX "
             "array or a Python number. Convert it first, e.g. np.asarray(x, dtype=float)."
         )
-    if not _is_real_floating(x, kind):
+    if not is_real_floating(x, kind):
         raise InvalidArgumentError(
             f"{role} has dtype {x.dtype}; differentiation needs a real floating dtype "
             "(float32 or float64). Convert it first, e.g. x.astype(np.float64) or "
@@ -90,7 +108,8 @@ def to_input_array(x: Any, role: str) -> Any:
     return x
 
 
-def _is_real_floating(x: Any, kind: Kind) -> bool:
+def is_real_floating(x: Any, kind: Kind | None) -> bool:
+    """Whether ``x`` (an array of ``kind``, or anything with a NumPy dtype) is real floating."""
     if kind == "torch":
         return bool(x.dtype.is_floating_point)
     return np.issubdtype(np.dtype(x.dtype), np.floating)

@@ -44,7 +44,7 @@ Context = Constant | Cache
 
 
 def check_contexts(contexts: tuple[Any, ...]) -> None:
-    """Raise if any extra positional argument is not wrapped in Constant or Cache.
+    """Raise if an extra argument is not wrapped in Constant or Cache, or a Cache holds no array.
 
     Raises:
         InvalidArgumentError: naming the position and the fix.
@@ -55,6 +55,13 @@ def check_contexts(contexts: tuple[Any, ...]) -> None:
                 f"Context #{i} is a {type(c).__name__}; extra arguments of f must be wrapped "
                 f"in di.Constant(...) (not differentiated) or di.Cache(...) (scratch buffer), "
                 f"e.g. di.gradient(f, backend, x, di.Constant(data))."
+            )
+        if isinstance(c, Cache) and (
+            isinstance(c.value, bool) or not (isinstance(c.value, int | float) or kind_of(c.value))
+        ):
+            raise InvalidArgumentError(
+                f"Context #{i} is di.Cache({type(c.value).__name__}); a Cache needs an array "
+                "whose shape the scratch buffer takes, e.g. di.Cache(np.zeros(n))."
             )
 
 

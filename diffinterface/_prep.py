@@ -9,6 +9,8 @@ compiled kernel, converters, and the signature of the arguments it was made for.
 
 from __future__ import annotations
 
+import threading
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -16,7 +18,15 @@ from typing import Any, Literal
 import numpy as np
 
 from diffinterface._adapter import Adapter, Fn, Kernel
-from diffinterface._arrays import converter, describe, kind_of, signature, to_input_array
+from diffinterface._arrays import (
+    converter,
+    describe,
+    is_real_floating,
+    kind_of,
+    shares_memory,
+    signature,
+    to_input_array,
+)
 from diffinterface._backend_types import Backend, BackendLike, adapter_for, resolve_backend
 from diffinterface._contexts import (
     Cache,
@@ -27,6 +37,7 @@ from diffinterface._contexts import (
 )
 from diffinterface._diffcache import DiffCache, get_tmp, new_buffer
 from diffinterface._errors import (
+    DiffInterfaceError,
     InvalidArgumentError,
     PreparationMismatchError,
     UnsupportedError,
@@ -39,7 +50,7 @@ from diffinterface._structured import (
     prepare_structured,
 )
 
-__all__ = ["OperatorSpec", "Prep", "Problem", "execute", "prepare", "write_out"]
+__all__ = ["OperatorSpec", "Prep", "Problem", "execute", "prepare", "same_function", "write_out"]
 
 _NUMBERS = (int, float, np.integer, np.floating)
 
@@ -117,6 +128,13 @@ def _call_signature(x: Any, tangents: Any, contexts: tuple[Any, ...], y: Any) ->
 _SLOTS = ("x", "tangents", "contexts", "y")
 
 
+def same_function(prepared: Any, called: Any) -> bool:
+    """Whether ``called`` is the f a preparation was made for. A bound method counts as the
+    same when it binds the same function to the same object: ``obj.f`` is a new object at
+    every attribute access."""
+    return prepared is called or (isinstance(prepared, types.MethodType) and prepared == called)
+
+
 def _mismatch(
     prep: Prep, operator: str, f: Any, backend: Backend | AutoSparse, sig: tuple[Any, ...]
 ) -> str:
@@ -126,9 +144,9 @@ def _mismatch(
         ("backend", prep.backend, backend),
     ]
     rows += list(zip(_SLOTS, prep.signature, sig, strict=True))
+    same = {"f": same_function(prep.f, f)}
     lines = [
-        f"  {'✓' if (a is b or a == b) and not (name == 'f' and prep.f is not f) else '✗'} "
-        f"{name}: prepared {a!r}, called {b!r}"
+        f"  {'✓' if same.get(name, a is b or a == b) else '✗'} {name}: prepared {a!r}, called {b!r}"
         for name, a, b in rows
     ]
     return (
@@ -203,6 +221,10 @@ def prepare(
     problem = Problem(x=xn, y=y_template, batch=batch, mutates=mutates)
     device = getattr(x, "device", None) if x_kind == "torch" else None
     result_out = converter(adapter.native_kind, x_kind, device)
+    if any(shares_memory(y_template, a) for a in (xn, *consts)):
+        # f returns (a view of) its input: its value, tangents and cotangents would come
+        # back as views of the caller's arrays, so hand out copies.
+        result_out = _copying(result_out)
     if isinstance(config, AutoSparse) and spec.name in ("jacobian", "hessian"):
         from diffinterface._sparse.compressed import build_sparse, is_sparse
 
@@ -216,7 +238,13 @@ def prepare(
     else:
         native = getattr(adapter, f"native_{spec.name}", None)
         kernel = (native or (lambda fn_, p: spec.build(adapter, fn_, p)))(fn, problem)
-        kernel = adapter.compile(kernel, (*example, *consts))
+        try:
+            kernel = adapter.compile(kernel, (*example, *consts))
+        except DiffInterfaceError:
+            raise
+        except Exception as e:  # JAX traces f here
+            e.add_note(f"(raised while diffinterface compiled {spec.name} with {config!r})")
+            raise
 
     return Prep(
         operator=spec.name,
@@ -230,6 +258,17 @@ def prepare(
         batch=batch,
         tangent_in=tangent_in,
     )
+
+
+def _copying(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def convert_and_copy(r: Any) -> Any:
+        r = convert(r)
+        kind = kind_of(r)
+        if kind == "torch":
+            return r.clone()
+        return np.array(r) if kind == "numpy" else r  # JAX arrays are immutable
+
+    return convert_and_copy
 
 
 def _check_mutation(spec: OperatorSpec, adapter: Adapter, y: Any) -> None:
@@ -265,10 +304,10 @@ def _native_function(f: Callable[..., Any], contexts: tuple[Any, ...], y: Any) -
     """Fold mutation (y=), Cache contexts and static Constants into ``fn(x, *consts)``.
 
     ``consts`` are then only the array (and unhashable) Constant values, in order. Each
-    Cache becomes a :class:`DiffCache` made here, once, so its buffers are reused across
-    prepared calls where the backend allows (never the caller's array itself: ``di.Cache(x)``
-    must not overwrite x). The output of a mutating f is a new buffer on every call, since
-    fn returns it.
+    Cache becomes a :class:`DiffCache` per thread, made on the thread's first call, so its
+    buffers are reused across prepared calls where the backend allows (never the caller's
+    array itself: ``di.Cache(x)`` must not overwrite x; never another thread's buffer).
+    The output of a mutating f is a new buffer on every call, since fn returns it.
     """
     if y is None and not any(isinstance(c, Cache) or is_static(c.value) for c in contexts):
         return f
@@ -277,7 +316,7 @@ def _native_function(f: Callable[..., Any], contexts: tuple[Any, ...], y: Any) -
         if isinstance(c, Constant):
             plan.append(_static(c.value) if is_static(c.value) else None)
         else:
-            plan.append(_scratch(DiffCache(np.zeros(np.shape(c.value)))))
+            plan.append(_scratch(np.shape(c.value)))
     y_shape = None if y is None else tuple(y.shape)
 
     def fn(xv: Any, *consts: Any) -> Any:
@@ -296,28 +335,43 @@ def _static(value: Any) -> Callable[[Any], Any]:
     return lambda _x: value
 
 
-def _scratch(cache: DiffCache) -> Callable[[Any], Any]:
-    return lambda x: get_tmp(cache, x)
+def _scratch(shape: tuple[int, ...]) -> Callable[[Any], Any]:
+    local = threading.local()
+
+    def scratch(x: Any) -> Any:
+        cache = getattr(local, "cache", None)
+        if cache is None:
+            cache = local.cache = DiffCache(np.zeros(shape))
+        return get_tmp(cache, x)
+
+    return scratch
 
 
 def _output_template(
     spec: OperatorSpec, adapter: Adapter, fn: Fn, xn: Any, consts: tuple[Any, ...], y: Any
 ) -> Any:
+    """Evaluate (or trace) f once: its output's shape and dtype, after checking its type.
+
+    Raises:
+        InvalidArgumentError: f returned no array, a Python number, another library's
+            array, or (for gradient, hvp, hessian) a non-scalar.
+    """
     try:
-        out = adapter.output_template(fn, xn, consts)
+        out = adapter.output_template(_checked_output(fn, adapter, y), xn, consts)
+    except DiffInterfaceError:
+        raise
     except Exception as e:
         e.add_note(
             f"(raised inside f while diffinterface prepared {spec.name} with {adapter.config!r})"
         )
         raise
-    if isinstance(out, np.generic | float):
+    if isinstance(out, np.generic | int | float):
         out = np.asarray(out)
-    if not hasattr(out, "shape") or not hasattr(out, "dtype"):
-        what = "nothing (None)" if out is None else f"a {type(out).__name__}"
-        hint = " A mutating f(y, x) must be passed with y=." if out is None and y is None else ""
+    if not is_real_floating(out, kind_of(out)):
         raise InvalidArgumentError(
-            f"f must return one array of the backend's type; it returned {what}.{hint} "
-            "Return e.g. xp.stack([...]) instead of a list or tuple."
+            f"f returned an array of dtype {out.dtype}; differentiation needs a real floating "
+            "output (float32 or float64). Compute the output in floating point; a "
+            "piecewise-constant (integer or bool) output has no useful derivative."
         )
     if spec.scalar_y and tuple(out.shape) != ():
         raise InvalidArgumentError(
@@ -328,12 +382,58 @@ def _output_template(
     return out
 
 
+def _checked_output(fn: Fn, adapter: Adapter, y: Any) -> Fn:
+    """``fn`` that refuses an output derivatives cannot flow through (used once, at prep).
+
+    f must return one array of the type it receives; a NumPy array (a constant) is fine
+    under JAX too, and a NumPy scalar (``np.sum(...)``) wherever f receives NumPy arrays.
+    """
+
+    def checked(xv: Any, *consts: Any) -> Any:
+        out = fn(xv, *consts)
+        out_kind, x_kind = kind_of(out), kind_of(xv)
+        numpy_ok = x_kind in ("numpy", "jax")
+        if out_kind == x_kind or (numpy_ok and isinstance(out, np.ndarray | np.generic)):
+            return out
+        if adapter.plain_values and isinstance(out, int | float) and not isinstance(out, bool):
+            return out  # finite differences: f(x) = math.sin(x) is fine
+        if out is None:
+            hint = " A mutating f(y, x) must be passed with y=." if y is None else ""
+            what = f"nothing (None).{hint}"
+        elif isinstance(out, list | tuple):
+            what = f"a {type(out).__name__}. Return e.g. xp.stack([...]) instead."
+        elif isinstance(out, bool | int | float | complex):
+            what = (
+                f"the Python {type(out).__name__} {out!r}, through which no derivative "
+                "flows. Return an array computed from x: e.g. xp.sum(...) rather than "
+                "float(xp.sum(...)) or .item()."
+            )
+        else:
+            lib = {"numpy": "NumPy array", "torch": "torch tensor", "jax": "JAX array"}
+            what = (
+                f"a {lib.get(out_kind or '', type(out).__name__)} although it received "
+                f"a {lib.get(x_kind or '', type(xv).__name__)}. Build the output from x "
+                "with xp = di.array_namespace(x) instead of calling one library directly."
+            )
+        raise InvalidArgumentError(
+            f"f must return one array of the type it receives (under {adapter.config!r}); "
+            f"it returned {what}"
+        )
+
+    return checked
+
+
 def _tangent_plan(
     spec: OperatorSpec, adapter: Adapter, tangents: Any, like: Any
 ) -> tuple[int | None, Callable[[Any], Any]]:
     """Check the tangents against ``like`` and return (batch size, converter to native)."""
     what = "tangent" if spec.tangents == "x" else "cotangent"
     shape, dtype = tuple(like.shape), str(like.dtype).removeprefix("torch.")
+    if isinstance(tangents, list):
+        raise InvalidArgumentError(
+            f"{spec.name} got a list of {what}s; pass one {what} as an array, or several as "
+            f"a tuple (a list is ambiguous): tuple({what}s)."
+        )
     single = not isinstance(tangents, tuple)
     items = (tangents,) if single else tangents
     if not items:
@@ -438,7 +538,7 @@ def _check(
     sig = _call_signature(x, tangents, contexts, y)
     if (
         prep.operator != spec.name
-        or prep.f is not f
+        or not same_function(prep.f, f)
         or prep.backend != config
         or prep.signature != sig
     ):

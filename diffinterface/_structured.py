@@ -197,11 +197,11 @@ def execute_structured(
     flat: bool,
 ) -> tuple[Any, ...]:
     """:func:`~diffinterface._prep.execute` for structured x: results in x's structure."""
-    from diffinterface._prep import execute
+    from diffinterface._prep import execute, same_function
 
     if prep is None:
         prep = prepare_structured(spec, f, backend, x, tangents, contexts, y)
-    elif not isinstance(prep, StructuredPrep) or prep.f is not f:
+    elif not isinstance(prep, StructuredPrep) or not same_function(prep.f, f):
         raise PreparationMismatchError(_mismatch(prep, spec, f, x))
     fl = prep.flattening
     leaves, treedef = optree.tree_flatten(x, none_is_leaf=True)
@@ -270,7 +270,9 @@ def _restore(fl: Flattening, r: Any, kind: str, batch: int | None, flat: bool) -
 
 
 def _mismatch(prep: Any, spec: OperatorSpec, f: Any, x: Any) -> str:
-    same_f = isinstance(prep, StructuredPrep) and prep.f is f
+    from diffinterface._prep import same_function
+
+    same_f = isinstance(prep, StructuredPrep) and same_function(prep.f, f)
     if isinstance(prep, StructuredPrep):
         x_row = f"  ✗ x: {_difference(prep.flattening, x)}"
     else:

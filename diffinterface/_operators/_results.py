@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import optree
 
 from diffinterface._errors import InvalidArgumentError
@@ -41,7 +42,7 @@ def finish(result: Any, batch: int | None, out: Any) -> Any:
 
             return write_sparse_out(result, out)
         return write_out(out, result)
-    parts = tuple(result[i] for i in range(batch))
+    parts = tuple(_item(result, i) for i in range(batch))
     if out is None:
         return parts
     if not isinstance(out, tuple) or len(out) != batch:
@@ -50,6 +51,12 @@ def finish(result: Any, batch: int | None, out: Any) -> Any:
             f"got {type(out).__name__}."
         )
     return tuple(write_out(o, p) for o, p in zip(out, parts, strict=True))
+
+
+def _item(stacked: Any, i: int) -> Any:
+    """``stacked[i]``, a 0-d array rather than a NumPy scalar for a stack of 0-d results."""
+    part = stacked[i]
+    return np.asarray(part) if isinstance(part, np.generic) else part
 
 
 def as_matrix(result: Any, x: Any, flat: bool) -> Any:

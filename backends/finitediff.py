@@ -191,23 +191,24 @@ def _jacobian_kernel(
         xp[...] = flat
         xm[...] = flat
         h = rel * np.maximum(1.0, np.abs(flat))
-        cols = np.empty((n, *y.shape), dtype=y.dtype)
+        # columns written straight into the result (no n × m staging copy)
+        jac = np.empty((math.prod(y.shape), n), dtype=y.dtype)
         at_p, at_m = xp.reshape(x.shape), xm.reshape(x.shape)
         for i in range(n):
             hi = h[i]
             if method == "complex":
                 xp[i] = flat[i] + 1j * hi
-                cols[i] = np.imag(fn(at_p, *consts)) / hi
+                column = np.imag(fn(at_p, *consts)) / hi
             elif method == "central":
                 xp[i] = flat[i] + hi
                 xm[i] = flat[i] - hi
-                cols[i] = (fn(at_p, *consts) - fn(at_m, *consts)) / (2 * hi)
+                column = (fn(at_p, *consts) - fn(at_m, *consts)) / (2 * hi)
                 xm[i] = flat[i]
             else:
                 xp[i] = flat[i] + hi
-                cols[i] = (fn(at_p, *consts) - y) / hi
+                column = (fn(at_p, *consts) - y) / hi
+            jac[:, i] = np.reshape(column, -1)
             xp[i] = flat[i]
-        jac = np.moveaxis(cols.reshape((n, math.prod(y.shape))), 0, -1)
-        return y, np.ascontiguousarray(jac).reshape(y.shape + x.shape)
+        return y, jac.reshape(y.shape + x.shape)
 
     return kernel

@@ -63,8 +63,10 @@ def benchmark_differentiation(
         A pandas DataFrame when pandas is installed, else a list of dicts. Columns:
         backend, scenario, operator, status, prepare_s (first preparation, incl. any
         compile), first_call_s (the first prepared call), prepared_s and prepared_iqr_s
-        (median and spread per call), unprepared_s, peak_bytes, samples,
-        ratio_to_fastest (prepared time relative to the fastest backend on that scenario);
+        (median and spread per call), unprepared_s, peak_bytes (tracemalloc peak of one
+        prepared call), peak_bytes_out (the same with ``out=`` where the result can be
+        written into), samples, ratio_to_fastest (prepared time relative to the fastest
+        backend on that scenario);
         with ``native``: native_method (the fastest hand-written way), native_s and
         paired_s (native and prepared call, median per call over the pairs, inputs of the
         framework's array type), native_ratio (median of the per-pair ratios prepared /
@@ -114,6 +116,7 @@ def _benchmark_case(
         "prepared_iqr_s": None,
         "unprepared_s": None,
         "peak_bytes": None,
+        "peak_bytes_out": None,
         "samples": 0,
         "ratio_to_fastest": None,
     }
@@ -132,13 +135,33 @@ def _benchmark_case(
         if unprepared:
             record["unprepared_s"] = _time(lambda: sc.call(backend), budget, min_samples=1)[0]
         if memory:
-            tracemalloc.start()
-            sc.call(backend, prep=prep)
-            record["peak_bytes"] = tracemalloc.get_traced_memory()[1]
-            tracemalloc.stop()
+            record["peak_bytes"] = _peak_bytes(lambda: sc.call(backend, prep=prep))
+            out = _out_like(sc.call(backend, prep=prep))
+            if out is not None:
+                record["peak_bytes_out"] = _peak_bytes(lambda: sc.call(backend, prep=prep, out=out))
     except Exception as e:
         record["status"] = f"error: {type(e).__name__}: {e}"[:200]
     return record
+
+
+def _peak_bytes(call: Callable[[], Any]) -> int:
+    """The tracemalloc peak of one call (Python and NumPy allocations)."""
+    tracemalloc.start()
+    try:
+        call()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def _out_like(result: Any) -> Any:
+    """A NumPy array or tensor to pass as ``out=`` for ``result`` (None where out= cannot
+    take it: JAX arrays, structures, sparse matrices)."""
+    if isinstance(result, np.ndarray):
+        return np.empty_like(result)
+    if hasattr(result, "detach"):
+        return result.detach().clone()
+    return None
 
 
 def _native_comparison(backend: Any, sc: Scenario, budget: float) -> dict[str, Any]:
@@ -150,6 +173,7 @@ def _native_comparison(backend: Any, sc: Scenario, budget: float) -> dict[str, A
         best = _fastest(candidates, budget / 4)
         scn = in_native_kind(sc, backend)
         prep = scn.prepare(backend)
+        scn.call(backend, prep=prep)  # the first call, outside the timing
         if native_kind(backend) == "jax":
             import jax
 
@@ -168,15 +192,19 @@ def _native_comparison(backend: Any, sc: Scenario, budget: float) -> dict[str, A
 
 
 def _fastest(candidates: list[Native], budget: float) -> Native:
+    """The candidate with the smallest median time (each has been called once after)."""
     if len(candidates) == 1:
+        candidates[0].call()
         return candidates[0]
     return min(candidates, key=lambda c: _time(c.call, budget)[0])
 
 
 def _time_pair(a: Callable[[], Any], b: Callable[[], Any], budget: float) -> dict[str, Any]:
-    """Time ``a`` and ``b`` in alternating pairs of samples; medians over the pairs."""
-    a()
-    b()
+    """Time ``a`` and ``b`` in alternating pairs of samples; medians over the pairs.
+
+    Both have run before (preparation, candidate choice); one more call of each calibrates
+    the number of calls per sample.
+    """
     start = time.perf_counter()
     a()
     b()

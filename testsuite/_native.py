@@ -184,12 +184,20 @@ def _torch(backend: di.AutoTorch, sc: Scenario) -> list[Native]:
     def grad(y: Any, create_graph: bool = False) -> Any:
         return torch.autograd.grad(y, tracked, create_graph=create_graph)
 
-    if sc.operator == "gradient":
+    single = tree.num_leaves == 1 and not isinstance(x, dict | list | tuple)
+    if sc.operator == "gradient" and single:
+        (leaf,) = tracked
+
+        def eager() -> Any:
+            return torch.autograd.grad(f(leaf, *rest), leaf)[0]
+
+        func_op: Any = func.grad(f)
+    elif sc.operator == "gradient":
 
         def eager() -> Any:
             return optree.tree_unflatten(tree, list(grad(f(xl, *rest))))
 
-        func_op: Any = func.grad(f)
+        func_op = func.grad(f)
     elif sc.operator == "jacobian":
         jac = func.jacfwd if backend.mode == "forward" else func.jacrev
         return [Native(f"torch.func.{jac.__name__}(f)", lambda: jac(f)(x, *rest))]

@@ -30,6 +30,7 @@ class FiniteDiffAdapter(Adapter):
     native_kind: ClassVar[str] = "numpy"
     accepted_kinds: ClassVar[frozenset[str]] = frozenset({"numpy"})
     supports_mutation: ClassVar[bool] = True
+    writes_out: ClassVar[frozenset[str]] = frozenset({"jacobian", "gradient"})
 
     def stack(self, arrays: list[Any]) -> Any:
         return np.stack(arrays)
@@ -88,9 +89,9 @@ class FiniteDiffAdapter(Adapter):
     def native_gradient(self, fn: Fn, p: Problem) -> Kernel:
         jac = self._jacobian(fn, self._method)
 
-        def gradient(x: Any, *consts: Any) -> Any:
-            y, j = jac(x, *consts)
-            return y, j.reshape(x.shape)
+        def gradient(x: Any, *consts: Any, out: Any = None) -> Any:
+            y, j = jac(x, *consts, out=out)
+            return y, j if j is out else j.reshape(x.shape)
 
         return gradient
 
@@ -174,11 +175,12 @@ def _jacobian_kernel(
     """``(x, *consts) -> (y, J)``, J of shape y.shape + x.shape, one coordinate at a time.
 
     The two work arrays (x plus and minus a step) are allocated on the first call and then
-    reused for every call with the same shape and dtype.
+    reused for every call with the same shape and dtype. Given ``out=`` (a C-contiguous
+    array of J's shape and dtype), J is written into it and ``out`` returned.
     """
     work: dict[Any, tuple[np.ndarray, np.ndarray]] = {}
 
-    def kernel(x: Any, *consts: Any) -> Any:
+    def kernel(x: Any, *consts: Any, out: Any = None) -> Any:
         method, rel = method_for(x.dtype), rel_for(x.dtype)
         flat = x.reshape(-1)
         y = np.array(fn(x, *consts))
@@ -192,7 +194,16 @@ def _jacobian_kernel(
         xm[...] = flat
         h = rel * np.maximum(1.0, np.abs(flat))
         # columns written straight into the result (no n × m staging copy)
-        jac = np.empty((math.prod(y.shape), n), dtype=y.dtype)
+        shape = (math.prod(y.shape), n)
+        into_out = (
+            out is not None
+            and out.shape == y.shape + x.shape
+            and out.dtype == y.dtype
+            and out.flags.c_contiguous
+            # f reads x and the constants while J is written: they must not share memory
+            and not any(np.may_share_memory(out, a) for a in (x, *consts))
+        )
+        jac = out.reshape(shape) if into_out else np.empty(shape, dtype=y.dtype)
         at_p, at_m = xp.reshape(x.shape), xm.reshape(x.shape)
         for i in range(n):
             hi = h[i]
@@ -209,6 +220,6 @@ def _jacobian_kernel(
                 column = (fn(at_p, *consts) - y) / hi
             jac[:, i] = np.reshape(column, -1)
             xp[i] = flat[i]
-        return y, jac.reshape(y.shape + x.shape)
+        return y, out if into_out else jac.reshape(y.shape + x.shape)
 
     return kernel

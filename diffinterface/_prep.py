@@ -94,6 +94,8 @@ class Prep:
     #: the last output alone (the plain operator), compiled on its own where the backend
     #: compiles, so that the compiled code skips the value; None elsewhere
     plain_kernel: Kernel | None = None
+    #: the kernel takes ``out=`` (a NumPy array) for the plain result and writes into it
+    takes_out: bool = False
 
     def __repr__(self) -> str:
         return (
@@ -217,6 +219,7 @@ def prepare(
     device = getattr(x, "device", None) if x_kind == "torch" else None
     result_out = converter(adapter.native_kind, x_kind, device)
     plain_kernel = None
+    takes_out = False
     if isinstance(config, AutoSparse) and spec.name in ("jacobian", "hessian"):
         from diffinterface._sparse.compressed import build_sparse, is_sparse
 
@@ -229,6 +232,7 @@ def prepare(
 
     else:
         native = getattr(adapter, f"native_{spec.name}", None)
+        takes_out = native is not None and spec.name in adapter.writes_out and y is None
         raw = (native or (lambda fn_, p: spec.build(adapter, fn_, p)))(fn, problem)
         example_args = (*example, *consts)
         if adapter.compiles and y is None and variants != "value":
@@ -248,6 +252,7 @@ def prepare(
         batch=batch,
         tangent_in=tangent_in,
         plain_kernel=plain_kernel,
+        takes_out=takes_out,
     )
 
 
@@ -405,13 +410,16 @@ def execute(
     y: Any = None,
     flat: bool = False,
     plain: bool = False,
+    out: Any = None,
 ) -> tuple[Any, ...]:
     """Run ``spec`` (preparing first when ``prep`` is None); results in x's array kind.
 
     For structured x (a dict / list / tuple of arrays) results shaped like x come back in
     x's structure; ``flat`` asks for Jacobians and Hessians as one 2-D matrix instead of
     blocks. With ``plain`` only the last output (the plain operator's result) is wanted:
-    the others come back as None, and are not computed where the backend compiles.
+    the others come back as None, and are not computed where the backend compiles. A
+    kernel that writes into ``out`` (the caller's array for that result) is given it, so
+    that no result array is allocated; the caller still copies into ``out`` otherwise.
 
     Raises:
         PreparationMismatchError: ``prep`` was made for other arguments.
@@ -433,18 +441,21 @@ def execute(
     if contexts:
         convs = zip(prep.const_in, contexts, strict=True)
         args += [conv(c.value) for conv, c in convs if conv is not None]
-    out = prep.result_out
+    convert = prep.result_out
     try:
         if plain and prep.plain_kernel is not None:
-            return (*_LEADING[len(spec.outputs)], out(prep.plain_kernel(*args)))
+            return (*_LEADING[len(spec.outputs)], convert(prep.plain_kernel(*args)))
         assert prep.kernel is not None  # prepared for every variant, or for this one
-        results = prep.kernel(*args)
+        if prep.takes_out and type(out) is np.ndarray and type(x) is np.ndarray and not flat:
+            results = prep.kernel(*args, out=out)
+        else:
+            results = prep.kernel(*args)
     except Exception as e:
         e.add_note(f"(raised while diffinterface computed {spec.name} with {prep.backend!r})")
         raise
     if plain:
-        return (*_LEADING[len(results)], out(results[-1]))
-    converted = tuple([out(r) for r in results])
+        return (*_LEADING[len(results)], convert(results[-1]))
+    converted = tuple([convert(r) for r in results])
     if y is not None:
         write_out(y, converted[0], "y")
     return converted
@@ -510,6 +521,8 @@ def write_out(out: Any, result: Any, role: str = "out") -> Any:
     Raises:
         InvalidArgumentError: ``out`` has another kind, shape or dtype, or is a JAX array.
     """
+    if result is out:  # a kernel wrote straight into the caller's array
+        return out
     if is_structure(out) or is_structure(result):
         return _write_out_structure(out, result, role)
     kind = kind_of(out)

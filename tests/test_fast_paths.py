@@ -87,3 +87,37 @@ def test_autograd_hessian_traces_f_once_for_all_rows() -> None:
         expected[i, i + 1] += 2 * x[i]
         expected[i + 1, i] += 2 * x[i]
     np.testing.assert_allclose(h, expected, rtol=1e-12)
+
+
+def _layer(x: Any, w: Any) -> Any:
+    return di.array_namespace(x).tanh(w @ x)
+
+
+def test_finite_differences_write_the_jacobian_into_out_without_allocating_it() -> None:
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    n = 120
+    w, x = rng.normal(size=(n, n)) / np.sqrt(n), rng.normal(size=n)
+    exact = (1 - np.tanh(w @ x) ** 2)[:, None] * w
+    prep = di.prepare_jacobian(_layer, "finitediff", x, di.Constant(w))
+    out = np.empty((n, n))
+    di.jacobian(_layer, "finitediff", x, di.Constant(w), prep=prep, out=out)  # warm-up
+    tracemalloc.start()
+    result = di.jacobian(_layer, "finitediff", x, di.Constant(w), prep=prep, out=out)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert result is out
+    np.testing.assert_allclose(out, exact, atol=1e-8)
+    assert peak < out.nbytes / 4  # J (115 kB) is not allocated, only f's small outputs
+    fresh = di.jacobian(_layer, "finitediff", x, di.Constant(w), prep=prep)
+    assert fresh is not out and not np.shares_memory(fresh, out)
+    np.testing.assert_allclose(fresh, out)
+
+
+def test_finite_differences_never_write_into_an_out_that_f_reads() -> None:
+    x = np.array([0.5, -1.0, 2.0])
+    expected = np.exp(x)
+    g = di.gradient(_sum_exp, "finitediff", x, out=x)  # out= is x itself
+    assert g is x
+    np.testing.assert_allclose(g, expected, rtol=1e-8)

@@ -1,9 +1,11 @@
 """HIPS autograd adapter: ``make_vjp`` (reverse) and ``make_jvp`` (forward) on NumPy arrays.
 
 autograd has no vmap: a batch of cotangents reuses one forward pass (one ``make_vjp``) and
-loops over the backward passes; a batch of tangents loops over ``make_jvp``. Second order is
-forward over reverse. autograd's boxes cannot be written into NumPy arrays, so mutating
-functions are refused.
+loops over the backward passes; a batch of tangents loops over ``make_jvp``, rerunning f
+each time. So Jacobians are reverse mode unless f has more outputs than inputs, and the
+Hessian is reverse over reverse (one forward pass of the gradient, one backward pass per
+row); HVPs are forward over reverse. autograd's boxes cannot be written into NumPy arrays,
+so mutating functions are refused.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import numpy as np
-from autograd import make_jvp, make_vjp
+from autograd import grad, make_jvp, make_vjp
 
 from diffinterface._adapter import Adapter, Fn, Kernel
+from diffinterface._prep import Problem
 
 __all__ = ["AutogradAdapter"]
 
@@ -59,6 +62,18 @@ class AutogradAdapter(Adapter):
             return y, np.stack([_like(vjp(u), x) for u in us])
 
         return pull_batch
+
+    def native_hessian(self, fn: Fn, p: Problem) -> Kernel:
+        shape = np.shape(p.x)
+        basis = np.eye(int(np.prod(shape)), dtype=p.x.dtype).reshape((-1, *shape))
+
+        def hessian(x: Any, *consts: Any) -> Any:
+            gradient = grad(lambda v: fn(v, *consts))
+            vjp, g = make_vjp(lambda v: _like(gradient(v), v))(x)
+            rows = np.stack([_like(vjp(e), x) for e in basis])
+            return fn(x, *consts), g, rows.reshape(shape + shape)
+
+        return hessian
 
 
 def _like(d: Any, ref: Any) -> Any:

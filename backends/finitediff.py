@@ -34,6 +34,7 @@ class FiniteDiffAdapter(Adapter):
     accepted_kinds: ClassVar[frozenset[str]] = frozenset({"numpy"})
     supports_mutation: ClassVar[bool] = True
     plain_values: ClassVar[bool] = True
+    writes_out: ClassVar[frozenset[str]] = frozenset({"jacobian", "gradient"})
 
     def stack(self, arrays: list[Any]) -> Any:
         return np.stack(arrays)
@@ -93,9 +94,9 @@ class FiniteDiffAdapter(Adapter):
     def native_gradient(self, fn: Fn, p: Problem) -> Kernel:
         jac = self._jacobian(fn, self._method)
 
-        def gradient(x: Any, *consts: Any) -> Any:
-            y, j = jac(x, *consts)
-            return y, j.reshape(x.shape)
+        def gradient(x: Any, *consts: Any, out: Any = None) -> Any:
+            y, j = jac(x, *consts, out=out)
+            return y, j if j is out else j.reshape(x.shape)
 
         return gradient
 
@@ -193,11 +194,12 @@ def _jacobian_kernel(
 
     The two work arrays (x plus and minus a step) are allocated on a thread's first call
     and then reused for its calls with the same shape and dtype (per thread: threads sharing
-    them would perturb each other's points).
+    them would perturb each other's points). Given ``out=`` (a C-contiguous array of J's
+    shape and dtype), J is written into it and ``out`` returned.
     """
     local = threading.local()
 
-    def kernel(x: Any, *consts: Any) -> Any:
+    def kernel(x: Any, *consts: Any, out: Any = None) -> Any:
         method, rel = method_for(x.dtype), rel_for(x.dtype)
         flat = x.reshape(-1)
         y = np.array(fn(x, *consts))
@@ -213,23 +215,37 @@ def _jacobian_kernel(
         xp[...] = flat
         xm[...] = flat
         h = rel * np.maximum(1.0, np.abs(flat))
-        cols = np.empty((n, *y.shape), dtype=y.dtype)
+        # columns written straight into the result (no n × m staging copy)
+        shape = (math.prod(y.shape), n)
+        into_out = (
+            out is not None
+            and out.shape == y.shape + x.shape
+            and out.dtype == y.dtype
+            and out.flags.c_contiguous
+            # f reads x and the constants while J is written: they must not share memory
+            and not any(np.may_share_memory(out, a) for a in (x, *consts))
+        )
+        jac = out.reshape(shape) if into_out else np.empty(shape, dtype=y.dtype)
         at_p, at_m = xp.reshape(x.shape), xm.reshape(x.shape)
         for i in range(n):
             hi = h[i]
             if method == "complex":
                 xp[i] = flat[i] + 1j * hi
-                cols[i] = np.imag(fn(at_p, *consts)) / hi
+                column = np.imag(fn(at_p, *consts)) / hi
             elif method == "central":
                 xp[i] = flat[i] + hi
                 xm[i] = flat[i] - hi
-                cols[i] = (fn(at_p, *consts) - fn(at_m, *consts)) / (2 * hi)
+                column = (fn(at_p, *consts) - fn(at_m, *consts)) / (2 * hi)
                 xm[i] = flat[i]
             else:
                 xp[i] = flat[i] + hi
-                cols[i] = (fn(at_p, *consts) - y) / hi
+                column = (fn(at_p, *consts) - y) / hi
+            jac[:, i] = np.reshape(column, -1)
             xp[i] = flat[i]
-        jac = np.moveaxis(cols.reshape((n, math.prod(y.shape))), 0, -1)
-        return y, _nan_where_not_finite(y, np.ascontiguousarray(jac).reshape(y.shape + x.shape))
+        d = out if into_out else jac.reshape(y.shape + x.shape)
+        finite = np.isfinite(y)
+        if not finite.all():  # J is ours (or the caller's out): mark it in place
+            d[~finite] = np.nan
+        return y, d
 
     return kernel

@@ -66,6 +66,15 @@ def _like(t: Any, ref: Any) -> Any:
     return t if t.dtype == ref.dtype else t.to(ref.dtype)
 
 
+def _with_grad(compute: Any, *args: Any) -> Any:
+    """``compute(*args)`` with autograd recording; entering ``torch.enable_grad()`` costs
+    more than many small operators, so only when recording is off."""
+    if torch.is_grad_enabled():
+        return compute(*args)
+    with torch.enable_grad():
+        return compute(*args)
+
+
 class TorchAdapter(Adapter):
     """Adapter for :class:`~diffinterface.AutoTorch`."""
 
@@ -151,34 +160,34 @@ class TorchAdapter(Adapter):
                 # differentiated by eager autograd (SecondOrder): keep the graph
                 y = fn(x, *consts)
                 return y, _grad(y, x, u, batched=batched, create_graph=True)
-            xl = _leaf(x)
-            with torch.enable_grad():
-                y = fn(xl, *consts)
-                g = _grad(y, xl, u, batched=batched)
-            return y.detach(), g
+            return _with_grad(value_and_pull, _leaf(x), u, consts)
+
+        def value_and_pull(xl: Any, u: Any, consts: tuple[Any, ...]) -> Any:
+            y = fn(xl, *consts)
+            return y.detach(), _grad(y, xl, u, batched=batched)
 
         return pull
 
     # -- faster operators (eager autograd) --------------------------------------------
     def native_gradient(self, fn: Fn, p: Problem) -> Kernel:
+        def value_and_gradient(xl: Any, consts: tuple[Any, ...]) -> Any:
+            y = fn(xl, *consts)
+            return y.detach(), _grad(y, xl, None)
+
         def gradient(x: Any, *consts: Any) -> Any:
-            xl = _leaf(x)
-            with torch.enable_grad():
-                y = fn(xl, *consts)
-                g = _grad(y, xl, None)
-            return y.detach(), g
+            return _with_grad(value_and_gradient, _leaf(x), consts)
 
         return gradient
 
     def native_hvp(self, fn: Fn, p: Problem) -> Kernel:
         batched = p.batch is not None
 
+        def gradient_and_hvp(xl: Any, t: Any, consts: tuple[Any, ...]) -> Any:
+            g = _grad(fn(xl, *consts), xl, None, create_graph=True)
+            return g.detach(), _grad(g, xl, t, batched=batched)
+
         def hvp(x: Any, t: Any, *consts: Any) -> Any:
-            xl = _leaf(x)
-            with torch.enable_grad():
-                g = _grad(fn(xl, *consts), xl, None, create_graph=True)
-                hv = _grad(g, xl, t, batched=batched)
-            return g.detach(), hv
+            return _with_grad(gradient_and_hvp, _leaf(x), t, consts)
 
         return hvp
 
@@ -186,14 +195,15 @@ class TorchAdapter(Adapter):
         shape = tuple(p.x.shape)
         n = math.prod(shape)
 
-        def hessian(x: Any, *consts: Any) -> Any:
-            xl = _leaf(x)
-            basis = torch.eye(n, dtype=x.dtype, device=x.device).reshape((n, *shape))
-            with torch.enable_grad():
-                y = fn(xl, *consts)
-                g = _grad(y, xl, None, create_graph=True)
-                h = _grad(g, xl, basis, batched=True)
+        def derivatives(xl: Any, consts: tuple[Any, ...]) -> Any:
+            basis = torch.eye(n, dtype=xl.dtype, device=xl.device).reshape((n, *shape))
+            y = fn(xl, *consts)
+            g = _grad(y, xl, None, create_graph=True)
+            h = _grad(g, xl, basis, batched=True)
             return y.detach(), g.detach(), h.reshape(shape + shape)
+
+        def hessian(x: Any, *consts: Any) -> Any:
+            return _with_grad(derivatives, _leaf(x), consts)
 
         return hessian
 

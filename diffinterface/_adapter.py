@@ -30,7 +30,9 @@ class Adapter:
     * ``accepted_kinds``: input kinds the kernels take as they are, without conversion;
     * ``supports_mutation``: whether f may write into arrays (``y=`` and Cache contexts;
       the buffers themselves come from ``diffinterface._diffcache``, by array type);
-    * ``compiles``: whether preparation traces and compiles f once.
+    * ``compiles``: whether preparation traces and compiles f once;
+    * ``writes_out``: operators whose ``native_<operator>`` kernel takes ``out=`` (a NumPy
+      array for the plain result) and writes the result into it instead of a new array.
     """
 
     native_kind: ClassVar[str]
@@ -41,6 +43,7 @@ class Adapter:
     #: whether f only ever receives plain values (finite differences): then a Python number
     #: returned by f still carries the derivative, where AD backends lose it
     plain_values: ClassVar[bool] = False
+    writes_out: ClassVar[frozenset[str]] = frozenset()
     #: backends that can differentiate mutating code, named in errors of those that cannot
     MUTATION_HINT: ClassVar[str] = (
         "use di.AutoTorch() or di.AutoFiniteDiff(), which differentiate code that writes "

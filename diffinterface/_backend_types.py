@@ -212,11 +212,17 @@ def resolve_backend(b: BackendLike) -> Backend | AutoSparse:
     if isinstance(b, AutoSparse):
         return b
     if isinstance(b, str):
-        return backend(b)
+        return _named(b)
     raise InvalidArgumentError(
         f"Expected a backend such as di.AutoJAX() or a name in {sorted(_REGISTRY)}, "
         f"got {b!r} of type {type(b).__name__}."
     )
+
+
+@cache
+def _named(name: str) -> Backend:
+    """``backend(name)``, made once per name (backends are frozen values)."""
+    return backend(name)
 
 
 @cache

@@ -50,9 +50,21 @@ from diffinterface._structured import (
     prepare_structured,
 )
 
-__all__ = ["OperatorSpec", "Prep", "Problem", "execute", "prepare", "same_function", "write_out"]
+__all__ = [
+    "OperatorSpec",
+    "Prep",
+    "Problem",
+    "Variants",
+    "execute",
+    "prepare",
+    "same_function",
+    "write_out",
+]
 
 _NUMBERS = (int, float, np.integer, np.floating)
+
+#: which kernels a preparation compiles: both, or the one an unprepared call needs
+Variants = Literal["both", "plain", "value"]
 
 
 @dataclass(frozen=True)
@@ -92,12 +104,18 @@ class Prep:
     f: Callable[..., Any]
     backend: Backend | AutoSparse
     signature: tuple[Any, ...]
-    kernel: Kernel
+    #: all outputs of the value variant (None when only the plain one was prepared)
+    kernel: Kernel | None
     x_in: Callable[[Any], Any]
     result_out: Callable[[Any], Any]
     const_in: tuple[Callable[[Any], Any] | None, ...]
     batch: int | None
     tangent_in: Callable[[Any], Any] | None
+    #: the last output alone (the plain operator), compiled on its own where the backend
+    #: compiles, so that the compiled code skips the value; None elsewhere
+    plain_kernel: Kernel | None = None
+    #: the kernel takes ``out=`` (a NumPy array) for the plain result and writes into it
+    takes_out: bool = False
 
     def __repr__(self) -> str:
         return (
@@ -169,8 +187,13 @@ def prepare(
     tangents: Any,
     contexts: tuple[Any, ...],
     y: Any = None,
+    variants: Variants = "both",
 ) -> Prep:
     """Validate, convert, build and compile: the work behind every ``prepare_<operator>``.
+
+    A backend that compiles gets two kernels: all outputs of the value variant, and the
+    plain operator's result alone (the compiled code then skips the value, which can cost
+    more than the derivative). ``variants`` limits this to the one an unprepared call needs.
 
     Raises:
         InvalidArgumentError: bad x, tangents, contexts or output of f.
@@ -178,7 +201,8 @@ def prepare(
         ImportError: the backend's framework is not installed.
     """
     if is_structure(x):
-        return prepare_structured(spec, f, backend, x, tangents, contexts, y)  # type: ignore[return-value]
+        plain = None if variants == "both" else variants == "plain"
+        return prepare_structured(spec, f, backend, x, tangents, contexts, y, plain)  # type: ignore[return-value]
     if not callable(f):
         raise InvalidArgumentError(f"f must be callable, got {type(f).__name__}.")
     config = resolve_backend(backend)
@@ -225,11 +249,13 @@ def prepare(
         # f returns (a view of) its input: its value, tangents and cotangents would come
         # back as views of the caller's arrays, so hand out copies.
         result_out = _copying(result_out)
+    plain_kernel = None
+    takes_out = False
     if isinstance(config, AutoSparse) and spec.name in ("jacobian", "hessian"):
         from diffinterface._sparse.compressed import build_sparse, is_sparse
 
         call = (f, x, contexts, y)
-        kernel = build_sparse(spec.name, config, adapter, fn, problem, consts, call)
+        kernel: Kernel | None = build_sparse(spec.name, config, adapter, fn, problem, consts, call)
         dense_out = result_out
 
         def result_out(r: Any) -> Any:
@@ -237,9 +263,14 @@ def prepare(
 
     else:
         native = getattr(adapter, f"native_{spec.name}", None)
-        kernel = (native or (lambda fn_, p: spec.build(adapter, fn_, p)))(fn, problem)
+        takes_out = native is not None and spec.name in adapter.writes_out and y is None
+        raw = (native or (lambda fn_, p: spec.build(adapter, fn_, p)))(fn, problem)
+        example_args = (*example, *consts)
         try:
-            kernel = adapter.compile(kernel, (*example, *consts))
+            if adapter.compiles and y is None and variants != "value":
+                plain_kernel = adapter.compile(_last_output(raw), example_args)
+            compile_all = not adapter.compiles or y is not None or variants != "plain"
+            kernel = adapter.compile(raw, example_args) if compile_all else None
         except DiffInterfaceError:
             raise
         except Exception as e:  # JAX traces f here
@@ -257,6 +288,8 @@ def prepare(
         const_in=const_in,
         batch=batch,
         tangent_in=tangent_in,
+        plain_kernel=plain_kernel,
+        takes_out=takes_out,
     )
 
 
@@ -269,6 +302,13 @@ def _copying(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
         return np.array(r) if kind == "numpy" else r  # JAX arrays are immutable
 
     return convert_and_copy
+
+
+def _last_output(kernel: Kernel) -> Kernel:
+    def last_output(*args: Any) -> Any:
+        return kernel(*args)[-1]
+
+    return last_output
 
 
 def _check_mutation(spec: OperatorSpec, adapter: Adapter, y: Any) -> None:
@@ -478,40 +518,60 @@ def execute(
     prep: Prep | None,
     y: Any = None,
     flat: bool = False,
+    plain: bool = False,
+    out: Any = None,
 ) -> tuple[Any, ...]:
     """Run ``spec`` (preparing first when ``prep`` is None); results in x's array kind.
 
     For structured x (a dict / list / tuple of arrays) results shaped like x come back in
     x's structure; ``flat`` asks for Jacobians and Hessians as one 2-D matrix instead of
-    blocks.
+    blocks. With ``plain`` only the last output (the plain operator's result) is wanted:
+    the others come back as None, and are not computed where the backend compiles. A
+    kernel that writes into ``out`` (the caller's array for that result) is given it, so
+    that no result array is allocated; the caller still copies into ``out`` otherwise.
 
     Raises:
         PreparationMismatchError: ``prep`` was made for other arguments.
     """
-    if is_structure(x):
-        return execute_structured(spec, f, backend, x, tangents, contexts, prep, y, flat)
-    if isinstance(x, _NUMBERS) and not isinstance(x, bool):
-        x = np.asarray(x, dtype=np.float64)
+    if type(x) is not np.ndarray and kind_of(x) is None:  # arrays skip both checks
+        if is_structure(x):
+            return execute_structured(spec, f, backend, x, tangents, contexts, prep, y, flat, plain)
+        if isinstance(x, _NUMBERS) and not isinstance(x, bool):
+            x = np.asarray(x, dtype=np.float64)
+    plain = plain and y is None  # a mutating f's output is written into y: keep it
     if prep is None:
-        prep = prepare(spec, f, backend, x, tangents, contexts, y)
+        variants: Variants = "plain" if plain else "value"
+        prep = prepare(spec, f, backend, x, tangents, contexts, y, variants)
     else:
         _check(prep, spec, f, backend, x, tangents, contexts, y)
     args = [prep.x_in(x)]
     if prep.tangent_in is not None:
         args.append(prep.tangent_in(tangents))
-    for conv, c in zip(prep.const_in, contexts, strict=True):
-        if conv is not None:
-            args.append(conv(c.value))
+    if contexts:
+        convs = zip(prep.const_in, contexts, strict=True)
+        args += [conv(c.value) for conv, c in convs if conv is not None]
+    convert = prep.result_out
     try:
-        results = prep.kernel(*args)
+        if plain and prep.plain_kernel is not None:
+            return (*_LEADING[len(spec.outputs)], convert(prep.plain_kernel(*args)))
+        assert prep.kernel is not None  # prepared for every variant, or for this one
+        if prep.takes_out and type(out) is np.ndarray and type(x) is np.ndarray and not flat:
+            results = prep.kernel(*args, out=out)
+        else:
+            results = prep.kernel(*args)
     except Exception as e:
         e.add_note(f"(raised while diffinterface computed {spec.name} with {prep.backend!r})")
         raise
-    out = prep.result_out
-    converted = tuple(out(r) for r in results)
+    if plain:
+        return (*_LEADING[len(results)], convert(results[-1]))
+    converted = tuple([convert(r) for r in results])
     if y is not None:
         write_out(y, converted[0], "y")
     return converted
+
+
+#: the None outputs before the last one of a plain call, by number of outputs
+_LEADING = {n: (None,) * (n - 1) for n in range(1, 5)}
 
 
 def _check(
@@ -524,6 +584,14 @@ def _check(
     contexts: tuple[Any, ...],
     y: Any,
 ) -> None:
+    if (
+        type(prep) is Prep
+        and prep.f is f
+        and prep.operator is spec.name
+        and (backend is prep.backend or resolve_backend(backend) == prep.backend)
+        and _same_signature(prep.signature, x, tangents, contexts, y)
+    ):
+        return
     if isinstance(prep, StructuredPrep):
         raise PreparationMismatchError(
             f"This preparation was made for a structured x "
@@ -545,12 +613,25 @@ def _check(
         raise PreparationMismatchError(_mismatch(prep, spec.name, f, config, sig))
 
 
+def _same_signature(
+    expected: tuple[Any, ...], x: Any, tangents: Any, contexts: tuple[Any, ...], y: Any
+) -> bool:
+    """``_call_signature(x, tangents, contexts, y) == expected``, cheapest parts first."""
+    if signature(x) != expected[0]:
+        return False
+    if tangents is None and not contexts and y is None:
+        return expected[1] is None and expected[2] == () and expected[3] is None
+    return _call_signature(x, tangents, contexts, y) == expected
+
+
 def write_out(out: Any, result: Any, role: str = "out") -> Any:
     """Copy ``result`` into the caller's array ``out`` and return ``out``.
 
     Raises:
         InvalidArgumentError: ``out`` has another kind, shape or dtype, or is a JAX array.
     """
+    if result is out:  # a kernel wrote straight into the caller's array
+        return out
     if is_structure(out) or is_structure(result):
         return _write_out_structure(out, result, role)
     kind = kind_of(out)

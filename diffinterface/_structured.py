@@ -167,9 +167,11 @@ def prepare_structured(
     tangents: Any,
     contexts: tuple[Any, ...],
     y: Any,
+    plain: bool | None = None,
 ) -> StructuredPrep:
-    """:func:`~diffinterface._prep.prepare` for structured x."""
-    from diffinterface._prep import prepare
+    """:func:`~diffinterface._prep.prepare` for structured x (``plain``: for an unprepared
+    plain call (True) or value call (False), as ``prepare``'s ``variants``)."""
+    from diffinterface._prep import Variants, prepare
 
     if spec.scalar_x:
         raise InvalidArgumentError(
@@ -181,7 +183,8 @@ def prepare_structured(
     fl = Flattening.of(x)
     f_flat = _flat_function(f, fl, mutating=y is not None)
     flat_t, layout = _flat_tangents(spec, fl, tangents)
-    flat = prepare(spec, f_flat, backend, fl.ravel(x), flat_t, contexts, y)
+    variants: Variants = "both" if plain is None else "plain" if plain and y is None else "value"
+    flat = prepare(spec, f_flat, backend, fl.ravel(x), flat_t, contexts, y, variants)
     return StructuredPrep(flat, fl, f, f_flat, layout)
 
 
@@ -195,12 +198,13 @@ def execute_structured(
     prep: Any,
     y: Any,
     flat: bool,
+    plain: bool = False,
 ) -> tuple[Any, ...]:
     """:func:`~diffinterface._prep.execute` for structured x: results in x's structure."""
     from diffinterface._prep import execute, same_function
 
     if prep is None:
-        prep = prepare_structured(spec, f, backend, x, tangents, contexts, y)
+        prep = prepare_structured(spec, f, backend, x, tangents, contexts, y, plain)
     elif not isinstance(prep, StructuredPrep) or not same_function(prep.f, f):
         raise PreparationMismatchError(_mismatch(prep, spec, f, x))
     fl = prep.flattening
@@ -215,9 +219,9 @@ def execute_structured(
             f"Prepare again with di.prepare_{spec.name}(...)."
         )
     v = concat_leaves(leaves)
-    results = execute(spec, prep.f_flat, backend, v, flat_t, contexts, prep.flat, y)
+    results = execute(spec, prep.f_flat, backend, v, flat_t, contexts, prep.flat, y, plain=plain)
     return tuple(
-        _restore(fl, r, kind, prep.flat.batch, flat)
+        None if r is None else _restore(fl, r, kind, prep.flat.batch, flat)
         for r, kind in zip(results, spec.outputs, strict=True)
     )
 

@@ -22,7 +22,7 @@ from typing import Any
 import diffinterface as di
 from diffinterface.testsuite._benchmark import benchmark_differentiation
 from diffinterface.testsuite._collections import default_scenarios
-from diffinterface.testsuite._seeds import seed_scenarios
+from diffinterface.testsuite._seeds import OVERHEAD_SCENARIO, seed_scenarios
 from diffinterface.testsuite._sparse_scenarios import sparse_scenarios
 from diffinterface.testsuite._testing import CaseResult, test_differentiation
 
@@ -149,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
             backends, seeds, budget=args.budget, progress=tick, csv=args.csv, json=args.json
         )
         print_benchmark(table)
+        print_native(table)
+        print_cross_backend(table)
         plot(table, args.plot)
         write_markdown(table, args.markdown, args.torch_threads)
     return 0 if report.ok else 1
@@ -169,6 +171,60 @@ def print_benchmark(table: Any) -> None:
             f"{r['ratio_to_fastest']:>10.1f}×{_time(r['unprepared_s']):>13}"
             f"{_time(r['prepare_s']):>11}{r['peak_bytes'] / 1024:>9.0f} kB"
         )
+
+
+#: targets of the native comparison: the ratio where the native call takes this long or
+#: more, and the added time per call on the dispatch-overhead scenario
+RATIO_TARGET, RATIO_FROM_S, ADDED_TARGET_S = 1.05, 100e-6, 1.5e-6
+
+
+def print_native(table: Any) -> None:
+    """Prepared calls against the fastest hand-written native call, with the targets."""
+    records = table.to_dict("records") if hasattr(table, "to_dict") else table
+    rows = [r for r in records if isinstance(r.get("native_s"), float) and r["native_s"] > 0]
+    if not rows:
+        return
+    print(
+        "\nPrepared call against the same operator written by hand with the framework's own "
+        "API\n(x in the framework's array type; alternating pairs; ratio and added time are "
+        "medians over the pairs;\ntarget: ratio ≤ "
+        f"{RATIO_TARGET} where native ≥ {_time(RATIO_FROM_S)}, added ≤ {_time(ADDED_TARGET_S)} "
+        "on the overhead scenario):"
+    )
+    print(
+        f"{'scenario':<36}{'backend':<22}{'prepared':>11}{'native':>11}{'ratio':>8}"
+        f"{'added':>11}  {'target':<7}native method"
+    )
+    for r in rows:
+        if r["scenario"] == OVERHEAD_SCENARIO:
+            met: str | bool = r["added_s"] <= ADDED_TARGET_S
+        elif r["native_s"] >= RATIO_FROM_S:
+            met = r["native_ratio"] <= RATIO_TARGET
+        else:
+            met = "-"
+        mark = met if isinstance(met, str) else ("met" if met else "MISSED")
+        print(
+            f"{r['scenario']:<36}{r['backend']:<22}{_time(r['paired_s']):>11}"
+            f"{_time(r['native_s']):>11}{r['native_ratio']:>7.2f}×"
+            f"{_signed_time(r['added_s']):>11}  {mark:<7}{r['native_method']}"
+        )
+
+
+def print_cross_backend(table: Any) -> None:
+    """Each backend's prepared time relative to the fastest backend, per seed scenario."""
+    records = table.to_dict("records") if hasattr(table, "to_dict") else table
+    ok = [r for r in records if r["status"] == "ok"]
+    backends = list(dict.fromkeys(r["backend"] for r in ok))
+    print("\nCross-backend: prepared time relative to the fastest backend (1.0 = fastest):")
+    print(f"{'scenario':<36}" + "".join(f"{b[:13]:>14}" for b in backends))
+    for scenario in dict.fromkeys(r["scenario"] for r in ok):
+        ratio = {r["backend"]: r["ratio_to_fastest"] for r in ok if r["scenario"] == scenario}
+        cells = [f"{ratio[b]:.3g}" if b in ratio else "-" for b in backends]
+        print(f"{scenario:<36}" + "".join(f"{c:>14}" for c in cells))
+
+
+def _signed_time(seconds: float) -> str:
+    return ("-" if seconds < 0 else "+") + _time(abs(seconds))
 
 
 def _time(seconds: float | None) -> str:

@@ -4,6 +4,12 @@ Times are medians over calibrated repetitions (each sample long enough to measur
 whole case within a time budget), with the interquartile range as the spread. Memory is the
 tracemalloc peak of one prepared call: Python and NumPy allocations (torch's and XLA's own
 allocators are not seen by tracemalloc).
+
+Beside each prepared call, the same operator written by hand with the framework's own API
+(the fastest of :func:`~diffinterface.testsuite._native.native_candidates`) is timed in
+pairs with it, alternating, both on inputs of the framework's own array type: the ratio
+and the added time are the medians over the pairs, which a busy machine disturbs far less
+than two separate medians.
 """
 
 from __future__ import annotations
@@ -17,6 +23,12 @@ from typing import Any
 import numpy as np
 
 from diffinterface._backend_types import BackendLike, resolve_backend
+from diffinterface.testsuite._native import (
+    Native,
+    in_native_kind,
+    native_candidates,
+    native_kind,
+)
 from diffinterface.testsuite._scenario import Scenario
 from diffinterface.testsuite._testing import backend_label, unsupported_reason
 
@@ -30,6 +42,7 @@ def benchmark_differentiation(
     budget: float = 0.5,
     unprepared: bool = True,
     memory: bool = True,
+    native: bool = True,
     progress: Callable[[dict[str, Any]], Any] | None = None,
     csv: str | Path | None = None,
     json: str | Path | None = None,
@@ -42,6 +55,7 @@ def benchmark_differentiation(
         budget: seconds to spend timing each prepared (and each unprepared) call.
         unprepared: also time unprepared calls (prepare + call, e.g. a JAX compile each).
         memory: measure the tracemalloc peak of one prepared call.
+        native: time the hand-written native counterpart interleaved with the prepared call.
         progress: called with each record as it is done.
         csv: also write the records to this CSV file (needs pandas).
         json: also write the records to this JSON file (needs pandas).
@@ -50,14 +64,23 @@ def benchmark_differentiation(
         A pandas DataFrame when pandas is installed, else a list of dicts. Columns:
         backend, scenario, operator, status, prepare_s (first preparation, incl. any
         compile), first_call_s (the first prepared call), prepared_s and prepared_iqr_s
-        (median and spread per call), unprepared_s, peak_bytes, samples,
-        ratio_to_fastest (prepared time relative to the fastest backend on that scenario).
+        (median and spread per call), unprepared_s, peak_bytes (tracemalloc peak of one
+        prepared call), peak_bytes_out (the same with ``out=`` where the result can be
+        written into), samples, ratio_to_fastest (prepared time relative to the fastest
+        backend on that scenario);
+        with ``native``: native_method (the fastest hand-written way), native_s and
+        paired_s (native and prepared call, median per call over the pairs, inputs of the
+        framework's array type), native_ratio (median of the per-pair ratios prepared /
+        native) and added_s (median per-pair difference, prepared − native).
     """
     records: list[dict[str, Any]] = []
     scenario_list = list(scenarios)
     for sc in scenario_list:
         for b in backends:
-            record = _benchmark_case(resolve_backend(b), sc, budget, unprepared, memory)
+            backend = resolve_backend(b)
+            record = _benchmark_case(backend, sc, budget, unprepared, memory)
+            if native and record["status"] == "ok":
+                record.update(_native_comparison(backend, sc, budget))
             records.append(record)
             if progress is not None:
                 progress(record)
@@ -94,6 +117,7 @@ def _benchmark_case(
         "prepared_iqr_s": None,
         "unprepared_s": None,
         "peak_bytes": None,
+        "peak_bytes_out": None,
         "samples": 0,
         "ratio_to_fastest": None,
     }
@@ -112,13 +136,98 @@ def _benchmark_case(
         if unprepared:
             record["unprepared_s"] = _time(lambda: sc.call(backend), budget, min_samples=1)[0]
         if memory:
-            tracemalloc.start()
-            sc.call(backend, prep=prep)
-            record["peak_bytes"] = tracemalloc.get_traced_memory()[1]
-            tracemalloc.stop()
+            record["peak_bytes"] = _peak_bytes(lambda: sc.call(backend, prep=prep))
+            out = _out_like(sc.call(backend, prep=prep))
+            if out is not None:
+                record["peak_bytes_out"] = _peak_bytes(lambda: sc.call(backend, prep=prep, out=out))
     except Exception as e:
         record["status"] = f"error: {type(e).__name__}: {e}"[:200]
     return record
+
+
+def _peak_bytes(call: Callable[[], Any]) -> int:
+    """The tracemalloc peak of one call (Python and NumPy allocations)."""
+    tracemalloc.start()
+    try:
+        call()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def _out_like(result: Any) -> Any:
+    """A NumPy array or tensor to pass as ``out=`` for ``result`` (None where out= cannot
+    take it: JAX arrays, structures, sparse matrices)."""
+    if isinstance(result, np.ndarray):
+        return np.empty_like(result)
+    if hasattr(result, "detach"):
+        return result.detach().clone()
+    return None
+
+
+def _native_comparison(backend: Any, sc: Scenario, budget: float) -> dict[str, Any]:
+    """The prepared call against the fastest hand-written native call (empty if none)."""
+    try:
+        candidates = native_candidates(backend, sc)
+        if not candidates:
+            return {}
+        best = _fastest(candidates, budget / 4)
+        scn = in_native_kind(sc, backend)
+        prep = scn.prepare(backend)
+        scn.call(backend, prep=prep)  # the first call, outside the timing
+        if native_kind(backend) == "jax":
+            import jax
+
+            def prepared() -> Any:
+                return jax.block_until_ready(scn.call(backend, prep=prep))
+
+        else:
+
+            def prepared() -> Any:
+                return scn.call(backend, prep=prep)
+
+        pair = _time_pair(prepared, best.call, budget)
+    except Exception as e:
+        return {"native_method": f"error: {type(e).__name__}: {e}"[:200]}
+    return {"native_method": best.method, **pair}
+
+
+def _fastest(candidates: list[Native], budget: float) -> Native:
+    """The candidate with the smallest median time (each has been called once after)."""
+    if len(candidates) == 1:
+        candidates[0].call()
+        return candidates[0]
+    return min(candidates, key=lambda c: _time(c.call, budget)[0])
+
+
+def _time_pair(a: Callable[[], Any], b: Callable[[], Any], budget: float) -> dict[str, Any]:
+    """Time ``a`` and ``b`` in alternating pairs of samples; medians over the pairs.
+
+    Both have run before (preparation, candidate choice); one more call of each calibrates
+    the number of calls per sample.
+    """
+    start = time.perf_counter()
+    a()
+    b()
+    once = max(time.perf_counter() - start, 1e-7)
+    number = max(1, int(5e-4 / once))  # each pair at least ~0.5 ms
+    pairs = max(3, min(1000, int(budget / (once * number))))
+    ta: list[float] = []
+    tb: list[float] = []
+    for i in range(pairs):
+        for call, times in ((a, ta), (b, tb)) if i % 2 == 0 else ((b, tb), (a, ta)):
+            start = time.perf_counter()
+            for _ in range(number):
+                call()
+            times.append((time.perf_counter() - start) / number)
+    ra, rb = np.array(ta), np.array(tb)
+    return {
+        "paired_s": float(np.median(ra)),
+        "native_s": float(np.median(rb)),
+        "native_ratio": float(np.median(ra / rb)),
+        "added_s": float(np.median(ra - rb)),
+        "pairs": pairs,
+    }
 
 
 def _time(call: Callable[[], Any], budget: float, min_samples: int = 3) -> tuple[float, float, int]:

@@ -10,7 +10,10 @@ import numpy as np
 import diffinterface as di
 from diffinterface.testsuite._scenario import Scenario
 
-__all__ = ["seed_scenarios"]
+__all__ = ["OVERHEAD_SCENARIO", "seed_scenarios"]
+
+#: the name of the dispatch-overhead scenario (gradient of x[0], n = 1)
+OVERHEAD_SCENARIO = "gradient x[0] n=1 (overhead)"
 
 
 def trace_product(x: Any) -> Any:
@@ -61,6 +64,11 @@ def rosenbrock(x: Any) -> Any:
     return xp.sum(100.0 * (b - a * a) ** 2 + (1.0 - a) ** 2)
 
 
+def first_entry(x: Any) -> Any:
+    """x[0]: almost no work, so that timing it measures the fixed cost of a call."""
+    return x[0]
+
+
 def _autoencoder_gradient(params: np.ndarray, data: np.ndarray, hidden: int) -> Any:
     d, n = data.shape
     w1 = params[: hidden * d].reshape(hidden, d)
@@ -106,6 +114,9 @@ def seed_scenarios(
         hidden: width of the autoencoder's hidden layer.
         layer: n for the Jacobian of tanh(W x + b) (W is n × n).
         rosenbrock_n: n for the Rosenbrock Hessian and HVP.
+
+    The last scenario, the gradient of x[0] for n = 1, measures the fixed cost per call
+    (dispatch overhead).
     """
     rng = np.random.default_rng(0)
     xs = rng.normal(size=(2, matrix, matrix))
@@ -177,5 +188,12 @@ def seed_scenarios(
         ),
         Scenario(
             "hvp", rosenbrock, r, t, reference=(rg, rh @ t), name=f"hvp rosenbrock n={rosenbrock_n}"
+        ),
+        Scenario(
+            "gradient",
+            first_entry,
+            np.array([0.5]),
+            reference=(0.5, np.array([1.0])),
+            name=OVERHEAD_SCENARIO,
         ),
     ]

@@ -39,7 +39,7 @@ def derivative(
         InvalidArgumentError: x is not a scalar (use pushforward or jacobian).
         PreparationMismatchError: ``prep`` was made for other arguments.
     """
-    _, d = execute(DERIVATIVE, f, backend, x, None, contexts, prep, y)
+    _, d = execute(DERIVATIVE, f, backend, x, None, contexts, prep, y, plain=True)
     return finish(d, None, out)
 
 

@@ -35,7 +35,7 @@ def gradient(
         InvalidArgumentError: f(x) is not a scalar (use jacobian).
         PreparationMismatchError: ``prep`` was made for other arguments.
     """
-    _, g = execute(GRADIENT, f, backend, x, None, contexts, prep)
+    _, g = execute(GRADIENT, f, backend, x, None, contexts, prep, plain=True, out=out)
     return finish(g, None, out)
 
 

@@ -42,7 +42,7 @@ def hessian(
         InvalidArgumentError: f(x) is not a scalar.
         PreparationMismatchError: ``prep`` was made for other arguments.
     """
-    _, _, h = execute(HESSIAN, f, backend, x, None, contexts, prep, flat=flat)
+    _, _, h = execute(HESSIAN, f, backend, x, None, contexts, prep, flat=flat, plain=True)
     return finish(as_matrix(h, x, flat), None, out)
 
 

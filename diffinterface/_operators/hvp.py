@@ -39,7 +39,7 @@ def hvp(
         InvalidArgumentError: f(x) is not a scalar, or tangents of the wrong shape/dtype.
         PreparationMismatchError: ``prep`` was made for other arguments.
     """
-    _, hv = execute(HVP, f, backend, x, tx, contexts, prep)
+    _, hv = execute(HVP, f, backend, x, tx, contexts, prep, plain=True)
     return finish(hv, batch_of(tx, x), out)
 
 

@@ -47,7 +47,7 @@ def jacobian(
         PreparationMismatchError: ``prep`` was made for other arguments.
         UnsupportedError: ``y=`` with a backend that cannot differentiate mutation.
     """
-    _, jac = execute(JACOBIAN, f, backend, x, None, contexts, prep, y, flat)
+    _, jac = execute(JACOBIAN, f, backend, x, None, contexts, prep, y, flat, True, out)
     return finish(as_matrix(jac, x, flat), None, out)
 
 
@@ -66,16 +66,24 @@ def value_and_jacobian(
     return value, finish(as_matrix(jac, x, flat), None, out)
 
 
-def uses_forward_mode(adapter: Adapter) -> bool:
-    """Whether the adapter builds Jacobians column by column (pushforwards)."""
-    return getattr(adapter.config, "mode", "forward") == "forward"
+def uses_forward_mode(adapter: Adapter, sizes: tuple[int, int] | None = None) -> bool:
+    """Whether the adapter builds Jacobians column by column (pushforwards).
+
+    A backend without a ``mode`` option (HIPS autograd) uses forward mode only when x has
+    fewer entries than f(x) (``sizes`` = (x.size, f(x).size)): its batched pullback shares
+    one forward pass, while each pushforward reruns f.
+    """
+    mode = getattr(adapter.config, "mode", None)
+    if mode is None:
+        return sizes is None or sizes[0] < sizes[1]
+    return bool(mode == "forward")
 
 
 def build_jacobian(adapter: Adapter, fn: Fn, p: Problem) -> Kernel:
     """Generic kernel ``(x, *consts) -> (y, J)`` from one batched pushforward or pullback."""
     x_shape, y_shape = tuple(p.x.shape), tuple(p.y.shape)
     n, m = math.prod(x_shape), math.prod(y_shape)
-    if uses_forward_mode(adapter):
+    if uses_forward_mode(adapter, (n, m)):
         push = adapter.pushforward_batch(fn, p.mutates)
 
         def forward(x: Any, *consts: Any) -> Any:

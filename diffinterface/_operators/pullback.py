@@ -47,7 +47,7 @@ def pullback(
         PreparationMismatchError: ``prep`` was made for other arguments.
         UnsupportedError: ``y=`` with a backend that cannot differentiate mutation.
     """
-    _, tx = execute(PULLBACK, f, backend, x, ty, contexts, prep, y)
+    _, tx = execute(PULLBACK, f, backend, x, ty, contexts, prep, y, plain=True)
     return finish(tx, batch_of(ty), out)
 
 

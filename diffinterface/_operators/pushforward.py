@@ -47,7 +47,7 @@ def pushforward(
         PreparationMismatchError: ``prep`` was made for other arguments.
         UnsupportedError: ``y=`` with a backend that cannot differentiate mutation.
     """
-    _, ty = execute(PUSHFORWARD, f, backend, x, tx, contexts, prep, y)
+    _, ty = execute(PUSHFORWARD, f, backend, x, tx, contexts, prep, y, plain=True)
     return finish(ty, batch_of(tx, x), out)
 
 

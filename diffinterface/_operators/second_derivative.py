@@ -40,7 +40,7 @@ def second_derivative(
         InvalidArgumentError: x is not a scalar.
         PreparationMismatchError: ``prep`` was made for other arguments.
     """
-    _, _, d2 = execute(SECOND_DERIVATIVE, f, backend, x, None, contexts, prep)
+    _, _, d2 = execute(SECOND_DERIVATIVE, f, backend, x, None, contexts, prep, plain=True)
     return finish(d2, None, out)
 
 

@@ -59,21 +59,28 @@ class AutogradAdapter(Adapter):
     def pullback_batch(self, fn: Fn, mutates: bool) -> Kernel:
         def pull_batch(x: Any, us: Any, *consts: Any) -> Any:
             vjp, y = make_vjp(lambda v: fn(v, *consts))(x)
-            return y, np.stack([_like(vjp(u), x) for u in us])
+            return y, _stack([_like(vjp(u), x) for u in us], x)
 
         return pull_batch
 
     def native_hessian(self, fn: Fn, p: Problem) -> Kernel:
         shape = np.shape(p.x)
-        basis = np.eye(int(np.prod(shape)), dtype=p.x.dtype).reshape((-1, *shape))
+        n = int(np.prod(shape))
+        basis = np.eye(n, dtype=p.x.dtype).reshape((n, *shape))
 
         def hessian(x: Any, *consts: Any) -> Any:
             gradient = grad(lambda v: fn(v, *consts))
             vjp, g = make_vjp(lambda v: _like(gradient(v), v))(x)
-            rows = np.stack([_like(vjp(e), x) for e in basis])
+            rows = _stack([_like(vjp(e), x) for e in basis], x)
             return fn(x, *consts), g, rows.reshape(shape + shape)
 
         return hessian
+
+
+def _stack(rows: list[Any], x: Any) -> Any:
+    """The rows stacked on a new first axis; an empty stack of x-shaped rows for no rows
+    (an empty x or f(x))."""
+    return np.stack(rows) if rows else np.zeros((0, *np.shape(x)), dtype=np.result_type(x))
 
 
 def _like(d: Any, ref: Any) -> Any:

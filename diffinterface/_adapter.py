@@ -46,7 +46,7 @@ class Adapter:
     writes_out: ClassVar[frozenset[str]] = frozenset()
     #: backends that can differentiate mutating code, named in errors of those that cannot
     MUTATION_HINT: ClassVar[str] = (
-        "use di.AutoTorch() or di.AutoFiniteDiff(), which differentiate code that writes "
+        "Use di.AutoTorch() or di.AutoFiniteDiff(), which differentiate code that writes "
         "into arrays"
     )
 

@@ -128,15 +128,15 @@ def _benchmark_case(
         prep = sc.prepare(backend)
         record["prepare_s"] = time.perf_counter() - start
         start = time.perf_counter()
-        sc.call(backend, prep=prep)
+        first = sc.call(backend, prep=prep)
         record["first_call_s"] = time.perf_counter() - start
-        median, iqr, samples = _time(lambda: sc.call(backend, prep=prep), budget)
+        median, iqr, samples = _time(lambda: sc.call(backend, prep=prep), budget, warm=False)
         record.update(prepared_s=median, prepared_iqr_s=iqr, samples=samples)
         if unprepared:
-            record["unprepared_s"] = _time(lambda: sc.call(backend), budget, min_samples=1)[0]
+            record["unprepared_s"] = _time(lambda: sc.call(backend), budget, warm=False)[0]
         if memory:
             record["peak_bytes"] = _peak_bytes(lambda: sc.call(backend, prep=prep))
-            out = _out_like(sc.call(backend, prep=prep))
+            out = _out_like(first)
             if out is not None:
                 record["peak_bytes_out"] = _peak_bytes(lambda: sc.call(backend, prep=prep, out=out))
     except Exception as e:
@@ -210,7 +210,7 @@ def _time_pair(a: Callable[[], Any], b: Callable[[], Any], budget: float) -> dic
     b()
     once = max(time.perf_counter() - start, 1e-7)
     number = max(1, int(5e-4 / once))  # each pair at least ~0.5 ms
-    pairs = max(3, min(1000, int(budget / (once * number))))
+    pairs = max(_fewest(once, budget), min(1000, int(budget / (once * number))))
     ta: list[float] = []
     tb: list[float] = []
     for i in range(pairs):
@@ -229,14 +229,23 @@ def _time_pair(a: Callable[[], Any], b: Callable[[], Any], budget: float) -> dic
     }
 
 
-def _time(call: Callable[[], Any], budget: float, min_samples: int = 3) -> tuple[float, float, int]:
-    """(median, interquartile range, samples) of the time per call, in seconds."""
-    call()  # warm-up
+def _fewest(once: float, budget: float) -> int:
+    return 3 if once < budget else 1
+
+
+def _time(call: Callable[[], Any], budget: float, warm: bool = True) -> tuple[float, float, int]:
+    """(median, interquartile range, samples) of the time per call, in seconds.
+
+    At least 3 samples, or 1 when one call alone takes the whole budget (the slow finite
+    differences, which would otherwise dominate the main job's time).
+    """
+    if warm:
+        call()
     start = time.perf_counter()
     call()
     once = max(time.perf_counter() - start, 1e-7)
     number = max(1, int(1e-3 / once))  # each sample at least ~1 ms
-    samples = max(min_samples, min(200, int(budget / (once * number))))
+    samples = max(_fewest(once, budget), min(200, int(budget / (once * number))))
     times = []
     for _ in range(samples):
         start = time.perf_counter()

@@ -3,7 +3,8 @@
 With no options it checks the default and seed scenarios on every installed backend (both
 modes where a framework has them) and the sparse scenarios on each of them wrapped in
 ``di.AutoSparse``, prints a correctness table (pass / fail / not supported
-per backend × operator), benchmarks the seed scenarios, prints the benchmark table and
+per backend × operator), benchmarks the seed scenarios, prints the benchmark table, the
+comparison of prepared calls with hand-written native code and the cross-backend table, and
 saves a plot of time per backend per scenario. Exit status 1 when any case fails.
 """
 

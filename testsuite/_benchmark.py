@@ -192,7 +192,7 @@ def _native_comparison(backend: Any, sc: Scenario, budget: float) -> dict[str, A
 
 
 def _fastest(candidates: list[Native], budget: float) -> Native:
-    """The candidate with the smallest median time (each has been called once after)."""
+    """The candidate with the smallest median time; each has run at least once on return."""
     if len(candidates) == 1:
         candidates[0].call()
         return candidates[0]

@@ -41,19 +41,19 @@ def _leaf(x: Any) -> Any:
 
 
 def _grad(y: Any, x: Any, u: Any, *, batched: bool = False, create_graph: bool = False) -> Any:
-    """``uᵀ ∂y/∂x`` by eager backward; zeros where y does not depend on x."""
-    if not y.requires_grad or (batched and u.shape[0] == 0):  # f ignores x, or no u
+    """``uᵀ ∂y/∂x`` by eager backward; zeros where y does not depend on x.
+
+    (Zeros are made here rather than by ``materialize_grads=True``, which costs ~3 µs of
+    Python per call in torch.)
+    """
+    g = None
+    if y.requires_grad and not (batched and u.shape[0] == 0):  # else f ignores x, or no u
+        (g,) = torch.autograd.grad(
+            y, x, u, create_graph=create_graph, is_grads_batched=batched, allow_unused=True
+        )
+    if g is None:
         shape = (u.shape[0], *x.shape) if batched else x.shape
         return torch.zeros(shape, dtype=x.dtype, device=x.device)
-    (g,) = torch.autograd.grad(
-        y,
-        x,
-        u,
-        create_graph=create_graph,
-        is_grads_batched=batched,
-        allow_unused=True,
-        materialize_grads=True,
-    )
     return g
 
 

@@ -63,4 +63,4 @@ def test_benchmark_records_native_comparison() -> None:
     assert rows[1]["native_method"] == "scipy approx_derivative(3-point)"
     for r in rows:
         assert r["native_s"] > 0 and r["paired_s"] > 0 and r["native_ratio"] > 0
-        assert r["pairs"] >= 3
+        assert r["pairs"] >= 1

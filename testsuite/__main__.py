@@ -3,7 +3,8 @@
 With no options it checks the default and seed scenarios on every installed backend (both
 modes where a framework has them) and the sparse scenarios on each of them wrapped in
 ``di.AutoSparse``, prints a correctness table (pass / fail / not supported
-per backend × operator), benchmarks the seed scenarios, prints the benchmark table and
+per backend × operator), benchmarks the seed scenarios, prints the benchmark table, the
+comparison of prepared calls with hand-written native code and the cross-backend table, and
 saves a plot of time per backend per scenario and the table as Markdown (for the docs).
 Exit status 1 when any case fails.
 """
@@ -81,6 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=0.25, help="seconds per timing")
     parser.add_argument("--no-benchmark", action="store_true", help="only check correctness")
     parser.add_argument(
+        "--no-native",
+        action="store_true",
+        help="skip the comparison with hand-written native code (about half the benchmark time)",
+    )
+    parser.add_argument(
         "--torch-threads",
         type=int,
         default=1,
@@ -146,7 +152,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {record['backend']:<20} {record['scenario']}", flush=True)
 
         table = benchmark_differentiation(
-            backends, seeds, budget=args.budget, progress=tick, csv=args.csv, json=args.json
+            backends,
+            seeds,
+            budget=args.budget,
+            native=not args.no_native,
+            progress=tick,
+            csv=args.csv,
+            json=args.json,
         )
         print_benchmark(table)
         print_native(table)
@@ -159,15 +171,15 @@ def main(argv: list[str] | None = None) -> int:
 def print_benchmark(table: Any) -> None:
     records = table.to_dict("records") if hasattr(table, "to_dict") else table
     print(
-        f"\n{'scenario':<36}{'backend':<22}{'prepared':>12}{'× fastest':>11}"
+        f"\n{'scenario':<42}{'backend':<22}{'prepared':>12}{'× fastest':>11}"
         f"{'unprepared':>13}{'prepare':>11}{'peak mem':>11}"
     )
     for r in records:
         if r["status"] != "ok":
-            print(f"{r['scenario']:<36}{r['backend']:<22}  {r['status']}")
+            print(f"{r['scenario']:<42}{r['backend']:<22}  {r['status']}")
             continue
         print(
-            f"{r['scenario']:<36}{r['backend']:<22}{_time(r['prepared_s']):>12}"
+            f"{r['scenario']:<42}{r['backend']:<22}{_time(r['prepared_s']):>12}"
             f"{r['ratio_to_fastest']:>10.1f}×{_time(r['unprepared_s']):>13}"
             f"{_time(r['prepare_s']):>11}{r['peak_bytes'] / 1024:>9.0f} kB"
         )
@@ -192,7 +204,7 @@ def print_native(table: Any) -> None:
         "on the overhead scenario):"
     )
     print(
-        f"{'scenario':<36}{'backend':<22}{'prepared':>11}{'native':>11}{'ratio':>8}"
+        f"{'scenario':<42}{'backend':<22}{'prepared':>11}{'native':>11}{'ratio':>8}"
         f"{'added':>11}  {'target':<7}native method"
     )
     for r in rows:
@@ -204,7 +216,7 @@ def print_native(table: Any) -> None:
             met = "-"
         mark = met if isinstance(met, str) else ("met" if met else "MISSED")
         print(
-            f"{r['scenario']:<36}{r['backend']:<22}{_time(r['paired_s']):>11}"
+            f"{r['scenario']:<42}{r['backend']:<22}{_time(r['paired_s']):>11}"
             f"{_time(r['native_s']):>11}{r['native_ratio']:>7.2f}×"
             f"{_signed_time(r['added_s']):>11}  {mark:<7}{r['native_method']}"
         )
@@ -216,11 +228,11 @@ def print_cross_backend(table: Any) -> None:
     ok = [r for r in records if r["status"] == "ok"]
     backends = list(dict.fromkeys(r["backend"] for r in ok))
     print("\nCross-backend: prepared time relative to the fastest backend (1.0 = fastest):")
-    print(f"{'scenario':<36}" + "".join(f"{b[:13]:>14}" for b in backends))
+    print(f"{'scenario':<42}" + "".join(f"{b[:13]:>14}" for b in backends))
     for scenario in dict.fromkeys(r["scenario"] for r in ok):
         ratio = {r["backend"]: r["ratio_to_fastest"] for r in ok if r["scenario"] == scenario}
         cells = [f"{ratio[b]:.3g}" if b in ratio else "-" for b in backends]
-        print(f"{scenario:<36}" + "".join(f"{c:>14}" for c in cells))
+        print(f"{scenario:<42}" + "".join(f"{c:>14}" for c in cells))
 
 
 def _signed_time(seconds: float) -> str:

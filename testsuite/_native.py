@@ -184,8 +184,7 @@ def _torch(backend: di.AutoTorch, sc: Scenario) -> list[Native]:
     def grad(y: Any, create_graph: bool = False) -> Any:
         return torch.autograd.grad(y, tracked, create_graph=create_graph)
 
-    single = tree.num_leaves == 1 and not isinstance(x, dict | list | tuple)
-    if sc.operator == "gradient" and single:
+    if sc.operator == "gradient" and not isinstance(x, dict | list | tuple):
         (leaf,) = tracked
 
         def eager() -> Any:
@@ -200,7 +199,8 @@ def _torch(backend: di.AutoTorch, sc: Scenario) -> list[Native]:
         func_op = func.grad(f)
     elif sc.operator == "jacobian":
         jac = func.jacfwd if backend.mode == "forward" else func.jacrev
-        return [Native(f"torch.func.{jac.__name__}(f)", lambda: jac(f)(x, *rest))]
+        jac_f = jac(f)
+        return [Native(f"torch.func.{jac.__name__}(f)", lambda: jac_f(x, *rest))]
     elif sc.operator == "hvp":
         t, consts = rest[0], rest[1:]
 

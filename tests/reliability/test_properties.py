@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -144,6 +144,9 @@ def _stacked(results: Any, batched: bool) -> Any:
 # --------------------------------------------------------------------------------------
 # one test per operator
 
+_tiny = np.full((), 5.79e-43, np.float32)  # subnormal
+_subnormal = (_tiny.astype(np.float64), _tiny)
+
 
 @given(model=models, pts=points(n=3), batched=st.booleans())
 def test_pushforward(model: Model, pts: Any, batched: bool) -> None:
@@ -170,6 +173,9 @@ def test_pushforward(model: Model, pts: Any, batched: bool) -> None:
     _agree({b: r[0] for b, r in zip(BACKENDS, results, strict=True)}, x, 1)
 
 
+@example(model=Model(("affine",)), pts=[(np.zeros(0), np.zeros(0))], seed=0, batched=True).via(
+    "an empty batched pullback under finite differences failed to reshape"
+)
 @given(model=models, pts=points(n=1), seed=st.integers(0, 2**16), batched=st.booleans())
 def test_pullback(model: Model, pts: Any, seed: int, batched: bool) -> None:
     ((xv, x),) = pts
@@ -266,6 +272,15 @@ def test_second_derivative(model: Model, pts: Any) -> None:
     _agree({b: r[0] for b, r in zip(SECOND_ORDER_BACKENDS, results, strict=True)}, x, 2)
 
 
+@example(
+    model=Model(("affine",)),
+    pts=[
+        (np.zeros(()), np.zeros((), np.float32)),
+        _subnormal,
+        (np.zeros(()), np.zeros((), np.float32)),
+    ],
+    batched=False,
+).via("a subnormal tangent made the finite-difference step overflow to NaN")
 @given(model=models, pts=points(n=3), batched=st.booleans())
 def test_hvp(model: Model, pts: Any, batched: bool) -> None:
     (xv, x), *tangents = pts

@@ -81,8 +81,10 @@ class FiniteDiffAdapter(Adapter):
 
         def pull(x: Any, u: Any, *consts: Any) -> Any:
             y, j = jac(x, *consts)
-            us = u.reshape((-1, y.size) if batched else (1, y.size))
-            tx = (us @ j.reshape(y.size, x.size)).reshape(((-1,) if batched else ()) + x.shape)
+            k = u.shape[0] if batched else 1  # not -1: y or x may be empty
+            tx = (u.reshape(k, y.size) @ j.reshape(y.size, x.size)).reshape(
+                ((k,) if batched else ()) + x.shape
+            )
             return y, tx
 
         return pull
@@ -162,18 +164,23 @@ class FiniteDiffAdapter(Adapter):
 def _directional(
     fn: Fn, x: Any, t: Any, consts: tuple[Any, ...], y: Any, method: str, rel: float
 ) -> Any:
-    """J·t by one difference along t (y = fn(x) given, for the forward method)."""
+    """J·t by one difference along t (y = fn(x) given, for the forward method).
+
+    The step is taken along the unit direction t / max|t| and the result scaled back, so a
+    tiny (even subnormal) t does not make the step overflow.
+    """
     scale = float(np.max(np.abs(t))) if t.size else 0.0
     if scale == 0.0:
         return np.zeros(np.shape(y), dtype=y.dtype)
-    s = rel * max(1.0, float(np.max(np.abs(x))) if x.size else 1.0) / scale
+    u = t / scale
+    h = rel * max(1.0, float(np.max(np.abs(x))) if x.size else 1.0)
     if method == "complex":
-        ty = np.imag(fn(x + 1j * s * t, *consts)) / s
+        du = np.imag(fn(x + 1j * h * u, *consts)) / h
     elif method == "central":
-        ty = (fn(x + s * t, *consts) - fn(x - s * t, *consts)) / (2 * s)
+        du = (fn(x + h * u, *consts) - fn(x - h * u, *consts)) / (2 * h)
     else:
-        ty = (fn(x + s * t, *consts) - y) / s
-    return np.asarray(ty).astype(y.dtype, copy=False)
+        du = (fn(x + h * u, *consts) - y) / h
+    return (np.asarray(du) * scale).astype(y.dtype, copy=False)
 
 
 def _nan_where_not_finite(y: Any, d: Any) -> Any:

@@ -19,7 +19,7 @@ _COMMON = {
     "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
 }
 settings.register_profile(
-    "ci", max_examples=12, derandomize=True, database=None, print_blob=True, **_COMMON
+    "ci", max_examples=15, derandomize=True, database=None, print_blob=True, **_COMMON
 )
 settings.register_profile("explore", max_examples=200, print_blob=True, **_COMMON)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

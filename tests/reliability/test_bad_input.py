@@ -20,7 +20,6 @@ import diffinterface as di
 from tests.conftest import as_kind, to_numpy
 
 NAMES = ["jax", "torch", "autograd", "finitediff"]
-AD_NAMES = ["jax", "torch", "autograd"]
 X = np.array([0.3, -0.7, 1.1])
 
 
@@ -128,11 +127,12 @@ def test_f_returning_no_array_is_refused_at_preparation(name: str, f: Any, messa
     _raised_by_diffinterface(info)
 
 
-@pytest.mark.parametrize("name", AD_NAMES)
+@pytest.mark.parametrize("name", ["torch", "autograd"])
 def test_f_returning_a_python_float_is_refused_by_ad(name: str) -> None:
-    """float(...) cuts the derivative off: AD would return 0 where the truth is 2x."""
+    """float(...) cuts the derivative off: AD would return 0 where the truth is 2x. (Under
+    JAX, float() of a tracer already fails inside f, with JAX's own concretization error.)"""
     with pytest.raises(di.InvalidArgumentError, match=r"Python float .* no derivative flows"):
-        di.gradient(lambda x: float(x[0] * x[0]) if name == "torch" else 2.5, name, X)
+        di.gradient(lambda x: float((x * x).sum()), name, X)
 
 
 def test_f_returning_a_python_float_is_fine_for_finite_differences() -> None:

@@ -42,57 +42,35 @@ def _input(a: np.ndarray, kind: str, requires_grad: bool = False) -> Any:
     return a.copy()
 
 
-Call = Callable[..., tuple[Any, ...]]
+#: operator → (f, its value_and_… form, whether it takes a tangent)
+OPERATORS: dict[str, tuple[Callable[..., Any], Callable[..., Any], bool]] = {
+    "pushforward": (vector, di.value_and_pushforward, True),
+    "pullback": (vector, di.value_and_pullback, True),
+    "derivative": (of_scalar, di.value_and_derivative, False),
+    "gradient": (scalar, di.value_and_gradient, False),
+    "jacobian": (vector, di.value_and_jacobian, False),
+    "second_derivative": (of_scalar, di.value_derivative_and_second_derivative, False),
+    "hvp": (scalar, di.gradient_and_hvp, True),
+    "hessian": (scalar, di.value_gradient_and_hessian, False),
+}
 
-#: operator → (its value_and_… form called with a preparation, whether x is a scalar)
-OPERATORS: dict[str, tuple[Call, bool]] = {
-    "pushforward": (
-        lambda b, x, t, c, prep: di.value_and_pushforward(vector, b, x, t, c, prep=prep),
-        False,
-    ),
-    "pullback": (
-        lambda b, x, t, c, prep: di.value_and_pullback(vector, b, x, t, c, prep=prep),
-        False,
-    ),
-    "derivative": (
-        lambda b, x, t, c, prep: di.value_and_derivative(of_scalar, b, x, c, prep=prep),
-        True,
-    ),
-    "gradient": (
-        lambda b, x, t, c, prep: di.value_and_gradient(scalar, b, x, c, prep=prep),
-        False,
-    ),
-    "jacobian": (
-        lambda b, x, t, c, prep: di.value_and_jacobian(vector, b, x, c, prep=prep),
-        False,
-    ),
-    "second_derivative": (
-        lambda b, x, t, c, prep: di.value_derivative_and_second_derivative(
-            of_scalar, b, x, c, prep=prep
-        ),
-        True,
-    ),
-    "hvp": (lambda b, x, t, c, prep: di.gradient_and_hvp(scalar, b, x, t, c, prep=prep), False),
-    "hessian": (
-        lambda b, x, t, c, prep: di.value_gradient_and_hessian(scalar, b, x, c, prep=prep),
-        False,
-    ),
-}
-PREPARE = {
-    "pushforward": lambda b, x, t, c: di.prepare_pushforward(vector, b, x, t, c),
-    "pullback": lambda b, x, t, c: di.prepare_pullback(vector, b, x, t, c),
-    "derivative": lambda b, x, t, c: di.prepare_derivative(of_scalar, b, x, c),
-    "gradient": lambda b, x, t, c: di.prepare_gradient(scalar, b, x, c),
-    "jacobian": lambda b, x, t, c: di.prepare_jacobian(vector, b, x, c),
-    "second_derivative": lambda b, x, t, c: di.prepare_second_derivative(of_scalar, b, x, c),
-    "hvp": lambda b, x, t, c: di.prepare_hvp(scalar, b, x, t, c),
-    "hessian": lambda b, x, t, c: di.prepare_hessian(scalar, b, x, c),
-}
+
+def prepare(operator: str, backend: Any, x: Any, t: Any, c: Any) -> Any:
+    f, _, takes_t = OPERATORS[operator]
+    return getattr(di, f"prepare_{operator}")(f, backend, x, *((t,) if takes_t else ()), c)
+
+
+def call(
+    operator: str, backend: Any, x: Any, t: Any, c: Any, prep: Any = None, f: Any = None
+) -> tuple[Any, ...]:
+    """The operator's value_and_… form (with ``f`` instead of the operator's own, if given)."""
+    own, value_and, takes_t = OPERATORS[operator]
+    return value_and(f or own, backend, x, *((t,) if takes_t else ()), c, prep=prep)
 
 
 def _arguments(operator: str, kind: str, requires_grad: bool = False) -> tuple[Any, Any, Any]:
     """(x, tangent, Constant) for the operator, in the array kind."""
-    scalar_x = OPERATORS[operator][1]
+    scalar_x = OPERATORS[operator][0] is of_scalar
     x = _input(np.array(0.4) if scalar_x else X, kind, requires_grad)
     t = _input(np.ones_like(X) * 0.5, kind, requires_grad)
     c = di.Constant(_input(C, kind, requires_grad))
@@ -112,10 +90,9 @@ def test_inputs_are_never_modified_and_results_never_shared(
     x, t, c = _arguments(operator, kind)
     inputs = (x, t, c.value)
     before = _snapshot(*inputs)
-    prep = PREPARE[operator](backend, x, t, c)
-    call, _ = OPERATORS[operator]
-    first = call(backend, x, t, c, prep)
-    second = call(backend, x, t, c, prep)
+    prep = prepare(operator, backend, x, t, c)
+    first = call(operator, backend, x, t, c, prep)
+    second = call(operator, backend, x, t, c, prep)
     for a, b in zip(_snapshot(*inputs), before, strict=True):
         np.testing.assert_array_equal(a, b)
     for r1, r2 in zip(first, second, strict=True):
@@ -141,10 +118,9 @@ def test_results_of_f_returning_its_input_are_copies(backend: Any) -> None:
 def test_requires_grad_and_grad_of_torch_inputs_are_untouched(backend: Any, operator: str) -> None:
     x, t, c = _arguments(operator, "torch", requires_grad=True)
     plain = torch.tensor(X)
-    call, _ = OPERATORS[operator]
     for grad_mode in (True, False):
         with torch.set_grad_enabled(grad_mode):
-            call(backend, x, t, c, None)
+            call(operator, backend, x, t, c)
             assert torch.is_grad_enabled() is grad_mode
     for a in (x, t, c.value):
         assert a.requires_grad and a.grad is None and a.is_leaf
@@ -188,30 +164,15 @@ def failing(f: Callable[..., Any], after: int) -> Callable[..., Any]:
 def test_global_state_is_restored_after_calls_and_errors(backend: Any, operator: str) -> None:
     before = _state()
     x, t, c = _arguments(operator, "numpy")
-    call, _ = OPERATORS[operator]
-    call(backend, x, t, c, None)
+    call(operator, backend, x, t, c)
     assert _state() == before
     with torch.no_grad():
-        call(backend, x, t, c, None)
+        call(operator, backend, x, t, c)
         assert not torch.is_grad_enabled()
-    # an error inside f, at preparation (first call) and part-way through a computation
+    # an error inside f, at preparation (its first call) and part-way through a computation
     for after in (0, 1):
-        fns = {"vector": vector, "scalar": scalar, "of_scalar": of_scalar}
-        broken = {name: failing(f, after) for name, f in fns.items()}
         with pytest.raises(Interrupt):
-            _call_with(operator, broken, backend, x, t, c)
+            call(operator, backend, x, t, c, f=failing(OPERATORS[operator][0], after))
         assert _state() == before
     # and the next call still works (no forward-AD level or lock left behind)
-    call(backend, x, t, c, None)
-
-
-def _call_with(
-    operator: str, fns: dict[str, Callable[..., Any]], backend: Any, x: Any, t: Any, c: Any
-) -> Any:
-    f = fns["of_scalar" if OPERATORS[operator][1] else "vector"]
-    if operator in ("gradient", "hvp", "hessian"):
-        f = fns["scalar"]
-    args = (t,) if operator in ("pushforward", "pullback", "hvp") else ()
-    if operator == "pullback":
-        args = (np.ones_like(X),)
-    return getattr(di, operator)(f, backend, x, *args, c)
+    call(operator, backend, x, t, c)

@@ -9,20 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-import diffinterface as di
 from diffinterface.testsuite import default_tolerance
 from diffinterface.testsuite._collections import wave_derivatives
+from diffinterface.testsuite._configurations import ALL_CONFIGURATIONS
 
-BACKENDS = [
-    di.AutoJAX(),
-    di.AutoJAX(mode="forward"),
-    di.AutoTorch(),
-    di.AutoTorch(mode="forward"),
-    di.AutoAutograd(),
-    di.AutoFiniteDiff(),
-    di.AutoFiniteDiff(method="forward"),
-    di.AutoFiniteDiff(method="complex"),
-]
+BACKENDS = list(ALL_CONFIGURATIONS)
 MUTATING_BACKENDS = [b for b in BACKENDS if b.name in ("torch", "finitediff")]
 IMMUTABLE_BACKENDS = [b for b in BACKENDS if b.name in ("jax", "autograd")]
 KINDS = ["numpy", "torch", "jax"]

@@ -23,20 +23,10 @@ from typing import Any
 import diffinterface as di
 from diffinterface.testsuite._benchmark import benchmark_differentiation
 from diffinterface.testsuite._collections import default_scenarios
+from diffinterface.testsuite._configurations import CONFIGURATIONS
 from diffinterface.testsuite._seeds import OVERHEAD_SCENARIO, seed_scenarios
 from diffinterface.testsuite._sparse_scenarios import sparse_scenarios
 from diffinterface.testsuite._testing import CaseResult, test_differentiation
-
-_ALL_VARIANTS: dict[str, list[Any]] = {
-    "jax": [di.AutoJAX(), di.AutoJAX(mode="forward")],
-    "torch": [di.AutoTorch(), di.AutoTorch(mode="forward")],
-    "autograd": [di.AutoAutograd()],
-    "finitediff": [
-        di.AutoFiniteDiff(),
-        di.AutoFiniteDiff(method="forward"),
-        di.AutoFiniteDiff(method="complex"),
-    ],
-}
 
 
 def parse_backend(text: str) -> Any:
@@ -113,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.backends:
         backends = [parse_backend(b) for b in args.backends.split(",")]
     else:
-        backends = [b for name in di.available_backends() for b in _ALL_VARIANTS[name]]
+        backends = [b for name in di.available_backends() for b in CONFIGURATIONS[name]]
     collections = set(args.scenarios.split(","))
     seeds = seed_scenarios(**parse_sizes(args.size))
     scenarios = (default_scenarios() if "default" in collections else []) + (

@@ -4,10 +4,11 @@ Steps are relative, ``h_i = rel · max(1, |x_i|)``, with the usual optimal ``rel
 method and dtype: eps^(1/3) central, eps^(1/2) forward, eps for the complex step (exact to
 rounding). Second order is a central difference of a first-order difference, both with
 eps^(1/4) (error ≈ eps^(1/2)); with ``method="complex"`` the inner derivative is a complex
-step and the outer difference uses eps^(1/3). Work arrays are allocated once per kernel at
-preparation, one pair per thread, so a preparation may be shared between threads. f is
-called once per column (f need not vectorise), so mutation is fine. Where f(x) is not
-finite, its derivatives are NaN: a difference across a pole or a NaN must not look finite.
+step and the outer difference uses eps^(1/3). Work arrays are allocated per kernel on a
+thread's first call and reused by its later calls, so a preparation may be shared between
+threads. f is called once or twice per column (f need not vectorise), so mutation is fine.
+Where f(x) is not finite, its derivatives are NaN: a difference across a pole or a NaN must
+not look finite.
 """
 
 from __future__ import annotations
@@ -183,13 +184,15 @@ def _directional(
     return (np.asarray(du) * scale).astype(y.dtype, copy=False)
 
 
-def _nan_where_not_finite(y: Any, d: Any) -> Any:
+def _nan_where_not_finite(y: Any, d: Any, in_place: bool = False) -> Any:
     """``d`` (shaped ``y.shape + ...``, or any shape for a scalar y) with NaN wherever y is
-    NaN or infinite: differences taken across a pole or a NaN are meaningless."""
+    NaN or infinite: differences taken across a pole or a NaN are meaningless. With
+    ``in_place``, d (an array of ours) is marked itself."""
     finite = np.isfinite(y)
     if finite.all():
         return d
-    d = np.array(d)
+    if not in_place:
+        d = np.array(d)
     d[~finite] = np.nan  # a boolean mask of y's shape selects d's leading axes
     return d
 
@@ -199,10 +202,11 @@ def _jacobian_kernel(
 ) -> Kernel:
     """``(x, *consts) -> (y, J)``, J of shape y.shape + x.shape, one coordinate at a time.
 
-    The two work arrays (x plus and minus a step) are allocated on a thread's first call
-    and then reused for its calls with the same shape and dtype (per thread: threads sharing
-    them would perturb each other's points). Given ``out=`` (a C-contiguous array of J's
-    shape and dtype), J is written into it and ``out`` returned.
+    Work arrays (x plus and minus a step, and J's buffer for ``out=``) are allocated on a
+    thread's first call and then reused for its calls (per thread: threads sharing them
+    would perturb each other's points). Given ``out=`` of J's shape and dtype, J is
+    computed in the thread's buffer and then copied into ``out``, which is returned: f may
+    read ``out`` (as a constant or through a closure) while the columns are computed.
     """
     local = threading.local()
 
@@ -211,28 +215,17 @@ def _jacobian_kernel(
         flat = x.reshape(-1)
         y = np.array(fn(x, *consts))
         n = flat.size
-        key = (x.shape, x.dtype, method)
-        work = getattr(local, "work", None)
-        if work is None:
-            work = local.work = {}
-        if key not in work:
-            dt = np.result_type(x.dtype, np.complex64) if method == "complex" else x.dtype
-            work[key] = (np.empty(n, dt), np.empty(n, dt))
-        xp, xm = work[key]
+        dt = np.result_type(x.dtype, np.complex64) if method == "complex" else x.dtype
+        xp, xm = _buffers(local, ("steps", n, dt), lambda: (np.empty(n, dt), np.empty(n, dt)))
         xp[...] = flat
         xm[...] = flat
         h = rel * np.maximum(1.0, np.abs(flat))
-        # columns written straight into the result (no n × m staging copy)
         shape = (math.prod(y.shape), n)
-        into_out = (
-            out is not None
-            and out.shape == y.shape + x.shape
-            and out.dtype == y.dtype
-            and out.flags.c_contiguous
-            # f reads x and the constants while J is written: they must not share memory
-            and not any(np.may_share_memory(out, a) for a in (x, *consts))
-        )
-        jac = out.reshape(shape) if into_out else np.empty(shape, dtype=y.dtype)
+        into_out = out is not None and out.shape == y.shape + x.shape and out.dtype == y.dtype
+        if into_out:  # the thread's own J, reused, then copied into out
+            jac = _buffers(local, ("jac", shape, y.dtype), lambda: np.empty(shape, y.dtype))
+        else:  # a new J: the result must not be overwritten by the next call
+            jac = np.empty(shape, dtype=y.dtype)
         at_p, at_m = xp.reshape(x.shape), xm.reshape(x.shape)
         for i in range(n):
             hi = h[i]
@@ -249,10 +242,19 @@ def _jacobian_kernel(
                 column = (fn(at_p, *consts) - y) / hi
             jac[:, i] = np.reshape(column, -1)
             xp[i] = flat[i]
-        d = out if into_out else jac.reshape(y.shape + x.shape)
-        finite = np.isfinite(y)
-        if not finite.all():  # J is ours (or the caller's out): mark it in place
-            d[~finite] = np.nan
+        d = _nan_where_not_finite(y, jac.reshape(y.shape + x.shape), in_place=True)
+        if into_out:
+            np.copyto(out, d)
+            return y, out
         return y, d
 
     return kernel
+
+
+def _buffers(local: threading.local, key: tuple[Any, ...], make: Callable[[], Any]) -> Any:
+    """The calling thread's work arrays of one kernel for ``key`` (what, shape, dtype),
+    made by ``make`` on first use. (Under SecondOrder a kernel may also see complex x.)"""
+    made: dict[tuple[Any, ...], Any] = local.__dict__.setdefault("buffers", {})
+    if key not in made:
+        made[key] = make()
+    return made[key]

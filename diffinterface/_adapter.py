@@ -31,6 +31,8 @@ class Adapter:
     * ``supports_mutation``: whether f may write into arrays (``y=`` and Cache contexts;
       the buffers themselves come from ``diffinterface._diffcache``, by array type);
     * ``compiles``: whether preparation traces and compiles f once;
+    * ``plain_values``: whether f only receives plain values (finite differences), so that
+      a Python number returned by f still carries the derivative;
     * ``writes_out``: operators whose ``native_<operator>`` kernel takes ``out=`` (a NumPy
       array for the plain result) and writes the result into it instead of a new array.
     """
@@ -40,8 +42,6 @@ class Adapter:
     supports_mutation: ClassVar[bool]
     #: whether preparation compiles f (a prepared call must then never run f's Python code)
     compiles: ClassVar[bool] = False
-    #: whether f only ever receives plain values (finite differences): then a Python number
-    #: returned by f still carries the derivative, where AD backends lose it
     plain_values: ClassVar[bool] = False
     writes_out: ClassVar[frozenset[str]] = frozenset()
     #: backends that can differentiate mutating code, named in errors of those that cannot

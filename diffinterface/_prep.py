@@ -116,6 +116,9 @@ class Prep:
     plain_kernel: Kernel | None = None
     #: the kernel takes ``out=`` (a NumPy array) for the plain result and writes into it
     takes_out: bool = False
+    #: conversion of the plain result when it differs from ``result_out`` (no copy of a
+    #: gradient, Jacobian or Hessian, which cannot be a view of the inputs)
+    plain_out: Callable[[Any], Any] | None = None
 
     def __repr__(self) -> str:
         return (
@@ -230,6 +233,8 @@ def prepare(
     const_in = tuple(_const_converter(adapter, c) for c in contexts)
     consts = tuple(conv(c.value) for conv, c in zip(const_in, contexts, strict=True) if conv)
     fn = _native_function(f, contexts, y)
+    if adapter.plain_values:
+        fn = _numbers_as_arrays(fn)
     y_template = _output_template(spec, adapter, fn, xn, consts, y)
 
     batch: int | None = None
@@ -245,9 +250,12 @@ def prepare(
     problem = Problem(x=xn, y=y_template, batch=batch, mutates=mutates)
     device = getattr(x, "device", None) if x_kind == "torch" else None
     result_out = converter(adapter.native_kind, x_kind, device)
+    plain_out = None
     if any(shares_memory(y_template, a) for a in (xn, *consts)):
         # f returns (a view of) its input: its value, tangents and cotangents would come
         # back as views of the caller's arrays, so hand out copies.
+        if spec.name in _FRESH_RESULTS:
+            plain_out = result_out
         result_out = _copying(result_out)
     plain_kernel = None
     takes_out = False
@@ -256,7 +264,7 @@ def prepare(
 
         call = (f, x, contexts, y)
         kernel: Kernel | None = build_sparse(spec.name, config, adapter, fn, problem, consts, call)
-        dense_out = result_out
+        dense_out, plain_out = result_out, None
 
         def result_out(r: Any) -> Any:
             return r if is_sparse(r) else dense_out(r)
@@ -289,8 +297,13 @@ def prepare(
         batch=batch,
         tangent_in=tangent_in,
         plain_kernel=plain_kernel,
+        plain_out=plain_out,
         takes_out=takes_out,
     )
+
+
+#: operators whose result AD or differences compute afresh: never a view of x or tangents
+_FRESH_RESULTS = frozenset({"gradient", "jacobian", "hessian"})
 
 
 def _copying(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -359,16 +372,45 @@ def _native_function(f: Callable[..., Any], contexts: tuple[Any, ...], y: Any) -
             plan.append(_scratch(np.shape(c.value)))
     y_shape = None if y is None else tuple(y.shape)
 
+    scratch_slots = [i for i, c in enumerate(contexts) if isinstance(c, Cache)]
+
     def fn(xv: Any, *consts: Any) -> Any:
         it = iter(consts)
         args = [next(it) if make is None else make(xv) for make in plan]
         if y_shape is None:
-            return f(xv, *args)
+            return _apart_from(f(xv, *args), [args[i] for i in scratch_slots])
         out = new_buffer(y_shape, xv)
         f(out, xv, *args)
         return out
 
     return fn
+
+
+def _apart_from(result: Any, scratch: list[Any]) -> Any:
+    """``result``, copied when it is (a view of) one of f's Cache buffers: the next
+    evaluation overwrites those (finite differences subtract two evaluations, and prepared
+    calls reuse the buffers)."""
+    for buf in scratch:
+        if (
+            result is buf
+            or getattr(result, "base", None) is buf
+            or (getattr(result, "_base", None) is buf)
+        ):
+            return result.clone() if kind_of(result) == "torch" else np.array(result)
+    return result
+
+
+def _numbers_as_arrays(fn: Fn) -> Fn:
+    """``fn`` whose Python-number output (``math.sin(x)``, fine for finite differences)
+    becomes a 0-d array of x's dtype, so that float32 x gives float32 results."""
+
+    def fn_array(xv: Any, *consts: Any) -> Any:
+        r = fn(xv, *consts)
+        if isinstance(r, int | float | complex) and not isinstance(r, bool):
+            return np.asarray(r, dtype=xv.dtype)
+        return r
+
+    return fn_array
 
 
 def _static(value: Any) -> Callable[[Any], Any]:
@@ -435,8 +477,6 @@ def _checked_output(fn: Fn, adapter: Adapter, y: Any) -> Fn:
         numpy_ok = x_kind in ("numpy", "jax")
         if out_kind == x_kind or (numpy_ok and isinstance(out, np.ndarray | np.generic)):
             return out
-        if adapter.plain_values and isinstance(out, int | float) and not isinstance(out, bool):
-            return out  # finite differences: f(x) = math.sin(x) is fine
         if out is None:
             hint = " A mutating f(y, x) must be passed with y=." if y is None else ""
             what = f"nothing (None).{hint}"
@@ -551,6 +591,8 @@ def execute(
         convs = zip(prep.const_in, contexts, strict=True)
         args += [conv(c.value) for conv, c in convs if conv is not None]
     convert = prep.result_out
+    if plain and prep.plain_out is not None:
+        convert = prep.plain_out
     try:
         if plain and prep.plain_kernel is not None:
             return (*_LEADING[len(spec.outputs)], convert(prep.plain_kernel(*args)))

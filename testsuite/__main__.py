@@ -158,8 +158,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if report.ok else 1
 
 
+def _records(table: Any) -> list[dict[str, Any]]:
+    """The benchmark's rows as dicts, from a DataFrame or the list itself (no pandas)."""
+    return table.to_dict("records") if hasattr(table, "to_dict") else table
+
+
 def print_benchmark(table: Any) -> None:
-    records = table.to_dict("records") if hasattr(table, "to_dict") else table
+    records = _records(table)
     print(
         f"\n{'scenario':<42}{'backend':<22}{'prepared':>12}{'× fastest':>11}"
         f"{'unprepared':>13}{'prepare':>11}{'peak mem':>11}"
@@ -182,7 +187,7 @@ RATIO_TARGET, RATIO_FROM_S, ADDED_TARGET_S = 1.05, 100e-6, 1.5e-6
 
 def print_native(table: Any) -> None:
     """Prepared calls against the fastest hand-written native call, with the targets."""
-    records = table.to_dict("records") if hasattr(table, "to_dict") else table
+    records = _records(table)
     rows = [r for r in records if isinstance(r.get("native_s"), float) and r["native_s"] > 0]
     if not rows:
         return
@@ -214,7 +219,7 @@ def print_native(table: Any) -> None:
 
 def print_cross_backend(table: Any) -> None:
     """Each backend's prepared time relative to the fastest backend, per seed scenario."""
-    records = table.to_dict("records") if hasattr(table, "to_dict") else table
+    records = _records(table)
     ok = [r for r in records if r["status"] == "ok"]
     backends = list(dict.fromkeys(r["backend"] for r in ok))
     print("\nCross-backend: prepared time relative to the fastest backend (1.0 = fastest):")
@@ -264,7 +269,7 @@ def plot(table: Any, path: Path) -> None:
 
 def write_markdown(table: Any, path: Path, torch_threads: int) -> None:
     """The benchmark table as Markdown, headed by when and on what it was measured."""
-    records = table.to_dict("records") if hasattr(table, "to_dict") else table
+    records = _records(table)
     packages = ["numpy"] + [n for n in di.available_backends() if n != "finitediff"]
     versions = ", ".join(f"{name} {version(name)}" for name in packages)
     lines = [

@@ -72,7 +72,8 @@ def benchmark_differentiation(
         with ``native``: native_method (the fastest hand-written way), native_s and
         paired_s (native and prepared call, median per call over the pairs, inputs of the
         framework's array type), native_ratio (median of the per-pair ratios prepared /
-        native) and added_s (median per-pair difference, prepared − native).
+        native), added_s (median per-pair difference, prepared − native) and pairs (how
+        many pairs were timed).
     """
     records: list[dict[str, Any]] = []
     scenario_list = list(scenarios)

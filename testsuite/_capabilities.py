@@ -56,6 +56,8 @@ def _route(adapter: Adapter, operator: str) -> str:
     if hasattr(adapter, f"native_{operator}"):
         return "own kernel"
     if operator == "jacobian":
+        if getattr(adapter.config, "mode", None) is None:  # chosen by the sizes of x and y
+            return "m pullbacks (n pushforwards if n < m)"
         return "n pushforwards" if uses_forward_mode(adapter) else "m pullbacks"
     return _GENERIC[operator]
 

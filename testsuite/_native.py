@@ -4,8 +4,9 @@ For a backend and a scenario, :func:`native_candidates` lists the ways a careful
 compute the same operator directly with the framework's own API: ``jax.jit(jax.grad(f))``
 and friends, eager ``torch.autograd`` or ``torch.func``, HIPS ``autograd.grad`` /
 ``jacobian`` / ``hessian`` / ``hessian_vector_product``, and scipy's ``approx_derivative``
-for finite differences (at the same method and step as the backend). The benchmark times
-the candidates and compares diffinterface with the fastest.
+for finite differences (same method and relative steps, except that scipy's complex step
+is its default eps^½ where the backend's is eps, both exact to rounding). The benchmark
+times the candidates and compares diffinterface with the fastest.
 
 Each candidate works on the scenario's inputs converted once to the framework's array
 type, returns the operator's plain result (the gradient, the Jacobian, H·t, ...) in that

@@ -47,7 +47,7 @@ def jacobian(
         PreparationMismatchError: ``prep`` was made for other arguments.
         UnsupportedError: ``y=`` with a backend that cannot differentiate mutation.
     """
-    _, jac = execute(JACOBIAN, f, backend, x, None, contexts, prep, y, flat, True, out)
+    _, jac = execute(JACOBIAN, f, backend, x, None, contexts, prep, y, flat, plain=True, out=out)
     return finish(as_matrix(jac, x, flat), None, out)
 
 

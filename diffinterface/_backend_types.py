@@ -205,14 +205,14 @@ def resolve_backend(b: BackendLike) -> Backend | AutoSparse:
     Raises:
         InvalidArgumentError: ``b`` is neither a backend object nor a known name.
     """
+    if isinstance(b, str):
+        return _named(b)
     if isinstance(b, AutoJAX | AutoTorch | AutoAutograd | AutoFiniteDiff | SecondOrder):
         return b
     from diffinterface._sparse.backend import AutoSparse  # its module imports this one
 
     if isinstance(b, AutoSparse):
         return b
-    if isinstance(b, str):
-        return _named(b)
     raise InvalidArgumentError(
         f"Expected a backend such as di.AutoJAX() or a name in {sorted(_REGISTRY)}, "
         f"got {b!r} of type {type(b).__name__}."

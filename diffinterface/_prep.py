@@ -630,7 +630,7 @@ def _check(
         type(prep) is Prep
         and prep.f is f
         and prep.operator is spec.name
-        and (backend is prep.backend or resolve_backend(backend) == prep.backend)
+        and _same_backend(backend, prep.backend)
         and _same_signature(prep.signature, x, tangents, contexts, y)
     ):
         return
@@ -653,6 +653,15 @@ def _check(
         or prep.signature != sig
     ):
         raise PreparationMismatchError(_mismatch(prep, spec.name, f, config, sig))
+
+
+def _same_backend(called: BackendLike, prepared: Backend | AutoSparse) -> bool:
+    """Whether ``called`` (an object or a name) is the prepared backend; names resolve to
+    one cached object, so identity decides without comparing fields."""
+    if called is prepared:
+        return True
+    config = resolve_backend(called)
+    return config is prepared or config == prepared
 
 
 def _same_signature(

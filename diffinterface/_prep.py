@@ -13,9 +13,11 @@ import threading
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
+import optree
 
 from diffinterface._adapter import Adapter, Fn, Kernel
 from diffinterface._arrays import (
@@ -44,6 +46,7 @@ from diffinterface._errors import (
 )
 from diffinterface._sparse.backend import AutoSparse
 from diffinterface._structured import (
+    Fusion,
     StructuredPrep,
     execute_structured,
     is_structure,
@@ -55,8 +58,10 @@ __all__ = [
     "Prep",
     "Problem",
     "Variants",
+    "check_call",
     "execute",
     "prepare",
+    "run_kernel",
     "same_function",
     "write_out",
 ]
@@ -116,6 +121,9 @@ class Prep:
     plain_kernel: Kernel | None = None
     #: the kernel takes ``out=`` (a NumPy array) for the plain result and writes into it
     takes_out: bool = False
+    #: the kernels take x as its leaves and return x-shaped results as leaves (structured
+    #: x on a backend that compiles, see :class:`~diffinterface._structured.Fusion`)
+    fused: bool = False
 
     def __repr__(self) -> str:
         return (
@@ -188,12 +196,15 @@ def prepare(
     contexts: tuple[Any, ...],
     y: Any = None,
     variants: Variants = "both",
+    fusion: Fusion | None = None,
 ) -> Prep:
     """Validate, convert, build and compile: the work behind every ``prepare_<operator>``.
 
     A backend that compiles gets two kernels: all outputs of the value variant, and the
     plain operator's result alone (the compiled code then skips the value, which can cost
     more than the derivative). ``variants`` limits this to the one an unprepared call needs.
+    ``fusion`` (x is the vector of a structured x's leaves) moves the flattening into the
+    compiled kernels, where the backend compiles.
 
     Raises:
         InvalidArgumentError: bad x, tangents, contexts or output of f.
@@ -250,7 +261,7 @@ def prepare(
         # back as views of the caller's arrays, so hand out copies.
         result_out = _copying(result_out)
     plain_kernel = None
-    takes_out = False
+    takes_out = fused = False
     if isinstance(config, AutoSparse) and spec.name in ("jacobian", "hessian"):
         from diffinterface._sparse.compressed import build_sparse, is_sparse
 
@@ -266,6 +277,21 @@ def prepare(
         takes_out = native is not None and spec.name in adapter.writes_out and y is None
         raw = (native or (lambda fn_, p: spec.build(adapter, fn_, p)))(fn, problem)
         example_args = (*example, *consts)
+        # Leaves of another kind (NumPy) are cheaper joined outside: one transfer each way.
+        fused = (
+            fusion is not None and adapter.compiles and y is None and x_kind == adapter.native_kind
+        )
+        if fused:
+            assert fusion is not None
+            raw = fusion.kernel(raw, batch)
+            x_in = _identity  # native leaves
+            example = (fusion.x, *example[1:])
+            if fusion.tangents is not None:
+                tangent_in = _leafwise(adapter, fusion.tangents)
+                example = (example[0], tangent_in(fusion.tangents))
+            example_args = (*example, *consts)
+            if result_out is not converter(x_kind, x_kind):  # not the identity
+                result_out = partial(optree.tree_map, result_out)
         try:
             if adapter.compiles and y is None and variants != "value":
                 plain_kernel = adapter.compile(_last_output(raw), example_args)
@@ -290,7 +316,15 @@ def prepare(
         tangent_in=tangent_in,
         plain_kernel=plain_kernel,
         takes_out=takes_out,
+        fused=fused,
     )
+
+
+def _leafwise(adapter: Adapter, leaves: Any) -> Callable[[Any], Any]:
+    """A converter to native arrays of lists of leaves like ``leaves`` (of one kind)."""
+    if all(kind_of(a) in adapter.accepted_kinds for a in optree.tree_leaves(leaves)):
+        return _identity
+    return partial(optree.tree_map, adapter.to_native)
 
 
 def _copying(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -543,7 +577,25 @@ def execute(
         variants: Variants = "plain" if plain else "value"
         prep = prepare(spec, f, backend, x, tangents, contexts, y, variants)
     else:
-        _check(prep, spec, f, backend, x, tangents, contexts, y)
+        check_call(prep, spec, f, backend, x, tangents, contexts, y)
+    converted = run_kernel(spec, prep, x, tangents, contexts, plain, flat, out)
+    if y is not None:
+        write_out(y, converted[0], "y")
+    return converted
+
+
+def run_kernel(
+    spec: OperatorSpec,
+    prep: Prep,
+    x: Any,
+    tangents: Any,
+    contexts: tuple[Any, ...],
+    plain: bool,
+    flat: bool = False,
+    out: Any = None,
+) -> tuple[Any, ...]:
+    """Convert the (checked) arguments, run ``prep``'s kernel and convert its results back
+    (only the last one with ``plain``, the others None); arguments as in :func:`execute`."""
     args = [prep.x_in(x)]
     if prep.tangent_in is not None:
         args.append(prep.tangent_in(tangents))
@@ -564,17 +616,14 @@ def execute(
         raise
     if plain:
         return (*_LEADING[len(results)], convert(results[-1]))
-    converted = tuple([convert(r) for r in results])
-    if y is not None:
-        write_out(y, converted[0], "y")
-    return converted
+    return tuple([convert(r) for r in results])
 
 
 #: the None outputs before the last one of a plain call, by number of outputs
 _LEADING = {n: (None,) * (n - 1) for n in range(1, 5)}
 
 
-def _check(
+def check_call(
     prep: Prep,
     spec: OperatorSpec,
     f: Any,
@@ -584,6 +633,12 @@ def _check(
     contexts: tuple[Any, ...],
     y: Any,
 ) -> None:
+    """Check that ``prep`` was made for this call.
+
+    Raises:
+        PreparationMismatchError: it was made for other arguments.
+        InvalidArgumentError: ``prep`` is not a preparation.
+    """
     if (
         type(prep) is Prep
         and prep.f is f

@@ -278,12 +278,19 @@ def prepare(
         raw = (native or (lambda fn_, p: spec.build(adapter, fn_, p)))(fn, problem)
         example_args = (*example, *consts)
         # Leaves of another kind (NumPy) are cheaper joined outside: one transfer each way.
+        by_leaf = None if mutates else getattr(adapter, f"leaves_{spec.name}", None)
         fused = (
-            fusion is not None and adapter.compiles and y is None and x_kind == adapter.native_kind
+            fusion is not None
+            and y is None
+            and x_kind == adapter.native_kind
+            and (adapter.compiles or by_leaf is not None)
         )
         if fused:
             assert fusion is not None
-            raw = fusion.kernel(raw, batch)
+            if by_leaf is not None:
+                raw = by_leaf(_native_function(fusion.by_leaf, contexts, None), problem)
+            else:
+                raw = fusion.kernel(raw, batch)
             x_in = _identity  # native leaves
             example = (fusion.x, *example[1:])
             if fusion.tangents is not None:

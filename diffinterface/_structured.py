@@ -152,13 +152,19 @@ class Fusion:
     leaves (a tuple of such lists for a batch); it concatenates them itself and returns
     x-shaped results as lists of leaves (a tuple of lists for a batch). A prepared call is
     then one compiled dispatch. Jacobians and Hessians stay matrices, cut outside, since
-    ``flat=`` is chosen per call.
+    ``flat=`` is chosen per call. An adapter may instead differentiate by leaf with a
+    ``leaves_<operator>`` kernel of :meth:`by_leaf` (same arguments and results).
     """
 
     flattening: Flattening
     outputs: tuple[str, ...]
     x: list[Any]  # x's leaves, the example to compile for
     tangents: Any  # x-shaped tangents as leaves (a list or a tuple of lists), else None
+    f: Callable[..., Any]  # f of x's structure
+
+    def by_leaf(self, leaves: list[Any], *args: Any) -> Any:
+        """f of x's leaves (given as a list), for kernels that differentiate by leaf."""
+        return self.f(optree.tree_unflatten(self.flattening.treedef, leaves), *args)
 
     def kernel(self, raw: Kernel, batch: int | None) -> Kernel:
         """``raw`` (a kernel of the flat problem) on leaves, with x-shaped results cut."""
@@ -247,7 +253,7 @@ def prepare_structured(
     t_arg, layout = _tangent_argument(spec, fl, tangents)
     variants: Variants = "both" if plain is None else "plain" if plain and y is None else "value"
     leaves = fl.leaves_of(x)
-    fusion = Fusion(fl, spec.outputs, leaves, t_arg if spec.tangents == "x" else None)
+    fusion = Fusion(fl, spec.outputs, leaves, t_arg if spec.tangents == "x" else None, f)
     v, flat_t = concat_leaves(leaves), _flat_tangents(spec, t_arg)
     flat = prepare(spec, f_flat, backend, v, flat_t, contexts, y, variants, fusion)
     call = _fused_signature(t_arg, contexts)

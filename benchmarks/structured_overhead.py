@@ -1,9 +1,13 @@
-"""What structured inputs cost: a prepared gradient with x as a dict of arrays against the
-same gradient with x as one flat vector, timed interleaved in one run (medians).
+"""What structured inputs cost: a prepared gradient with x as a dict of NumPy arrays against
+the same gradient with x as one flat vector; then, with the dict's leaves as JAX arrays or
+torch tensors, against hand-written native code on the same dict (``jax.jit(jax.grad(f))``;
+``torch.autograd.grad`` over the leaves). Timed in interleaved pairs in one run; medians of
+the times and of the per-pair ratios; one torch thread.
 
 Two functions: a dispatch-overhead one (three 1-entry leaves, f = Σ leaves²) and the
 autoencoder loss of the seed scenarios with its weights as {"W1", "W2"} (64 features,
 20 samples, 16 hidden; finite differences skipped there: one f call per entry).
+Figures are in docs/structured.md ("What it costs").
 Run: ``.venv/bin/python benchmarks/structured_overhead.py``.
 """
 
@@ -85,7 +89,7 @@ def timed(run: Callable[[], Any], other: Callable[[], Any]) -> tuple[float, floa
 def native_gradient(backend: str, f: Callable[..., Any], x: Any, extra: tuple[Any, ...]) -> Any:
     """A hand-written native gradient of f on the dict x (leaves in the framework's own
     array type): ``jax.jit(jax.grad(f))`` under x64, or ``torch.autograd.grad`` over the
-    leaves; with (the native leaves, a call computing the gradient dict)."""
+    leaves. Returns the native leaves, the constants as native arrays, and the call."""
     consts = [c.value for c in extra]
     if backend == "jax":
         with jax.enable_x64(True):
@@ -97,7 +101,7 @@ def native_gradient(backend: str, f: Callable[..., Any], x: Any, extra: tuple[An
             with jax.enable_x64(True):
                 return jax.block_until_ready(compiled(xj, *cj))
 
-        return xj, jax_call
+        return xj, cj, jax_call
     xt = {k: torch.from_numpy(v) for k, v in x.items()}
     ct = [torch.from_numpy(c) for c in consts]
 
@@ -106,7 +110,7 @@ def native_gradient(backend: str, f: Callable[..., Any], x: Any, extra: tuple[An
         grads = torch.autograd.grad(f(leaves, *ct), list(leaves.values()))
         return dict(zip(leaves, grads, strict=True))
 
-    return xt, torch_call
+    return xt, ct, torch_call
 
 
 def against_native() -> None:
@@ -115,9 +119,11 @@ def against_native() -> None:
     print(f"{'case':<24}{'backend':<12}{'native (µs)':>13}{'dict (µs)':>11}{'ratio':>8}")
     for (name, f_dict, x_dict, _, _, extra), _ in cases():
         for backend in ("jax", "torch"):
-            xn, native = native_gradient(backend, f_dict, x_dict, extra)
-            prep = di.prepare_gradient(f_dict, backend, xn, *extra)
-            ours = partial(di.gradient, f_dict, backend, xn, *extra, prep=prep)
+            xn, consts, native = native_gradient(backend, f_dict, x_dict, extra)
+            args = [di.Constant(c) for c in consts]
+            prep = di.prepare_gradient(f_dict, backend, xn, *args)
+            call = partial(di.gradient, f_dict, backend, xn, *args, prep=prep)
+            ours = (lambda c=call: jax.block_until_ready(c())) if backend == "jax" else call
             want, got = native(), ours()
             for k in want:
                 np.testing.assert_allclose(np.asarray(got[k]), np.asarray(want[k]), rtol=1e-6)

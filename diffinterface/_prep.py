@@ -122,7 +122,7 @@ class Prep:
     #: the kernel takes ``out=`` (a NumPy array) for the plain result and writes into it
     takes_out: bool = False
     #: the kernels take x as its leaves and return x-shaped results as leaves (structured
-    #: x on a backend that compiles, see :class:`~diffinterface._structured.Fusion`)
+    #: x of native arrays, see :class:`~diffinterface._structured.Fusion`)
     fused: bool = False
 
     def __repr__(self) -> str:
@@ -204,7 +204,8 @@ def prepare(
     plain operator's result alone (the compiled code then skips the value, which can cost
     more than the derivative). ``variants`` limits this to the one an unprepared call needs.
     ``fusion`` (x is the vector of a structured x's leaves) moves the flattening into the
-    compiled kernels, where the backend compiles.
+    kernels when the leaves are native arrays: into the compiled code where the backend
+    compiles, or away altogether where the adapter has a ``leaves_<operator>`` kernel.
 
     Raises:
         InvalidArgumentError: bad x, tangents, contexts or output of f.
@@ -277,7 +278,8 @@ def prepare(
         takes_out = native is not None and spec.name in adapter.writes_out and y is None
         raw = (native or (lambda fn_, p: spec.build(adapter, fn_, p)))(fn, problem)
         example_args = (*example, *consts)
-        # Leaves of another kind (NumPy) are cheaper joined outside: one transfer each way.
+        # Leaves of another kind (NumPy under JAX) are cheaper joined outside the kernel:
+        # one transfer in and one result out, instead of one per leaf.
         by_leaf = None if mutates else getattr(adapter, f"leaves_{spec.name}", None)
         fused = (
             fusion is not None

@@ -102,14 +102,6 @@ class Flattening:
             )
         return arrays
 
-    def ravel(self, tree: Any, role: str = "x") -> Any:
-        """The leaves of ``tree`` (x's structure) concatenated into one vector.
-
-        Raises:
-            InvalidArgumentError: ``tree`` does not have x's structure and leaf shapes.
-        """
-        return concat_leaves(self.leaves_of(tree, role))
-
     def cut(self, v: Any) -> list[Any]:
         """The vector v (or any array whose last axis has x's size) cut into x's leaves,
         the leading axes of v kept in front of each leaf's shape."""
@@ -146,7 +138,8 @@ def concat_leaves(leaves: list[Any]) -> Any:
 
 @dataclass(frozen=True)
 class Fusion:
-    """The flattening moved into a backend's compiled kernel (see :func:`prepare`).
+    """The flattening moved into a backend's kernels (see ``_prep.prepare``), for x's
+    leaves of the backend's own array type.
 
     The fused kernel takes x as its list of leaves, and x-shaped tangents as a list of
     leaves (a tuple of such lists for a batch); it concatenates them itself and returns
@@ -210,7 +203,7 @@ class StructuredPrep:
     f_flat: Callable[..., Any]
     tangents: Any  # the flattening of the tangents' batch layout, for mismatch checks
     #: signatures of the tangents' leaves and of the contexts, checked by fused calls
-    call: tuple[Any, ...] = ()
+    call: tuple[Any, ...]
 
     @property
     def operator(self) -> str:

@@ -124,6 +124,9 @@ class Prep:
     #: the kernels take x as its leaves and return x-shaped results as leaves (structured
     #: x of native arrays, see :class:`~diffinterface._structured.Fusion`)
     fused: bool = False
+    #: fused on a backend that compiles: the Jacobian or Hessian output cut into x's
+    #: blocks by compiled code (see :meth:`~diffinterface._structured.Fusion.block_cutter`)
+    cut_blocks: Kernel | None = None
 
     def __repr__(self) -> str:
         return (
@@ -263,6 +266,7 @@ def prepare(
         result_out = _copying(result_out)
     plain_kernel = None
     takes_out = fused = False
+    cut_blocks = None
     if isinstance(config, AutoSparse) and spec.name in ("jacobian", "hessian"):
         from diffinterface._sparse.compressed import build_sparse, is_sparse
 
@@ -301,6 +305,8 @@ def prepare(
             example_args = (*example, *consts)
             if result_out is not converter(x_kind, x_kind):  # not the identity
                 result_out = partial(optree.tree_map, result_out)
+            if adapter.compiles:
+                cut_blocks = fusion.block_cutter(adapter, raw, example_args)
         try:
             if adapter.compiles and y is None and variants != "value":
                 plain_kernel = adapter.compile(_last_output(raw), example_args)
@@ -326,6 +332,7 @@ def prepare(
         plain_kernel=plain_kernel,
         takes_out=takes_out,
         fused=fused,
+        cut_blocks=cut_blocks,
     )
 
 

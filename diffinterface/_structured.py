@@ -174,6 +174,23 @@ class Fusion:
 
         return fused
 
+    def block_cutter(self, adapter: Any, kernel: Kernel, example: tuple[Any, ...]) -> Any:
+        """The Jacobian or Hessian output of the fused ``kernel`` cut into x's blocks,
+        compiled by the adapter (None without such an output): the blocks as leaves, or
+        as rows of leaves for a Hessian, for :func:`_restore` to put in x's structure."""
+        kind = next((k for k in self.outputs if k in ("yx", "xx")), None)
+        if kind is None:
+            return None
+        template = adapter.output_template(kernel, example[0], example[1:])
+        matrix = template[self.outputs.index(kind)]
+        return adapter.compile(self.flattening.cut if kind == "yx" else self._rows, (matrix,))
+
+    def _rows(self, h: Any) -> list[list[Any]]:
+        """A (size, size) matrix as rows of blocks (one row of leaves per leaf)."""
+        fl = self.flattening
+        rows = zip(fl.offsets[:-1], fl.offsets[1:], fl.shapes, strict=True)
+        return [fl.cut(h[a:b].reshape((*s, fl.size))) for a, b, s in rows]
+
 
 def _join_tangents(t: Any) -> Any:
     """Tangents as leaves (a list, or a tuple of lists) as a vector or a stack of them."""
@@ -312,7 +329,7 @@ def execute_structured(
     if prep.flat.fused:
         results = _execute_fused(spec, backend, leaves, t_arg, contexts, prep, plain)
         return tuple(
-            None if r is None else _restore(fl, r, kind, None, flat, fused=True)
+            None if r is None else _restore(fl, r, kind, None, flat, True, prep.flat.cut_blocks)
             for r, kind in zip(results, spec.outputs, strict=True)
         )
     v, flat_t = concat_leaves(leaves), _flat_tangents(spec, t_arg)
@@ -380,16 +397,28 @@ def _flat_tangents(spec: OperatorSpec, t_arg: Any) -> Any:
 
 
 def _restore(
-    fl: Flattening, r: Any, kind: str, batch: int | None, flat: bool, fused: bool = False
+    fl: Flattening,
+    r: Any,
+    kind: str,
+    batch: int | None,
+    flat: bool,
+    fused: bool = False,
+    cut_blocks: Any = None,
 ) -> Any:
     """One kernel output back in x's structure, by what it is shaped like (``fused``:
-    x-shaped outputs come as leaves, or a tuple of leaf lists, see :class:`Fusion`)."""
+    x-shaped outputs come as leaves, or a tuple of leaf lists, see :class:`Fusion`;
+    ``cut_blocks``: a compiled :meth:`Fusion.block_cutter`)."""
     if kind == "y" or type(r).__module__.startswith("scipy.sparse"):
         return r  # AutoSparse: one sparse matrix over all of x's entries, in leaf order
     if fused and kind == "x":
         if isinstance(r, tuple):
             return tuple(optree.tree_unflatten(fl.treedef, leaves) for leaves in r)
         return optree.tree_unflatten(fl.treedef, r)
+    if cut_blocks is not None and not flat and kind == "yx":
+        return optree.tree_unflatten(fl.treedef, cut_blocks(r))
+    if cut_blocks is not None and not flat and kind == "xx":
+        rows = [optree.tree_unflatten(fl.treedef, row) for row in cut_blocks(r)]
+        return optree.tree_unflatten(fl.treedef, rows)
     if kind == "x":
         if batch is not None and r.ndim == 2:  # a stacked batch of x-shaped results
             return tuple(fl.unravel(r[i]) for i in range(batch))

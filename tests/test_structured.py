@@ -170,6 +170,16 @@ class CountingFunction:
         return self.f(*args)
 
 
+def blocks_of(matrix: np.ndarray, operator: str) -> np.ndarray:
+    """The entries of a Jacobian (rows: outputs) or Hessian as ``stacked`` lists its blocks:
+    leaf by leaf (b, scale, w), each block in row-major order (a Hessian's blocks row by
+    row)."""
+    cols = np.split(np.arange(V.size), [2, 3])  # the entries of b, scale, w
+    if operator == "jacobian":
+        return np.concatenate([matrix[:, c].ravel() for c in cols])
+    return np.concatenate([matrix[np.ix_(r, c)].ravel() for r in cols for c in cols])
+
+
 def stacked(r: Any) -> np.ndarray:
     """A result (a structure, an array, or a tuple of them for a batch) as a NumPy array."""
     if isinstance(r, tuple):
@@ -192,8 +202,11 @@ def test_prepared_jax_calls_on_jax_leaves(case: str, mode: str) -> None:
     for params in (JAX_PARAMS, _jax(PARAMS)):  # the same values in new arrays
         got = getattr(di, operator)(counted, backend, params, *args, data, prep=prep, **flat)
         assert_close(stacked(got), want, 1e-10)
+    if flat:  # and as blocks in x's structure, cut by compiled code
+        got = getattr(di, operator)(counted, backend, JAX_PARAMS, *args, data, prep=prep)
+        assert_close(stacked(got), blocks_of(want, operator), 1e-10)
     assert counted.calls == traced, "a prepared call traced f again"
-    if operator in ("gradient", "pullback", "hvp"):
+    if operator in ("gradient", "pullback", "hvp", "jacobian", "hessian"):
         assert all(isinstance(a, jax.Array) for a in optree.tree_leaves(got))
         assert str(optree.tree_leaves(got)[0].dtype) == "float64"
     first = getattr(di, FIRST_OUTPUT[operator])(

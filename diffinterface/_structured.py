@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import optree
 
-from diffinterface._adapter import Kernel
+from diffinterface._adapter import Adapter, Kernel
 from diffinterface._arrays import describe, kind_of, signature, to_input_array
 from diffinterface._backend_types import resolve_backend
 from diffinterface._contexts import context_signature
@@ -174,7 +174,9 @@ class Fusion:
 
         return fused
 
-    def block_cutter(self, adapter: Any, kernel: Kernel, example: tuple[Any, ...]) -> Any:
+    def block_cutter(
+        self, adapter: Adapter, kernel: Kernel, example: tuple[Any, ...]
+    ) -> Kernel | None:
         """The Jacobian or Hessian output of the fused ``kernel`` cut into x's blocks,
         compiled by the adapter (None without such an output): the blocks as leaves, or
         as rows of leaves for a Hessian, for :func:`_restore` to put in x's structure."""
@@ -328,14 +330,13 @@ def execute_structured(
         )
     if prep.flat.fused:
         results = _execute_fused(spec, backend, leaves, t_arg, contexts, prep, plain)
-        return tuple(
-            None if r is None else _restore(fl, r, kind, None, flat, True, prep.flat.cut_blocks)
-            for r, kind in zip(results, spec.outputs, strict=True)
+    else:
+        v, flat_t = concat_leaves(leaves), _flat_tangents(spec, t_arg)
+        results = execute(
+            spec, prep.f_flat, backend, v, flat_t, contexts, prep.flat, y, plain=plain
         )
-    v, flat_t = concat_leaves(leaves), _flat_tangents(spec, t_arg)
-    results = execute(spec, prep.f_flat, backend, v, flat_t, contexts, prep.flat, y, plain=plain)
     return tuple(
-        None if r is None else _restore(fl, r, kind, prep.flat.batch, flat)
+        None if r is None else _restore(fl, r, kind, prep.flat, flat)
         for r, kind in zip(results, spec.outputs, strict=True)
     )
 
@@ -396,29 +397,22 @@ def _flat_tangents(spec: OperatorSpec, t_arg: Any) -> Any:
     return concat_leaves(t_arg)
 
 
-def _restore(
-    fl: Flattening,
-    r: Any,
-    kind: str,
-    batch: int | None,
-    flat: bool,
-    fused: bool = False,
-    cut_blocks: Any = None,
-) -> Any:
-    """One kernel output back in x's structure, by what it is shaped like (``fused``:
-    x-shaped outputs come as leaves, or a tuple of leaf lists, see :class:`Fusion`;
-    ``cut_blocks``: a compiled :meth:`Fusion.block_cutter`)."""
+def _restore(fl: Flattening, r: Any, kind: str, prep: Prep, flat: bool) -> Any:
+    """One kernel output back in x's structure, by what it is shaped like. A fused ``prep``
+    (see :class:`Fusion`) gives x-shaped outputs as leaves (a tuple of leaf lists for a
+    batch), and may cut Jacobians and Hessians into blocks by compiled code."""
     if kind == "y" or type(r).__module__.startswith("scipy.sparse"):
         return r  # AutoSparse: one sparse matrix over all of x's entries, in leaf order
-    if fused and kind == "x":
+    if prep.fused and kind == "x":
         if isinstance(r, tuple):
             return tuple(optree.tree_unflatten(fl.treedef, leaves) for leaves in r)
         return optree.tree_unflatten(fl.treedef, r)
-    if cut_blocks is not None and not flat and kind == "yx":
-        return optree.tree_unflatten(fl.treedef, cut_blocks(r))
-    if cut_blocks is not None and not flat and kind == "xx":
-        rows = [optree.tree_unflatten(fl.treedef, row) for row in cut_blocks(r)]
+    if prep.cut_blocks is not None and not flat and kind == "yx":
+        return optree.tree_unflatten(fl.treedef, prep.cut_blocks(r))
+    if prep.cut_blocks is not None and not flat and kind == "xx":
+        rows = [optree.tree_unflatten(fl.treedef, row) for row in prep.cut_blocks(r)]
         return optree.tree_unflatten(fl.treedef, rows)
+    batch = prep.batch
     if kind == "x":
         if batch is not None and r.ndim == 2:  # a stacked batch of x-shaped results
             return tuple(fl.unravel(r[i]) for i in range(batch))

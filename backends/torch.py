@@ -179,6 +179,26 @@ class TorchAdapter(Adapter):
 
         return gradient
 
+    def leaves_gradient(self, fn: Fn, p: Problem) -> Kernel:
+        """The gradient of ``fn(leaves, *consts)`` by leaf (structured x): autograd then
+        records no joining of the leaves into a vector and no cutting it back."""
+
+        def value_and_gradient(ls: list[Any], consts: tuple[Any, ...]) -> Any:
+            y = fn(ls, *consts)
+            value = y.detach()
+            if y.is_leaf or y._is_view():  # f returned (a view of) a leaf: not the caller's
+                value = value.clone()
+            if not y.requires_grad:  # f ignores x
+                return value, [torch.zeros_like(a) for a in ls]
+            grads = torch.autograd.grad(y, ls, allow_unused=True)
+            pairs = zip(ls, grads, strict=True)
+            return value, [torch.zeros_like(a) if g is None else g for a, g in pairs]
+
+        def gradient(leaves: list[Any], *consts: Any) -> Any:
+            return _with_grad(value_and_gradient, [_leaf(a) for a in leaves], consts)
+
+        return gradient
+
     def native_hvp(self, fn: Fn, p: Problem) -> Kernel:
         batched = p.batch is not None
 

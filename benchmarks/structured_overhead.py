@@ -1,9 +1,13 @@
-"""What structured inputs cost: a prepared gradient with x as a dict of arrays against the
-same gradient with x as one flat vector, timed interleaved in one run (medians).
+"""What structured inputs cost: a prepared gradient with x as a dict of NumPy arrays against
+the same gradient with x as one flat vector; then, with the dict's leaves as JAX arrays or
+torch tensors, against hand-written native code on the same dict (``jax.jit(jax.grad(f))``;
+``torch.autograd.grad`` over the leaves). Timed in interleaved pairs in one run; medians of
+the times and of the per-pair ratios; one torch thread.
 
 Two functions: a dispatch-overhead one (three 1-entry leaves, f = Σ leaves²) and the
 autoencoder loss of the seed scenarios with its weights as {"W1", "W2"} (64 features,
 20 samples, 16 hidden; finite differences skipped there: one f call per entry).
+Figures are in docs/structured.md ("What it costs").
 Run: ``.venv/bin/python benchmarks/structured_overhead.py``.
 """
 
@@ -15,6 +19,8 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import torch
 
@@ -63,7 +69,8 @@ def cases() -> list[tuple[Case, tuple[Any, ...]]]:
     ]
 
 
-def timed(run: Callable[[], Any], other: Callable[[], Any]) -> tuple[float, float]:
+def timed(run: Callable[[], Any], other: Callable[[], Any]) -> tuple[float, float, float]:
+    """Medians of run's and other's times over interleaved pairs, and of other / run."""
     a, b = [], []
     for _ in range(5):
         run(), other()
@@ -75,7 +82,55 @@ def timed(run: Callable[[], Any], other: Callable[[], Any]) -> tuple[float, floa
         t2 = time.perf_counter()
         a.append(t1 - t0)
         b.append(t2 - t1)
-    return statistics.median(a), statistics.median(b)
+    ratio = statistics.median(tb / ta for ta, tb in zip(a, b, strict=True))
+    return statistics.median(a), statistics.median(b), ratio
+
+
+def native_gradient(backend: str, f: Callable[..., Any], x: Any, extra: tuple[Any, ...]) -> Any:
+    """A hand-written native gradient of f on the dict x (leaves in the framework's own
+    array type): ``jax.jit(jax.grad(f))`` under x64, or ``torch.autograd.grad`` over the
+    leaves. Returns the native leaves, the constants as native arrays, and the call."""
+    consts = [c.value for c in extra]
+    if backend == "jax":
+        with jax.enable_x64(True):
+            xj = {k: jnp.asarray(v) for k, v in x.items()}
+            cj = [jnp.asarray(c) for c in consts]
+            compiled = jax.jit(jax.grad(f))
+
+        def jax_call() -> Any:
+            with jax.enable_x64(True):
+                return jax.block_until_ready(compiled(xj, *cj))
+
+        return xj, cj, jax_call
+    xt = {k: torch.from_numpy(v) for k, v in x.items()}
+    ct = [torch.from_numpy(c) for c in consts]
+
+    def torch_call() -> Any:
+        leaves = {k: v.detach().requires_grad_() for k, v in xt.items()}
+        grads = torch.autograd.grad(f(leaves, *ct), list(leaves.values()))
+        return dict(zip(leaves, grads, strict=True))
+
+    return xt, ct, torch_call
+
+
+def against_native() -> None:
+    """A prepared dict gradient against hand-written native code on the same dict."""
+    print(f"\nprepared gradient on a dict of native arrays vs native code; medians of {REPEATS}")
+    print(f"{'case':<24}{'backend':<12}{'native (µs)':>13}{'dict (µs)':>11}{'ratio':>8}")
+    for (name, f_dict, x_dict, _, _, extra), _ in cases():
+        for backend in ("jax", "torch"):
+            xn, consts, native = native_gradient(backend, f_dict, x_dict, extra)
+            args = [di.Constant(c) for c in consts]
+            prep = di.prepare_gradient(f_dict, backend, xn, *args)
+            call = partial(di.gradient, f_dict, backend, xn, *args, prep=prep)
+            ours = (lambda c=call: jax.block_until_ready(c())) if backend == "jax" else call
+            want, got = native(), ours()
+            for k in want:
+                np.testing.assert_allclose(np.asarray(got[k]), np.asarray(want[k]), rtol=1e-6)
+            t_native, t_dict, ratio = timed(native, ours)
+            print(
+                f"{name:<24}{backend:<12}{1e6 * t_native:>13.1f}{1e6 * t_dict:>11.1f}{ratio:>8.2f}"
+            )
 
 
 def main() -> None:
@@ -98,7 +153,7 @@ def main() -> None:
             gf = di.gradient(f_flat, backend, xf, *flat_extra, prep=pf)
             got = np.concatenate([np.ravel(np.asarray(gd[k])) for k in sorted(gd)])
             np.testing.assert_allclose(got, np.asarray(gf), rtol=1e-6)  # the same gradient
-            t_flat, t_dict = timed(
+            t_flat, t_dict, _ = timed(
                 partial(di.gradient, f_flat, backend, xf, *flat_extra, prep=pf),
                 partial(di.gradient, f_dict, backend, xd, *extra, prep=pd),
             )
@@ -106,6 +161,7 @@ def main() -> None:
                 f"{name:<24}{backend:<12}{1e6 * t_flat:>11.1f}{1e6 * t_dict:>11.1f}"
                 f"{1e6 * (t_dict - t_flat):>12.1f}"
             )
+    against_native()
 
 
 if __name__ == "__main__":

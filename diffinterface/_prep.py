@@ -13,9 +13,11 @@ import threading
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
+import optree
 
 from diffinterface._adapter import Adapter, Fn, Kernel
 from diffinterface._arrays import (
@@ -44,6 +46,7 @@ from diffinterface._errors import (
 )
 from diffinterface._sparse.backend import AutoSparse
 from diffinterface._structured import (
+    Fusion,
     StructuredPrep,
     execute_structured,
     is_structure,
@@ -55,8 +58,10 @@ __all__ = [
     "Prep",
     "Problem",
     "Variants",
+    "check_call",
     "execute",
     "prepare",
+    "run_kernel",
     "same_function",
     "write_out",
 ]
@@ -119,6 +124,12 @@ class Prep:
     #: conversion of the plain result when it differs from ``result_out`` (no copy of a
     #: gradient, Jacobian or Hessian, which cannot be a view of the inputs)
     plain_out: Callable[[Any], Any] | None = None
+    #: the kernels take x as its leaves and return x-shaped results as leaves (structured
+    #: x of native arrays, see :class:`~diffinterface._structured.Fusion`)
+    fused: bool = False
+    #: fused on a backend that compiles: the Jacobian or Hessian output cut into x's
+    #: blocks by compiled code (see :meth:`~diffinterface._structured.Fusion.block_cutter`)
+    cut_blocks: Kernel | None = None
 
     def __repr__(self) -> str:
         return (
@@ -191,12 +202,16 @@ def prepare(
     contexts: tuple[Any, ...],
     y: Any = None,
     variants: Variants = "both",
+    fusion: Fusion | None = None,
 ) -> Prep:
     """Validate, convert, build and compile: the work behind every ``prepare_<operator>``.
 
     A backend that compiles gets two kernels: all outputs of the value variant, and the
     plain operator's result alone (the compiled code then skips the value, which can cost
     more than the derivative). ``variants`` limits this to the one an unprepared call needs.
+    ``fusion`` (x is the vector of a structured x's leaves) moves the flattening into the
+    kernels when the leaves are native arrays: into the compiled code where the backend
+    compiles, or away altogether where the adapter has a ``leaves_<operator>`` kernel.
 
     Raises:
         InvalidArgumentError: bad x, tangents, contexts or output of f.
@@ -258,7 +273,8 @@ def prepare(
             plain_out = result_out
         result_out = _copying(result_out)
     plain_kernel = None
-    takes_out = False
+    takes_out = fused = False
+    cut_blocks = None
     if isinstance(config, AutoSparse) and spec.name in ("jacobian", "hessian"):
         from diffinterface._sparse.compressed import build_sparse, is_sparse
 
@@ -274,6 +290,31 @@ def prepare(
         takes_out = native is not None and spec.name in adapter.writes_out and y is None
         raw = (native or (lambda fn_, p: spec.build(adapter, fn_, p)))(fn, problem)
         example_args = (*example, *consts)
+        # Leaves of another kind (NumPy under JAX) are cheaper joined outside the kernel:
+        # one transfer in and one result out, instead of one per leaf.
+        by_leaf = None if mutates else getattr(adapter, f"leaves_{spec.name}", None)
+        fused = (
+            fusion is not None
+            and y is None
+            and x_kind == adapter.native_kind
+            and (adapter.compiles or by_leaf is not None)
+        )
+        if fused:
+            assert fusion is not None
+            if by_leaf is not None:
+                raw = by_leaf(_native_function(fusion.by_leaf, contexts, None), problem)
+            else:
+                raw = fusion.kernel(raw, batch)
+            x_in = _identity  # native leaves
+            example = (fusion.x, *example[1:])
+            if fusion.tangents is not None:
+                tangent_in = _leafwise(adapter, fusion.tangents)
+                example = (example[0], tangent_in(fusion.tangents))
+            example_args = (*example, *consts)
+            if result_out is not converter(x_kind, x_kind):  # not the identity
+                result_out = partial(optree.tree_map, result_out)
+            if adapter.compiles:
+                cut_blocks = fusion.block_cutter(adapter, raw, example_args)
         try:
             if adapter.compiles and y is None and variants != "value":
                 plain_kernel = adapter.compile(_last_output(raw), example_args)
@@ -299,11 +340,20 @@ def prepare(
         plain_kernel=plain_kernel,
         plain_out=plain_out,
         takes_out=takes_out,
+        fused=fused,
+        cut_blocks=cut_blocks,
     )
 
 
 #: operators whose result AD or differences compute afresh: never a view of x or tangents
 _FRESH_RESULTS = frozenset({"gradient", "jacobian", "hessian"})
+
+
+def _leafwise(adapter: Adapter, leaves: Any) -> Callable[[Any], Any]:
+    """A converter to native arrays of lists of leaves like ``leaves`` (of one kind)."""
+    if all(kind_of(a) in adapter.accepted_kinds for a in optree.tree_leaves(leaves)):
+        return _identity
+    return partial(optree.tree_map, adapter.to_native)
 
 
 def _copying(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -583,7 +633,25 @@ def execute(
         variants: Variants = "plain" if plain else "value"
         prep = prepare(spec, f, backend, x, tangents, contexts, y, variants)
     else:
-        _check(prep, spec, f, backend, x, tangents, contexts, y)
+        check_call(prep, spec, f, backend, x, tangents, contexts, y)
+    converted = run_kernel(spec, prep, x, tangents, contexts, plain, flat, out)
+    if y is not None:
+        write_out(y, converted[0], "y")
+    return converted
+
+
+def run_kernel(
+    spec: OperatorSpec,
+    prep: Prep,
+    x: Any,
+    tangents: Any,
+    contexts: tuple[Any, ...],
+    plain: bool,
+    flat: bool = False,
+    out: Any = None,
+) -> tuple[Any, ...]:
+    """Convert the (checked) arguments, run ``prep``'s kernel and convert its results back
+    (only the last one with ``plain``, the others None); arguments as in :func:`execute`."""
     args = [prep.x_in(x)]
     if prep.tangent_in is not None:
         args.append(prep.tangent_in(tangents))
@@ -606,17 +674,14 @@ def execute(
         raise
     if plain:
         return (*_LEADING[len(results)], convert(results[-1]))
-    converted = tuple([convert(r) for r in results])
-    if y is not None:
-        write_out(y, converted[0], "y")
-    return converted
+    return tuple([convert(r) for r in results])
 
 
 #: the None outputs before the last one of a plain call, by number of outputs
 _LEADING = {n: (None,) * (n - 1) for n in range(1, 5)}
 
 
-def _check(
+def check_call(
     prep: Prep,
     spec: OperatorSpec,
     f: Any,
@@ -626,6 +691,12 @@ def _check(
     contexts: tuple[Any, ...],
     y: Any,
 ) -> None:
+    """Check that ``prep`` was made for this call.
+
+    Raises:
+        PreparationMismatchError: it was made for other arguments.
+        InvalidArgumentError: ``prep`` is not a preparation.
+    """
     if (
         type(prep) is Prep
         and prep.f is f

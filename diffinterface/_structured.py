@@ -19,14 +19,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import optree
 
+from diffinterface._adapter import Adapter, Kernel
 from diffinterface._arrays import describe, kind_of, signature, to_input_array
+from diffinterface._backend_types import resolve_backend
+from diffinterface._contexts import context_signature
 from diffinterface._errors import InvalidArgumentError, PreparationMismatchError
 from diffinterface._namespace import array_namespace
 
 if TYPE_CHECKING:
     from diffinterface._prep import OperatorSpec, Prep
 
-__all__ = ["Flattening", "StructuredPrep", "execute_structured", "is_structure"]
+__all__ = ["Flattening", "Fusion", "StructuredPrep", "execute_structured", "is_structure"]
 
 _STRUCTURES = (dict, list, tuple)
 
@@ -83,8 +86,8 @@ class Flattening:
     def size(self) -> int:
         return self.offsets[-1]
 
-    def ravel(self, tree: Any, role: str = "x") -> Any:
-        """The leaves of ``tree`` (x's structure) concatenated into one vector.
+    def leaves_of(self, tree: Any, role: str = "x") -> list[Any]:
+        """The leaves of ``tree``, which must have x's structure and leaf shapes.
 
         Raises:
             InvalidArgumentError: ``tree`` does not have x's structure and leaf shapes.
@@ -97,15 +100,18 @@ class Flattening:
                 f"{role} must have the structure and shapes of x: {self.describe()}; got "
                 f"{treedef} with shapes {list(shapes)}."
             )
-        return concat_leaves(arrays)
+        return arrays
 
-    def unravel(self, v: Any) -> Any:
-        """The vector v (or any array whose last axis has x's size) cut back into x's
-        structure, the leading axes of v kept in front of each leaf's shape."""
+    def cut(self, v: Any) -> list[Any]:
+        """The vector v (or any array whose last axis has x's size) cut into x's leaves,
+        the leading axes of v kept in front of each leaf's shape."""
         lead = tuple(v.shape[:-1])
         pieces = [v[..., a:b] for a, b in zip(self.offsets[:-1], self.offsets[1:], strict=True)]
-        parts = [p.reshape(lead + s) for p, s in zip(pieces, self.shapes, strict=True)]
-        return optree.tree_unflatten(self.treedef, parts)
+        return [p.reshape(lead + s) for p, s in zip(pieces, self.shapes, strict=True)]
+
+    def unravel(self, v: Any) -> Any:
+        """:meth:`cut`, the pieces in x's structure."""
+        return optree.tree_unflatten(self.treedef, self.cut(v))
 
     def unravel_square(self, h: Any) -> Any:
         """A (size, size) matrix as x's structure of x's structures of blocks."""
@@ -130,6 +136,78 @@ def concat_leaves(leaves: list[Any]) -> Any:
     return xp.concat([xp.reshape(a, (-1,)) for a in leaves])
 
 
+@dataclass(frozen=True)
+class Fusion:
+    """The flattening moved into a backend's kernels (see ``_prep.prepare``), for x's
+    leaves of the backend's own array type.
+
+    The fused kernel takes x as its list of leaves, and x-shaped tangents as a list of
+    leaves (a tuple of such lists for a batch); it concatenates them itself and returns
+    x-shaped results as lists of leaves (a tuple of lists for a batch). A prepared call is
+    then one compiled dispatch. Jacobians and Hessians stay matrices, cut outside, since
+    ``flat=`` is chosen per call. An adapter may instead differentiate by leaf with a
+    ``leaves_<operator>`` kernel of :meth:`by_leaf` (same arguments and results).
+    """
+
+    flattening: Flattening
+    outputs: tuple[str, ...]
+    x: list[Any]  # x's leaves, the example to compile for
+    tangents: Any  # x-shaped tangents as leaves (a list or a tuple of lists), else None
+    f: Callable[..., Any]  # f of x's structure
+
+    def by_leaf(self, leaves: list[Any], *args: Any) -> Any:
+        """f of x's leaves (given as a list), for kernels that differentiate by leaf."""
+        return self.f(optree.tree_unflatten(self.flattening.treedef, leaves), *args)
+
+    def kernel(self, raw: Kernel, batch: int | None) -> Kernel:
+        """``raw`` (a kernel of the flat problem) on leaves, with x-shaped results cut."""
+        fl, outputs, x_tangents = self.flattening, self.outputs, self.tangents is not None
+
+        def fused(leaves: list[Any], *args: Any) -> tuple[Any, ...]:
+            if x_tangents:
+                args = (_join_tangents(args[0]), *args[1:])
+            results = raw(concat_leaves(leaves), *args)
+            return tuple(
+                _cut(fl, r, batch) if kind == "x" else r
+                for r, kind in zip(results, outputs, strict=True)
+            )
+
+        return fused
+
+    def block_cutter(
+        self, adapter: Adapter, kernel: Kernel, example: tuple[Any, ...]
+    ) -> Kernel | None:
+        """The Jacobian or Hessian output of the fused ``kernel`` cut into x's blocks,
+        compiled by the adapter (None without such an output): the blocks as leaves, or
+        as rows of leaves for a Hessian, for :func:`_restore` to put in x's structure."""
+        kind = next((k for k in self.outputs if k in ("yx", "xx")), None)
+        if kind is None:
+            return None
+        template = adapter.output_template(kernel, example[0], example[1:])
+        matrix = template[self.outputs.index(kind)]
+        return adapter.compile(self.flattening.cut if kind == "yx" else self._rows, (matrix,))
+
+    def _rows(self, h: Any) -> list[list[Any]]:
+        """A (size, size) matrix as rows of blocks (one row of leaves per leaf)."""
+        fl = self.flattening
+        rows = zip(fl.offsets[:-1], fl.offsets[1:], fl.shapes, strict=True)
+        return [fl.cut(h[a:b].reshape((*s, fl.size))) for a, b, s in rows]
+
+
+def _join_tangents(t: Any) -> Any:
+    """Tangents as leaves (a list, or a tuple of lists) as a vector or a stack of them."""
+    if isinstance(t, tuple):
+        return array_namespace(t[0][0]).stack([concat_leaves(ti) for ti in t])
+    return concat_leaves(t)
+
+
+def _cut(fl: Flattening, r: Any, batch: int | None) -> Any:
+    """An x-shaped result (a stacked batch of them) as leaves (a tuple of leaf lists)."""
+    if batch is not None and r.ndim == 2:
+        return tuple(fl.cut(r[i]) for i in range(batch))
+    return fl.cut(r)
+
+
 # --------------------------------------------------------------------------------------
 # preparation and prepared call
 
@@ -143,6 +221,8 @@ class StructuredPrep:
     f: Callable[..., Any]
     f_flat: Callable[..., Any]
     tangents: Any  # the flattening of the tangents' batch layout, for mismatch checks
+    #: signatures of the tangents' leaves and of the contexts, checked by fused calls
+    call: tuple[Any, ...]
 
     @property
     def operator(self) -> str:
@@ -182,10 +262,40 @@ def prepare_structured(
         raise InvalidArgumentError(f"f must be callable, got {type(f).__name__}.")
     fl = Flattening.of(x)
     f_flat = _flat_function(f, fl, mutating=y is not None)
-    flat_t, layout = _flat_tangents(spec, fl, tangents)
+    t_arg, layout = _tangent_argument(spec, fl, tangents)
     variants: Variants = "both" if plain is None else "plain" if plain and y is None else "value"
-    flat = prepare(spec, f_flat, backend, fl.ravel(x), flat_t, contexts, y, variants)
-    return StructuredPrep(flat, fl, f, f_flat, layout)
+    leaves = fl.leaves_of(x)
+    fusion = Fusion(fl, spec.outputs, leaves, t_arg if spec.tangents == "x" else None, f)
+    v, flat_t = concat_leaves(leaves), _flat_tangents(spec, t_arg)
+    flat = prepare(spec, f_flat, backend, v, flat_t, contexts, y, variants, fusion)
+    call = _fused_signature(t_arg, contexts)
+    return StructuredPrep(flat, fl, f, f_flat, layout, call)
+
+
+def _tangent_argument(spec: OperatorSpec, fl: Flattening, tangents: Any) -> tuple[Any, str]:
+    """The tangents as a fused kernel takes them, and their layout: x-shaped ones as leaves
+    (a list, or a tuple of lists for a batch of x-shaped structures), others as given.
+
+    Raises:
+        InvalidArgumentError: x-shaped tangents without x's structure and leaf shapes.
+    """
+    if spec.tangents != "x":
+        return tangents, "y-shaped"
+    if optree.tree_structure(tangents, none_is_leaf=True) == fl.treedef:
+        return fl.leaves_of(tangents, "the tangent"), "one"
+    if isinstance(tangents, tuple) and tangents:
+        parts = tuple(fl.leaves_of(t, f"tangent #{i}") for i, t in enumerate(tangents))
+        return parts, f"{len(tangents)}"
+    raise InvalidArgumentError(
+        f"The tangent of {spec.name} must have x's structure ({fl.describe()}), or be a tuple "
+        f"of such structures; got a {type(tangents).__name__}."
+    )
+
+
+def _fused_signature(t_arg: Any, contexts: tuple[Any, ...]) -> tuple[Any, ...]:
+    """What a fused call checks besides x: its tangents' leaves and its contexts."""
+    leaves = () if t_arg is None else optree.tree_leaves(t_arg, none_is_leaf=True)
+    return tuple(map(signature, leaves)), context_signature(contexts)
 
 
 def execute_structured(
@@ -212,18 +322,55 @@ def execute_structured(
     leaves = [a if kind_of(a) else to_input_array(a, "x") for a in leaves]
     if treedef != fl.treedef or tuple(map(signature, leaves)) != fl.leaves:
         raise PreparationMismatchError(_mismatch(prep, spec, f, x))
-    flat_t, layout = _flat_tangents(spec, fl, tangents)
+    t_arg, layout = _tangent_argument(spec, fl, tangents)
     if layout != prep.tangents:
         raise PreparationMismatchError(
             f"This preparation was made for {prep.tangents} tangents; called with {layout}. "
             f"Prepare again with di.prepare_{spec.name}(...)."
         )
-    v = concat_leaves(leaves)
-    results = execute(spec, prep.f_flat, backend, v, flat_t, contexts, prep.flat, y, plain=plain)
+    if prep.flat.fused:
+        results = _execute_fused(spec, backend, leaves, t_arg, contexts, prep, plain)
+    else:
+        v, flat_t = concat_leaves(leaves), _flat_tangents(spec, t_arg)
+        results = execute(
+            spec, prep.f_flat, backend, v, flat_t, contexts, prep.flat, y, plain=plain
+        )
     return tuple(
-        None if r is None else _restore(fl, r, kind, prep.flat.batch, flat)
+        None if r is None else _restore(fl, r, kind, prep.flat, flat)
         for r, kind in zip(results, spec.outputs, strict=True)
     )
+
+
+def _execute_fused(
+    spec: OperatorSpec,
+    backend: Any,
+    leaves: list[Any],
+    t_arg: Any,
+    contexts: tuple[Any, ...],
+    prep: StructuredPrep,
+    plain: bool,
+) -> tuple[Any, ...]:
+    """Run a fused kernel (see :class:`Fusion`) on x's leaves, after checking x's leaves.
+
+    Raises:
+        PreparationMismatchError: the call differs from the preparation in operator,
+            backend, tangents or contexts (named by the flat problem's check).
+    """
+    from diffinterface._prep import check_call, run_kernel
+
+    flat = prep.flat
+    if (
+        flat.operator != spec.name
+        or not (backend is flat.backend or resolve_backend(backend) == flat.backend)
+        or _fused_signature(t_arg, contexts) != prep.call
+    ):
+        v, flat_t = concat_leaves(leaves), _flat_tangents(spec, t_arg)
+        check_call(flat, spec, prep.f_flat, backend, v, flat_t, contexts, None)
+        raise PreparationMismatchError(
+            f"This preparation was made for other tangents or contexts. Prepare again with "
+            f"di.prepare_{spec.name}(...) for the new arguments."
+        )
+    return run_kernel(spec, flat, leaves, t_arg, contexts, plain)
 
 
 def _flat_function(f: Callable[..., Any], fl: Flattening, mutating: bool) -> Callable[..., Any]:
@@ -240,26 +387,32 @@ def _flat_function(f: Callable[..., Any], fl: Flattening, mutating: bool) -> Cal
     return f_flat
 
 
-def _flat_tangents(spec: OperatorSpec, fl: Flattening, tangents: Any) -> tuple[Any, str]:
-    """Tangents shaped like x as vectors (a batch: a tuple of x-shaped structures)."""
+def _flat_tangents(spec: OperatorSpec, t_arg: Any) -> Any:
+    """The tangents as the flat problem takes them: x-shaped ones as vectors (a tuple of
+    vectors for a batch), from :func:`_tangent_argument`."""
     if spec.tangents != "x":
-        return tangents, "y-shaped"
-    if optree.tree_structure(tangents, none_is_leaf=True) == fl.treedef:
-        return fl.ravel(tangents, "the tangent"), "one"
-    if isinstance(tangents, tuple) and tangents:
-        return tuple(fl.ravel(t, f"tangent #{i}") for i, t in enumerate(tangents)), (
-            f"{len(tangents)}"
-        )
-    raise InvalidArgumentError(
-        f"The tangent of {spec.name} must have x's structure ({fl.describe()}), or be a tuple "
-        f"of such structures; got a {type(tangents).__name__}."
-    )
+        return t_arg
+    if isinstance(t_arg, tuple):
+        return tuple(concat_leaves(t) for t in t_arg)
+    return concat_leaves(t_arg)
 
 
-def _restore(fl: Flattening, r: Any, kind: str, batch: int | None, flat: bool) -> Any:
-    """One kernel output back in x's structure, by what it is shaped like."""
+def _restore(fl: Flattening, r: Any, kind: str, prep: Prep, flat: bool) -> Any:
+    """One kernel output back in x's structure, by what it is shaped like. A fused ``prep``
+    (see :class:`Fusion`) gives x-shaped outputs as leaves (a tuple of leaf lists for a
+    batch), and may cut Jacobians and Hessians into blocks by compiled code."""
     if kind == "y" or type(r).__module__.startswith("scipy.sparse"):
         return r  # AutoSparse: one sparse matrix over all of x's entries, in leaf order
+    if prep.fused and kind == "x":
+        if isinstance(r, tuple):
+            return tuple(optree.tree_unflatten(fl.treedef, leaves) for leaves in r)
+        return optree.tree_unflatten(fl.treedef, r)
+    if prep.cut_blocks is not None and not flat and kind == "yx":
+        return optree.tree_unflatten(fl.treedef, prep.cut_blocks(r))
+    if prep.cut_blocks is not None and not flat and kind == "xx":
+        rows = [optree.tree_unflatten(fl.treedef, row) for row in prep.cut_blocks(r)]
+        return optree.tree_unflatten(fl.treedef, rows)
+    batch = prep.batch
     if kind == "x":
         if batch is not None and r.ndim == 2:  # a stacked batch of x-shaped results
             return tuple(fl.unravel(r[i]) for i in range(batch))

@@ -120,6 +120,138 @@ def test_leaves_of_torch_and_jax_come_back_as_such(kind: str) -> None:
     assert_close(leaves(g), GRAD, 1e-12)
 
 
+def _jax(tree: Any) -> Any:
+    return optree.tree_map(lambda a: as_kind(a, "jax"), tree)
+
+
+JAX_PARAMS = _jax(PARAMS)
+JAC = np.stack([np.imag(_outputs_flat(V + 1e-30j * e)) / 1e-30 for e in np.eye(V.size)]).T
+T = _jax(optree.tree_map(np.sin, PARAMS))
+U = np.array([1.0, -2.0])
+
+#: operator, f, arguments after x, the expected result (batches stacked), from references
+JAX_LEAF_CALLS = {
+    "gradient": ("gradient", model, (), GRAD),
+    "pullback": ("pullback", outputs, (U,), U @ JAC),
+    "pullback batch": ("pullback", outputs, ((U, 2 * U),), np.stack([U @ JAC, 2 * U @ JAC])),
+    "pushforward": ("pushforward", outputs, (T,), JAC @ leaves(T)),
+    "pushforward batch": (
+        "pushforward",
+        outputs,
+        ((T, JAX_PARAMS),),
+        np.stack([JAC @ leaves(T), JAC @ V]),
+    ),
+    "hvp": ("hvp", model, (T,), HESS @ leaves(T)),
+    "hvp batch": ("hvp", model, ((T, JAX_PARAMS),), np.stack([HESS @ leaves(T), HESS @ V])),
+    "jacobian": ("jacobian", outputs, (), JAC),
+    "hessian": ("hessian", model, (), HESS),
+}
+
+
+#: the variant of each operator whose first output is the value (the gradient for hvp)
+FIRST_OUTPUT = {
+    "gradient": "value_and_gradient",
+    "pullback": "value_and_pullback",
+    "pushforward": "value_and_pushforward",
+    "hvp": "gradient_and_hvp",
+    "jacobian": "value_and_jacobian",
+    "hessian": "value_gradient_and_hessian",
+}
+
+
+class CountingFunction:
+    """Wraps f and counts how often Python runs it (each JAX trace runs it once)."""
+
+    def __init__(self, f: Any) -> None:
+        self.f, self.calls = f, 0
+
+    def __call__(self, *args: Any) -> Any:
+        self.calls += 1
+        return self.f(*args)
+
+
+def blocks_of(matrix: np.ndarray, operator: str) -> np.ndarray:
+    """The entries of a Jacobian (rows: outputs) or Hessian as ``stacked`` lists its blocks:
+    leaf by leaf (b, scale, w), each block in row-major order (a Hessian's blocks row by
+    row)."""
+    cols = np.split(np.arange(V.size), [2, 3])  # the entries of b, scale, w
+    if operator == "jacobian":
+        return np.concatenate([matrix[:, c].ravel() for c in cols])
+    return np.concatenate([matrix[np.ix_(r, c)].ravel() for r in cols for c in cols])
+
+
+def stacked(r: Any) -> np.ndarray:
+    """A result (a structure, an array, or a tuple of them for a batch) as a NumPy array."""
+    if isinstance(r, tuple):
+        return np.stack([stacked(a) for a in r])
+    return leaves(r) if isinstance(r, dict) else to_np(r)
+
+
+@pytest.mark.parametrize("mode", ["reverse", "forward"])
+@pytest.mark.parametrize("case", sorted(JAX_LEAF_CALLS))
+def test_prepared_jax_calls_on_jax_leaves(case: str, mode: str) -> None:
+    """JAX leaves are flattened inside the compiled kernel: prepared calls give the
+    reference results, in x's structure of JAX arrays, without tracing f again."""
+    operator, f, args, want = JAX_LEAF_CALLS[case]
+    backend, data = di.AutoJAX(mode=mode), di.Constant(DATA)
+    counted = CountingFunction(f)
+    prep = getattr(di, f"prepare_{operator}")(counted, backend, JAX_PARAMS, *args, data)
+    assert prep.flat.fused  # the path under test: leaves joined and cut inside the kernel
+    traced = counted.calls
+    flat = {"flat": True} if operator in ("jacobian", "hessian") else {}
+    for params in (JAX_PARAMS, _jax(PARAMS)):  # the same values in new arrays
+        got = getattr(di, operator)(counted, backend, params, *args, data, prep=prep, **flat)
+        assert_close(stacked(got), want, 1e-10)
+    if flat:  # and as blocks in x's structure, cut by compiled code
+        got = getattr(di, operator)(counted, backend, JAX_PARAMS, *args, data, prep=prep)
+        assert_close(stacked(got), blocks_of(want, operator), 1e-10)
+    assert counted.calls == traced, "a prepared call traced f again"
+    assert all(isinstance(a, jax.Array) for a in optree.tree_leaves(got))
+    assert str(optree.tree_leaves(got)[0].dtype) == "float64"
+    first = getattr(di, FIRST_OUTPUT[operator])(
+        counted, backend, JAX_PARAMS, *args, data, prep=prep
+    )
+    want_first = GRAD if operator == "hvp" else f(PARAMS, DATA)
+    assert_close(stacked(first[0]), want_first, 1e-12)
+
+
+def test_prepared_jax_call_on_jax_leaves_checks_its_arguments() -> None:
+    data = di.Constant(DATA)
+    prep = di.prepare_hvp(model, "jax", JAX_PARAMS, T, data)
+    wider = {**JAX_PARAMS, "b": as_kind(np.zeros(3), "jax")}
+    with pytest.raises(di.PreparationMismatchError, match=r"x\['b'\] was prepared as jax"):
+        di.hvp(model, "jax", wider, T, data, prep=prep)
+    with pytest.raises(di.PreparationMismatchError, match="contexts"):
+        di.hvp(model, "jax", JAX_PARAMS, T, di.Constant(DATA[:2]), prep=prep)
+    with pytest.raises(di.PreparationMismatchError, match="tangents"):
+        di.hvp(model, "jax", JAX_PARAMS, PARAMS, data, prep=prep)  # NumPy tangents
+    gradient_prep = di.prepare_gradient(model, "jax", JAX_PARAMS, data)
+    with pytest.raises(di.PreparationMismatchError, match="✗ operator"):
+        di.jacobian(model, "jax", JAX_PARAMS, data, prep=gradient_prep)
+
+
+def test_torch_gradient_by_leaf() -> None:
+    """Torch tensors as leaves: the gradient taken by leaf matches the reference, gives
+    zeros for a leaf f ignores, and never hands out the caller's own tensor as the value."""
+    params = optree.tree_map(lambda a: as_kind(a, "torch"), PARAMS)
+    data = di.Constant(DATA)
+    prep = di.prepare_gradient(model, "torch", params, data)
+    assert prep.flat.fused  # the path under test: no joined vector
+    for _ in range(2):
+        value, g = di.value_and_gradient(model, "torch", params, data, prep=prep)
+        assert isinstance(g["w"], torch.Tensor) and g["w"].dtype == torch.float64
+        assert_close(leaves(g), GRAD, 1e-12)
+        assert_close(to_np(value), flat_model(V), 1e-14)
+
+    def first_bias(p: Any) -> Any:
+        return p["b"][0]
+
+    value, g = di.value_and_gradient(first_bias, "torch", params)
+    assert_close(leaves(g), np.eye(V.size)[0], 0)
+    value += 1.0  # a copy, not a view of the caller's tensor
+    assert params["b"][0] == PARAMS["b"][0]
+
+
 def test_lists_and_tuples_with_tuple_tangents() -> None:
     x = (np.array([1.0, 2.0]), np.array(3.0))
 

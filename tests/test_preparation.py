@@ -13,6 +13,7 @@ import diffinterface as di
 from diffinterface.testsuite._collections import energy as scalar_fn
 from diffinterface.testsuite._collections import energy_derivatives as scalar_derivatives
 from diffinterface.testsuite._collections import wave as vector_fn
+from tests._counting import CountingFunction
 from tests.conftest import assert_close, vector_jacobian
 
 X = np.linspace(-0.5, 0.8, 4)
@@ -27,17 +28,6 @@ CALLS: dict[str, tuple[tuple[Any, ...], Any]] = {
     "hvp": (((T, 2 * T),), scalar_fn),
     "hessian": ((), scalar_fn),
 }
-
-
-class CountingFunction:
-    """Wraps f and counts how often Python runs it (each JAX trace runs it once)."""
-
-    def __init__(self, f: Any) -> None:
-        self.f, self.calls = f, 0
-
-    def __call__(self, *args: Any) -> Any:
-        self.calls += 1
-        return self.f(*args)
 
 
 @pytest.mark.parametrize("mode", ["reverse", "forward"])

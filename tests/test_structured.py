@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import diffinterface as di
+from tests._counting import CountingFunction
 from tests.conftest import BACKENDS, as_kind, assert_close, backend_id, tolerance
 
 RNG = np.random.default_rng(4)
@@ -157,17 +158,6 @@ FIRST_OUTPUT = {
     "jacobian": "value_and_jacobian",
     "hessian": "value_gradient_and_hessian",
 }
-
-
-class CountingFunction:
-    """Wraps f and counts how often Python runs it (each JAX trace runs it once)."""
-
-    def __init__(self, f: Any) -> None:
-        self.f, self.calls = f, 0
-
-    def __call__(self, *args: Any) -> Any:
-        self.calls += 1
-        return self.f(*args)
 
 
 def blocks_of(matrix: np.ndarray, operator: str) -> np.ndarray:

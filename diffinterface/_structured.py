@@ -322,6 +322,11 @@ def execute_structured(
     leaves = [a if kind_of(a) else to_input_array(a, "x") for a in leaves]
     if treedef != fl.treedef or tuple(map(signature, leaves)) != fl.leaves:
         raise PreparationMismatchError(_mismatch(prep, spec, f, x))
+    if prep.operator != spec.name:
+        raise PreparationMismatchError(
+            f"This preparation was made for {prep.operator}; called for {spec.name}. Prepare "
+            f"again with di.prepare_{spec.name}(...), or call without prep=."
+        )
     t_arg, layout = _tangent_argument(spec, fl, tangents)
     if layout != prep.tangents:
         raise PreparationMismatchError(

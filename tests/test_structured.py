@@ -216,8 +216,13 @@ def test_prepared_jax_call_on_jax_leaves_checks_its_arguments() -> None:
     with pytest.raises(di.PreparationMismatchError, match="tangents"):
         di.hvp(model, "jax", JAX_PARAMS, PARAMS, data, prep=prep)  # NumPy tangents
     gradient_prep = di.prepare_gradient(model, "jax", JAX_PARAMS, data)
-    with pytest.raises(di.PreparationMismatchError, match="✗ operator"):
+    with pytest.raises(di.PreparationMismatchError, match="made for gradient; called for jaco"):
         di.jacobian(model, "jax", JAX_PARAMS, data, prep=gradient_prep)
+    with pytest.raises(di.PreparationMismatchError, match="made for hvp; called for gradient"):
+        di.gradient(model, "jax", JAX_PARAMS, data, prep=prep)  # and on the NumPy-leaf path:
+    numpy_prep = di.prepare_hvp(model, "finitediff", PARAMS, T, data)
+    with pytest.raises(di.PreparationMismatchError, match="made for hvp; called for gradient"):
+        di.gradient(model, "finitediff", PARAMS, data, prep=numpy_prep)
 
 
 def test_torch_gradient_by_leaf() -> None:

@@ -62,6 +62,7 @@ __all__ = [
     "execute",
     "prepare",
     "run_kernel",
+    "same_backend",
     "same_function",
     "write_out",
 ]
@@ -358,13 +359,18 @@ def _leafwise(adapter: Adapter, leaves: Any) -> Callable[[Any], Any]:
 
 def _copying(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
     def convert_and_copy(r: Any) -> Any:
-        r = convert(r)
-        kind = kind_of(r)
-        if kind == "torch":
-            return r.clone()
-        return np.array(r) if kind == "numpy" else r  # JAX arrays are immutable
+        return _copy(convert(r))
 
     return convert_and_copy
+
+
+def _copy(a: Any) -> Any:
+    """A copy of a NumPy array or torch tensor (differentiable for torch); JAX arrays and
+    anything else as they are (immutable)."""
+    kind = kind_of(a)
+    if kind == "torch":
+        return a.clone()
+    return np.array(a) if kind == "numpy" else a
 
 
 def _last_output(kernel: Kernel) -> Kernel:
@@ -446,7 +452,7 @@ def _apart_from(result: Any, scratch: list[Any]) -> Any:
             or getattr(result, "base", None) is buf
             or (getattr(result, "_base", None) is buf)
         ):
-            return result.clone() if kind_of(result) == "torch" else np.array(result)
+            return _copy(result)
     return result
 
 
@@ -701,7 +707,7 @@ def check_call(
         type(prep) is Prep
         and prep.f is f
         and prep.operator is spec.name
-        and _same_backend(backend, prep.backend)
+        and same_backend(backend, prep.backend)
         and _same_signature(prep.signature, x, tangents, contexts, y)
     ):
         return
@@ -726,7 +732,7 @@ def check_call(
         raise PreparationMismatchError(_mismatch(prep, spec.name, f, config, sig))
 
 
-def _same_backend(called: BackendLike, prepared: Backend | AutoSparse) -> bool:
+def same_backend(called: BackendLike, prepared: Backend | AutoSparse) -> bool:
     """Whether ``called`` (an object or a name) is the prepared backend; names resolve to
     one cached object, so identity decides without comparing fields."""
     if called is prepared:

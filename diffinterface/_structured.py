@@ -21,7 +21,6 @@ import optree
 
 from diffinterface._adapter import Adapter, Kernel
 from diffinterface._arrays import describe, kind_of, signature, to_input_array
-from diffinterface._backend_types import resolve_backend
 from diffinterface._contexts import context_signature
 from diffinterface._errors import InvalidArgumentError, PreparationMismatchError
 from diffinterface._namespace import array_namespace
@@ -358,17 +357,14 @@ def _execute_fused(
     """Run a fused kernel (see :class:`Fusion`) on x's leaves, after checking x's leaves.
 
     Raises:
-        PreparationMismatchError: the call differs from the preparation in operator,
-            backend, tangents or contexts (named by the flat problem's check).
+        PreparationMismatchError: the call differs from the preparation in backend,
+            tangents or contexts (named by the flat problem's check; the operator is
+            checked by :func:`execute_structured`).
     """
-    from diffinterface._prep import check_call, run_kernel
+    from diffinterface._prep import check_call, run_kernel, same_backend
 
     flat = prep.flat
-    if (
-        flat.operator != spec.name
-        or not (backend is flat.backend or resolve_backend(backend) == flat.backend)
-        or _fused_signature(t_arg, contexts) != prep.call
-    ):
+    if not same_backend(backend, flat.backend) or _fused_signature(t_arg, contexts) != prep.call:
         v, flat_t = concat_leaves(leaves), _flat_tangents(spec, t_arg)
         check_call(flat, spec, prep.f_flat, backend, v, flat_t, contexts, None)
         raise PreparationMismatchError(

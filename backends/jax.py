@@ -69,6 +69,10 @@ class JaxAdapter(Adapter):
             return compiled
         with jax.enable_x64(True):
             compiled64 = jax.jit(kernel).lower(*example_args).compile()
+        if all(isinstance(a, jax.Array) for a in jax.tree_util.tree_leaves(example_args)):
+            # JAX arrays keep their float64 outside x64 mode: no mode switch per call. A
+            # preparation only accepts arguments of the kinds it was made for.
+            return compiled64
 
         def run_x64(*args: Any) -> Any:
             with jax.enable_x64(True):

@@ -8,7 +8,8 @@ table (the one in docs/performance.md), then the finite-difference Jacobian's er
 memory against scipy's approx_derivative. ``--profile`` adds a cProfile of the prepared call
 on the dispatch-overhead scenario (gradient of x[0], n = 1) for each backend.
 
-Run: ``.venv/bin/python benchmarks/native_comparison.py [--repeats 3] [--budget 0.5]``.
+Run: ``.venv/bin/python benchmarks/native_comparison.py [--repeats 3] [--budget 0.5]
+[--backends jax torch]``.
 """
 
 from __future__ import annotations
@@ -43,11 +44,11 @@ def _us(seconds: float) -> str:
     return f"{seconds * 1e6:.3g} µs"
 
 
-def comparison(repeats: int, budget: float) -> list[dict[str, Any]]:
+def comparison(repeats: int, budget: float, backends: list[Any]) -> list[dict[str, Any]]:
     """Median over ``repeats`` runs of each native-comparison figure, per case."""
     runs = [
         benchmark_differentiation(
-            BACKENDS, seed_scenarios(), budget=budget, unprepared=False, memory=False
+            backends, seed_scenarios(), budget=budget, unprepared=False, memory=False
         ).to_dict("records")
         for _ in range(repeats)
     ]
@@ -140,10 +141,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--budget", type=float, default=0.5, help="seconds per timing")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--backends", nargs="*", help="backend names (e.g. jax torch); all six when omitted"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
-    print(markdown(comparison(args.repeats, args.budget)))
-    fd_accuracy_and_memory()
+    backends = [di.backend(b) for b in args.backends] if args.backends else BACKENDS
+    print(markdown(comparison(args.repeats, args.budget, backends)))
+    if not args.backends:
+        fd_accuracy_and_memory()
     if args.profile:
         profile_overhead()
 

@@ -26,7 +26,7 @@ from diffinterface._errors import InvalidArgumentError, PreparationMismatchError
 from diffinterface._namespace import array_namespace
 
 if TYPE_CHECKING:
-    from diffinterface._prep import OperatorSpec, Prep
+    from diffinterface._prep import OperatorSpec, Prep, Variants
 
 __all__ = ["Flattening", "Fusion", "StructuredPrep", "execute_structured", "is_structure"]
 
@@ -250,8 +250,6 @@ def prepare_structured(
 ) -> StructuredPrep:
     """:func:`~diffinterface._prep.prepare` for structured x (``plain``: for an unprepared
     plain call (True) or value call (False), as ``prepare``'s ``variants``)."""
-    from diffinterface._prep import Variants, prepare
-
     if spec.scalar_x:
         raise InvalidArgumentError(
             f"{spec.name} needs a scalar x; got a {type(x).__name__}. Use gradient, "
@@ -266,7 +264,7 @@ def prepare_structured(
     leaves = fl.leaves_of(x)
     fusion = Fusion(fl, spec.outputs, leaves, t_arg if spec.tangents == "x" else None, f)
     v, flat_t = concat_leaves(leaves), _flat_tangents(spec, t_arg)
-    flat = prepare(spec, f_flat, backend, v, flat_t, contexts, y, variants, fusion)
+    flat = _prep.prepare(spec, f_flat, backend, v, flat_t, contexts, y, variants, fusion)
     call = _fused_signature(t_arg, contexts)
     return StructuredPrep(flat, fl, f, f_flat, layout, call)
 
@@ -310,14 +308,16 @@ def execute_structured(
     plain: bool = False,
 ) -> tuple[Any, ...]:
     """:func:`~diffinterface._prep.execute` for structured x: results in x's structure."""
-    from diffinterface._prep import execute, same_function
-
     if prep is None:
         prep = prepare_structured(spec, f, backend, x, tangents, contexts, y, plain)
-    elif not isinstance(prep, StructuredPrep) or not same_function(prep.f, f):
+    elif not isinstance(prep, StructuredPrep) or not _prep.same_function(prep.f, f):
         raise PreparationMismatchError(_mismatch(prep, spec, f, x))
     fl = prep.flattening
     leaves, treedef = optree.tree_flatten(x, none_is_leaf=True)
+    started = None
+    if prep.flat.fused and prep.flat.dispatch_first and treedef == fl.treedef:
+        # started before the checks below, as _prep.execute does for compiled kernels
+        started = _run_fused(spec, prep, leaves, tangents, contexts, plain)
     leaves = [a if kind_of(a) else to_input_array(a, "x") for a in leaves]
     if treedef != fl.treedef or tuple(map(signature, leaves)) != fl.leaves:
         raise PreparationMismatchError(_mismatch(prep, spec, f, x))
@@ -333,10 +333,11 @@ def execute_structured(
             f"Prepare again with di.prepare_{spec.name}(...)."
         )
     if prep.flat.fused:
-        results = _execute_fused(spec, backend, leaves, t_arg, contexts, prep, plain)
+        _check_fused(spec, backend, leaves, t_arg, contexts, prep)
+        results = started or _prep.run_kernel(spec, prep.flat, leaves, t_arg, contexts, plain)
     else:
         v, flat_t = concat_leaves(leaves), _flat_tangents(spec, t_arg)
-        results = execute(
+        results = _prep.execute(
             spec, prep.f_flat, backend, v, flat_t, contexts, prep.flat, y, plain=plain
         )
     return tuple(
@@ -345,33 +346,48 @@ def execute_structured(
     )
 
 
-def _execute_fused(
+def _run_fused(
+    spec: OperatorSpec,
+    prep: StructuredPrep,
+    leaves: list[Any],
+    tangents: Any,
+    contexts: tuple[Any, ...],
+    plain: bool,
+) -> tuple[Any, ...] | None:
+    """Start a compiled fused kernel on x's leaves before any check; None when it refuses
+    the arguments (the checks that follow then name what differs)."""
+    try:
+        t_arg = _tangent_argument(spec, prep.flattening, tangents)[0]
+        return _prep.run_kernel(spec, prep.flat, leaves, t_arg, contexts, plain)
+    except Exception:
+        return None
+
+
+def _check_fused(
     spec: OperatorSpec,
     backend: Any,
     leaves: list[Any],
     t_arg: Any,
     contexts: tuple[Any, ...],
     prep: StructuredPrep,
-    plain: bool,
-) -> tuple[Any, ...]:
-    """Run a fused kernel (see :class:`Fusion`) on x's leaves, after checking x's leaves.
+) -> None:
+    """Check a fused call (see :class:`Fusion`) beyond x's leaves: backend, tangents and
+    contexts (the operator is checked by :func:`execute_structured`).
 
     Raises:
-        PreparationMismatchError: the call differs from the preparation in backend,
-            tangents or contexts (named by the flat problem's check; the operator is
-            checked by :func:`execute_structured`).
+        PreparationMismatchError: naming what differs.
     """
-    from diffinterface._prep import check_call, run_kernel, same_backend
-
     flat = prep.flat
-    if not same_backend(backend, flat.backend) or _fused_signature(t_arg, contexts) != prep.call:
+    if (
+        not _prep.same_backend(backend, flat.backend)
+        or _fused_signature(t_arg, contexts) != prep.call
+    ):
         v, flat_t = concat_leaves(leaves), _flat_tangents(spec, t_arg)
-        check_call(flat, spec, prep.f_flat, backend, v, flat_t, contexts, None)
+        _prep.check_call(flat, spec, prep.f_flat, backend, v, flat_t, contexts, None)
         raise PreparationMismatchError(
             f"This preparation was made for other tangents or contexts. Prepare again with "
             f"di.prepare_{spec.name}(...) for the new arguments."
         )
-    return run_kernel(spec, flat, leaves, t_arg, contexts, plain)
 
 
 def _flat_function(f: Callable[..., Any], fl: Flattening, mutating: bool) -> Callable[..., Any]:
@@ -428,9 +444,7 @@ def _restore(fl: Flattening, r: Any, kind: str, prep: Prep, flat: bool) -> Any:
 
 
 def _mismatch(prep: Any, spec: OperatorSpec, f: Any, x: Any) -> str:
-    from diffinterface._prep import same_function
-
-    same_f = isinstance(prep, StructuredPrep) and same_function(prep.f, f)
+    same_f = isinstance(prep, StructuredPrep) and _prep.same_function(prep.f, f)
     if isinstance(prep, StructuredPrep):
         x_row = f"  ✗ x: {_difference(prep.flattening, x)}"
     else:
@@ -464,3 +478,7 @@ def _paths(treedef: Any) -> list[str]:
 
 def _path_text(path: tuple[Any, ...]) -> str:
     return "x" + "".join(f"[{k!r}]" for k in path)
+
+
+# Imported last: _prep imports this module's names while it is itself being imported.
+from diffinterface import _prep  # noqa: E402

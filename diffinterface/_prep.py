@@ -535,8 +535,9 @@ def _output_template(
     if not is_real_floating(out, kind_of(out)):
         raise InvalidArgumentError(
             f"f returned an array of dtype {out.dtype}; differentiation needs a real floating "
-            "output (float32 or float64). Compute the output in floating point; a "
-            "piecewise-constant (integer or bool) output has no useful derivative."
+            "output (float32 or float64): compute it in one of those (an integer or bool "
+            "output is piecewise constant and has no useful derivative; bfloat16 is not "
+            "supported)."
         )
     if spec.scalar_y and tuple(out.shape) != ():
         raise InvalidArgumentError(

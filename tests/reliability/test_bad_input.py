@@ -127,6 +127,13 @@ def test_f_returning_no_array_is_refused_at_preparation(name: str, f: Any, messa
     _raised_by_diffinterface(info)
 
 
+def test_a_bfloat16_output_is_refused_by_name() -> None:
+    import jax.numpy as jnp
+
+    with pytest.raises(di.InvalidArgumentError, match=r"dtype bfloat16.*bfloat16 is not supported"):
+        di.prepare_gradient(lambda x: jnp.sum(x).astype(jnp.bfloat16), "jax", X)
+
+
 @pytest.mark.parametrize("name", ["torch", "autograd"])
 def test_f_returning_a_python_float_is_refused_by_ad(name: str) -> None:
     """float(...) cuts the derivative off: AD would return 0 where the truth is 2x. (Under

@@ -135,10 +135,10 @@ class Prep:
     #: the kernels are compiled, pure and return before their work is done (JAX's
     #: asynchronous dispatch): a prepared call starts them before checking its arguments
     dispatch_first: bool = False
-    #: the plain operator as one call on x with its conversions, for a preparation of x
-    #: alone (no tangents, contexts or y): what :func:`execute` runs after its quickest
-    #: check; None elsewhere
-    direct: Kernel | None = None
+    #: ``direct(x, contexts)``: the plain operator as one call with its conversions, for a
+    #: preparation without tangents or y (what :func:`execute` runs after its quickest
+    #: check); None elsewhere
+    direct: Callable[[Any, tuple[Any, ...]], Any] | None = None
 
     def __repr__(self) -> str:
         return (
@@ -352,23 +352,32 @@ def prepare(
         fused=fused,
         cut_blocks=cut_blocks,
         dispatch_first=adapter.compiles and y is None and not isinstance(config, AutoSparse),
-        direct=_direct(plain_kernel or kernel, x_in, plain_out or result_out, plain_kernel is None)
-        if tangents is None and not contexts and y is None and not fused
+        direct=_direct(
+            plain_kernel or kernel, x_in, const_in, plain_out or result_out, plain_kernel is None
+        )
+        if tangents is None and y is None
         else None,
     )
 
 
-def _direct(kernel: Kernel | None, x_in: Any, convert: Any, last: bool) -> Kernel | None:
-    """``convert(kernel(x_in(x)))`` (its last output when ``last``), as few calls as possible."""
+def _direct(
+    kernel: Kernel | None, x_in: Any, const_in: tuple[Any, ...], convert: Any, last: bool
+) -> Callable[[Any, tuple[Any, ...]], Any] | None:
+    """``direct(x, contexts)``: ``convert`` of ``kernel``'s result (its last output when
+    ``last``) for x and the contexts' values, in as few Python calls as possible."""
     if kernel is None:
         return None
     if last:
         kernel = _last_output(kernel)
-    if x_in is _identity and convert is _identity:
-        return kernel
+    values = [(i, conv) for i, conv in enumerate(const_in) if conv is not None]
+    if x_in is _identity and convert is _identity and all(c is _identity for _, c in values):
+        if not values:
+            return lambda x, contexts: kernel(x)
+        slots = [i for i, _ in values]
+        return lambda x, contexts: kernel(x, *[contexts[i].value for i in slots])
 
-    def direct(x: Any) -> Any:
-        return convert(kernel(x_in(x)))
+    def direct(x: Any, contexts: tuple[Any, ...]) -> Any:
+        return convert(kernel(x_in(x), *[conv(contexts[i].value) for i, conv in values]))
 
     return direct
 
@@ -661,13 +670,13 @@ def execute(
         and prep.operator is spec.name
         and backend is prep.backend
         and tangents is None
-        and not contexts
         and y is None
         and out is None
         and signature(x) == prep.signature[0]
+        and (context_signature(contexts) if contexts else ()) == prep.signature[2]
     ):
         try:
-            return (*_LEADING[len(spec.outputs)], prep.direct(x))
+            return (*_LEADING[len(spec.outputs)], prep.direct(x, contexts))
         except Exception as e:
             e.add_note(f"(raised while diffinterface computed {spec.name} with {backend!r})")
             raise

@@ -39,6 +39,9 @@ _FORWARD_AD = threading.RLock()
 #: a torch without it, which then takes the public path only
 _engine_run_backward: Any = getattr(torch.autograd.graph, "_engine_run_backward", None)
 
+#: the largest x (in elements) whose Hessian basis a preparation keeps (8 MB in float64)
+_KEPT_BASIS = 1024
+
 
 def _leaf(x: Any) -> Any:
     """A fresh leaf that autograd tracks, sharing x's memory."""
@@ -92,6 +95,18 @@ def _backward(y: Any, x: Any, u: Any, create_graph: bool) -> Any:
     elif not (plain and type(u) is torch.Tensor and u.dtype == y.dtype and u.shape == y.shape):
         return torch.autograd.grad(y, x, u, create_graph=create_graph, allow_unused=True)[0]
     return _engine_run_backward((y,), (u,), create_graph, create_graph, (x,), True, False)[0]
+
+
+def _is_plain(t: Any) -> bool:
+    """Whether t is a tensor of no subclass and not a torch.func wrapper: one with storage."""
+    return type(t) is torch.Tensor and not torch._C._functorch.is_functorch_wrapped_tensor(t)
+
+
+def _apart_from(r: Any, buffer: Any) -> Any:
+    """``r``, or a copy of it where it may share memory with ``buffer`` (a plain tensor)."""
+    if _is_plain(r) and r.untyped_storage().data_ptr() != buffer.untyped_storage().data_ptr():
+        return r
+    return r.clone()
 
 
 def _like(t: Any, ref: Any) -> Any:
@@ -252,11 +267,25 @@ class TorchAdapter(Adapter):
         shape = tuple(p.x.shape)
         n = math.prod(shape)
 
+        def new_basis(like: Any) -> Any:
+            return torch.eye(n, dtype=like.dtype, device=like.device).reshape((n, *shape))
+
+        # A small basis (~6 µs to build at n = 100) is made once and read by every call and
+        # thread; keeping a large one would double the memory a Hessian needs, for little gain.
+        kept = new_basis(p.x) if n <= _KEPT_BASIS else None
+
         def derivatives(xl: Any, consts: tuple[Any, ...]) -> Any:
-            basis = torch.eye(n, dtype=xl.dtype, device=xl.device).reshape((n, *shape))
+            reuse = (
+                kept is not None
+                and _is_plain(xl)
+                and xl.dtype == kept.dtype
+                and xl.device == kept.device
+            )
             y = fn(xl, *consts)
             g = _grad(y, xl, None, create_graph=True)
-            h = _grad(g, xl, basis, batched=True)
+            h = _grad(g, xl, kept if reuse else new_basis(xl), batched=True)
+            if reuse:  # the basis itself comes back where g is xl: the next call reads it
+                h = _apart_from(h, kept)
             return y.detach(), g.detach(), h.reshape(shape + shape)
 
         def hessian(x: Any, *consts: Any) -> Any:

@@ -187,3 +187,22 @@ def test_numpy_x_gives_numpy_results() -> None:
 def _sum_exp_any(x: Any) -> Any:
     xp = di.array_namespace(x)
     return xp.sum(xp.exp(x))
+
+
+def _of_two_leaves(d: Any) -> Any:
+    return (d["a"] ** 2).sum() + (d["a"].sum() * d["b"]).sum()  # ignores d["c"]
+
+
+def test_structured_gradient_by_leaf_matches_the_analytic_one() -> None:
+    x = {
+        "a": torch.linspace(-1.0, 1.0, 4, dtype=torch.float64),
+        "b": torch.tensor([2.0, 3.0], dtype=torch.float64),
+        "c": torch.ones(3, dtype=torch.float64),
+    }
+    prep = di.prepare_gradient(_of_two_leaves, "torch", x)
+    for _ in range(2):
+        g = di.gradient(_of_two_leaves, "torch", x, prep=prep)
+        torch.testing.assert_close(g["a"], 2 * x["a"] + x["b"].sum())
+        torch.testing.assert_close(g["b"], x["a"].sum() * torch.ones(2, dtype=torch.float64))
+        torch.testing.assert_close(g["c"], torch.zeros(3, dtype=torch.float64))
+    assert not any(v.requires_grad for v in x.values())

@@ -94,7 +94,9 @@ def _backward(y: Any, xs: tuple[Any, ...], u: Any, create_graph: bool) -> tuple[
         u = torch.ones_like(y)  # new on every call: the result may be a view of it
     elif not (plain and type(u) is torch.Tensor and u.dtype == y.dtype and u.shape == y.shape):
         return torch.autograd.grad(y, xs, u, create_graph=create_graph, allow_unused=True)
-    return _engine_run_backward((y,), (u,), create_graph, create_graph, xs, True, False)
+    return _engine_run_backward(
+        (y,), (u,), create_graph, create_graph, xs, True, accumulate_grad=False
+    )
 
 
 def _is_plain(t: Any) -> bool:

@@ -7,7 +7,9 @@ eagerly (Hessians and batched HVPs through ``is_grads_batched``). Batched pullba
 ``is_grads_batched`` for a 200×200 Jacobian; pushforwards use ``torch.func.jvp`` (under
 ``vmap`` for batches). Functions that write into arrays (``y=``,
 Cache contexts) cannot run under ``torch.func``; they are differentiated eagerly with
-reverse autograd or forward-mode dual tensors.
+reverse autograd or forward-mode dual tensors. Single backward passes on plain tensors call
+torch's autograd engine directly (private API, with ``torch.autograd.grad`` as the fallback;
+see :func:`_backward`): its argument handling costs more than a small gradient itself.
 
 Forward mode (``torch.func.jvp`` and dual tensors alike) keeps its levels in state shared
 by all threads, so forward-mode kernels hold one lock: a preparation may be used from many

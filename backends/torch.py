@@ -38,8 +38,9 @@ __all__ = ["TorchAdapter"]
 _FORWARD_AD = threading.RLock()
 
 #: private torch API (what ``torch.autograd.grad`` calls), see :func:`_backward`; None in
-#: a torch without it, which then takes the public path only
+#: a torch without them, which then takes the public path only
 _engine_run_backward: Any = getattr(torch.autograd.graph, "_engine_run_backward", None)
+_vmap: Any = getattr(torch._vmap_internals, "_vmap", None)
 
 #: the largest x (in elements) whose Hessian basis a preparation keeps (8 MB in float64)
 _KEPT_BASIS = 1024
@@ -59,31 +60,30 @@ def _grad(y: Any, x: Any, u: Any, *, batched: bool = False, create_graph: bool =
     """
     g = None
     if y.requires_grad and not (batched and u.shape[0] == 0):  # else f ignores x, or no u
-        if batched:
-            (g,) = torch.autograd.grad(
-                y, x, u, create_graph=create_graph, is_grads_batched=True, allow_unused=True
-            )
-        else:
-            (g,) = _backward(y, (x,), u, create_graph)
+        (g,) = _backward(y, (x,), u, create_graph, batched)
     if g is None:
         shape = (u.shape[0], *x.shape) if batched else x.shape
         return torch.zeros(shape, dtype=x.dtype, device=x.device)
     return g
 
 
-def _backward(y: Any, xs: tuple[Any, ...], u: Any, create_graph: bool) -> tuple[Any, ...]:
-    """``torch.autograd.grad(y, xs, u, create_graph=create_graph, allow_unused=True)``.
+def _backward(
+    y: Any, xs: tuple[Any, ...], u: Any, create_graph: bool, batched: bool = False
+) -> tuple[Any, ...]:
+    """``torch.autograd.grad(y, xs, u, create_graph=create_graph, allow_unused=True,
+    is_grads_batched=batched)``, for a non-empty batch of ``u``.
 
-    For plain tensors this calls the engine the way ``torch.autograd.grad`` does, without
-    the ~9 µs of Python that ``grad`` spends on normalising and validating its arguments
-    (``_make_grads``): about a third of a small gradient's cost. ``_engine_run_backward``
-    is private torch API (torch 2.x: outputs, grad_outputs, retain_graph, create_graph,
-    inputs, allow_unreachable, accumulate_grad), so this is used only where ``grad``
-    would pass exactly these arguments to it: tensors of no subclass, no
-    ``__torch_function__`` mode active, and ``u`` already of y's shape and dtype (as
-    ``_make_grads`` would leave it), or None for a one-element floating y (which
-    ``_make_grads`` replaces by ``ones_like(y)``). Anything else goes through
-    ``torch.autograd.grad``, which validates or raises as usual.
+    For plain tensors this calls the engine the way ``grad`` does, without the Python that
+    ``grad`` spends on normalising and validating its arguments (``_make_grads``): ~9 µs,
+    about a third of a small gradient's cost, and ~20 µs for a batch. The engine call
+    (``_engine_run_backward``: outputs, grad_outputs, retain_graph, create_graph, inputs,
+    allow_unreachable, accumulate_grad) and the batching (``_vmap_internals._vmap``) are
+    private torch API (torch 2.13), so this path is taken only where ``grad`` would pass
+    exactly these arguments to them: tensors of no subclass, no ``__torch_function__``
+    mode active, and ``u`` already of y's shape (after the batch axis) and dtype, as
+    ``_make_grads`` leaves it, or None for a one-element floating y, which ``_make_grads``
+    replaces by ``ones_like(y)``. Anything else goes through ``grad``, which validates or
+    raises as usual.
     """
     plain = (
         _engine_run_backward is not None
@@ -92,13 +92,30 @@ def _backward(y: Any, xs: tuple[Any, ...], u: Any, create_graph: bool) -> tuple[
         and not y.is_nested
         and all(type(x) is torch.Tensor for x in xs)
     )
-    if plain and u is None and y.numel() == 1 and y.dtype.is_floating_point:
+    if plain and u is None and not batched and y.numel() == 1 and y.dtype.is_floating_point:
         u = torch.ones_like(y)  # new on every call: the result may be a view of it
-    elif not (plain and type(u) is torch.Tensor and u.dtype == y.dtype and u.shape == y.shape):
-        return torch.autograd.grad(y, xs, u, create_graph=create_graph, allow_unused=True)
-    return _engine_run_backward(
-        (y,), (u,), create_graph, create_graph, xs, True, accumulate_grad=False
-    )
+    elif not (
+        plain
+        and type(u) is torch.Tensor
+        and u.dtype == y.dtype
+        and (u.shape[1:] if batched else u.shape) == y.shape
+        and (_vmap is not None or not batched)
+    ):
+        return torch.autograd.grad(
+            y, xs, u, create_graph=create_graph, allow_unused=True, is_grads_batched=batched
+        )
+
+    if not batched:
+        return _engine_run_backward(
+            (y,), (u,), create_graph, create_graph, xs, True, accumulate_grad=False
+        )
+
+    def vjp(us: tuple[Any, ...]) -> tuple[Any, ...]:
+        return _engine_run_backward(
+            (y,), us, create_graph, create_graph, xs, True, accumulate_grad=False
+        )
+
+    return _vmap(vjp, 0, 0, allow_none_pass_through=True)((u,))
 
 
 def _is_plain(t: Any) -> bool:

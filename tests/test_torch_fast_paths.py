@@ -206,3 +206,14 @@ def test_structured_gradient_by_leaf_matches_the_analytic_one() -> None:
         torch.testing.assert_close(g["b"], x["a"].sum() * torch.ones(2, dtype=torch.float64))
         torch.testing.assert_close(g["c"], torch.zeros(3, dtype=torch.float64))
     assert not any(v.requires_grad for v in x.values())
+
+
+def test_prepared_batched_hvp_matches_the_analytic_one() -> None:
+    x = torch.linspace(-1.0, 1.0, 5, dtype=torch.float64)
+    ts = tuple(torch.arange(5.0, dtype=torch.float64) * k for k in (1.0, -2.0, 0.5))
+    prep = di.prepare_hvp(_cubes, "torch", x, ts)
+    for _ in range(2):
+        results = di.hvp(_cubes, "torch", x, ts, prep=prep)
+        assert len(results) == len(ts)
+        for r, t in zip(results, ts, strict=True):
+            torch.testing.assert_close(r, x * t)

@@ -7,7 +7,9 @@ eagerly (Hessians and batched HVPs through ``is_grads_batched``). Batched pullba
 ``is_grads_batched`` for a 200×200 Jacobian; pushforwards use ``torch.func.jvp`` (under
 ``vmap`` for batches). Functions that write into arrays (``y=``,
 Cache contexts) cannot run under ``torch.func``; they are differentiated eagerly with
-reverse autograd or forward-mode dual tensors.
+reverse autograd or forward-mode dual tensors. Single backward passes on plain tensors call
+torch's autograd engine directly (private API, with ``torch.autograd.grad`` as the fallback;
+see :func:`_backward`): its argument handling costs more than a small gradient itself.
 
 Forward mode (``torch.func.jvp`` and dual tensors alike) keeps its levels in state shared
 by all threads, so forward-mode kernels hold one lock: a preparation may be used from many
@@ -24,6 +26,7 @@ import numpy as np
 import torch
 import torch.autograd.forward_ad as fwad
 from torch.func import jvp, vjp, vmap
+from torch.overrides import has_torch_function
 
 from diffinterface._adapter import Adapter, Fn, Kernel
 from diffinterface._prep import Problem
@@ -34,6 +37,14 @@ __all__ = ["TorchAdapter"]
 #: each other's tangents. Reentrant, for forward over forward (SecondOrder).
 _FORWARD_AD = threading.RLock()
 
+#: private torch API (what ``torch.autograd.grad`` calls), see :func:`_backward`; None in
+#: a torch without them, which then takes the public path only
+_engine_run_backward: Any = getattr(torch.autograd.graph, "_engine_run_backward", None)
+_vmap: Any = getattr(torch._vmap_internals, "_vmap", None)
+
+#: the largest x (in elements) whose Hessian basis a preparation keeps (8 MB in float64)
+_KEPT_BASIS = 1024
+
 
 def _leaf(x: Any) -> Any:
     """A fresh leaf that autograd tracks, sharing x's memory."""
@@ -41,20 +52,82 @@ def _leaf(x: Any) -> Any:
 
 
 def _grad(y: Any, x: Any, u: Any, *, batched: bool = False, create_graph: bool = False) -> Any:
-    """``uᵀ ∂y/∂x`` by eager backward; zeros where y does not depend on x.
+    """``uᵀ ∂y/∂x`` by eager backward (``u`` None: ones, for a one-element y); zeros where
+    y does not depend on x.
 
     (Zeros are made here rather than by ``materialize_grads=True``, which costs ~3 µs of
     Python per call in torch.)
     """
     g = None
     if y.requires_grad and not (batched and u.shape[0] == 0):  # else f ignores x, or no u
-        (g,) = torch.autograd.grad(
-            y, x, u, create_graph=create_graph, is_grads_batched=batched, allow_unused=True
-        )
+        (g,) = _backward(y, (x,), u, create_graph, batched)
     if g is None:
         shape = (u.shape[0], *x.shape) if batched else x.shape
         return torch.zeros(shape, dtype=x.dtype, device=x.device)
     return g
+
+
+def _backward(
+    y: Any, xs: tuple[Any, ...], u: Any, create_graph: bool, batched: bool = False
+) -> tuple[Any, ...]:
+    """``torch.autograd.grad(y, xs, u, create_graph=create_graph, allow_unused=True,
+    is_grads_batched=batched)``, for a non-empty batch of ``u``.
+
+    For plain tensors this calls the engine the way ``grad`` does, without the Python that
+    ``grad`` spends on normalising and validating its arguments (``_make_grads``): ~9 µs,
+    about a third of a small gradient's cost, and ~20 µs for a batch. The engine call
+    (``_engine_run_backward``: outputs, grad_outputs, retain_graph, create_graph, inputs,
+    allow_unreachable, accumulate_grad) and the batching (``_vmap_internals._vmap``) are
+    private torch API (torch 2.13), so this path is taken only where ``grad`` would pass
+    exactly these arguments to them: tensors of no subclass, no ``__torch_function__``
+    mode active, and ``u`` already of y's shape (after the batch axis) and dtype, as
+    ``_make_grads`` leaves it, or None for a one-element floating y, which ``_make_grads``
+    replaces by ``ones_like(y)``. Anything else goes through ``grad``, which validates or
+    raises as usual.
+    """
+    plain = (
+        _engine_run_backward is not None
+        and type(y) is torch.Tensor
+        and not has_torch_function((y, *xs))
+        and not y.is_nested
+        and all(type(x) is torch.Tensor for x in xs)
+    )
+    if plain and u is None and not batched and y.numel() == 1 and y.dtype.is_floating_point:
+        u = torch.ones_like(y)  # new on every call: the result may be a view of it
+    elif not (
+        plain
+        and type(u) is torch.Tensor
+        and u.dtype == y.dtype
+        and (u.shape[1:] if batched else u.shape) == y.shape
+        and (_vmap is not None or not batched)
+    ):
+        return torch.autograd.grad(
+            y, xs, u, create_graph=create_graph, allow_unused=True, is_grads_batched=batched
+        )
+
+    if not batched:
+        return _engine_run_backward(
+            (y,), (u,), create_graph, create_graph, xs, True, accumulate_grad=False
+        )
+
+    def vjp(us: tuple[Any, ...]) -> tuple[Any, ...]:
+        return _engine_run_backward(
+            (y,), us, create_graph, create_graph, xs, True, accumulate_grad=False
+        )
+
+    return _vmap(vjp, 0, 0, allow_none_pass_through=True)((u,))
+
+
+def _is_plain(t: Any) -> bool:
+    """Whether t is a tensor of no subclass and not a torch.func wrapper: one with storage."""
+    return type(t) is torch.Tensor and not torch._C._functorch.is_functorch_wrapped_tensor(t)
+
+
+def _apart_from(r: Any, buffer: Any) -> Any:
+    """``r``, or a copy of it where it may share memory with ``buffer`` (a plain tensor)."""
+    if _is_plain(r) and r.untyped_storage().data_ptr() != buffer.untyped_storage().data_ptr():
+        return r
+    return r.clone()
 
 
 def _like(t: Any, ref: Any) -> Any:
@@ -190,7 +263,7 @@ class TorchAdapter(Adapter):
                 value = value.clone()
             if not y.requires_grad:  # f ignores x
                 return value, [torch.zeros_like(a) for a in ls]
-            grads = torch.autograd.grad(y, ls, allow_unused=True)
+            grads = _backward(y, tuple(ls), None, False)
             pairs = zip(ls, grads, strict=True)
             return value, [torch.zeros_like(a) if g is None else g for a, g in pairs]
 
@@ -215,11 +288,25 @@ class TorchAdapter(Adapter):
         shape = tuple(p.x.shape)
         n = math.prod(shape)
 
+        def new_basis(like: Any) -> Any:
+            return torch.eye(n, dtype=like.dtype, device=like.device).reshape((n, *shape))
+
+        # A small basis (~6 µs to build at n = 100) is made once and read by every call and
+        # thread; keeping a large one would double the memory a Hessian needs, for little gain.
+        kept = new_basis(p.x) if n <= _KEPT_BASIS else None
+
         def derivatives(xl: Any, consts: tuple[Any, ...]) -> Any:
-            basis = torch.eye(n, dtype=xl.dtype, device=xl.device).reshape((n, *shape))
+            reuse = (
+                kept is not None
+                and _is_plain(xl)
+                and xl.dtype == kept.dtype
+                and xl.device == kept.device
+            )
             y = fn(xl, *consts)
             g = _grad(y, xl, None, create_graph=True)
-            h = _grad(g, xl, basis, batched=True)
+            h = _grad(g, xl, kept if reuse else new_basis(xl), batched=True)
+            if reuse:  # the basis itself comes back where g is xl: the next call reads it
+                h = _apart_from(h, kept)
             return y.detach(), g.detach(), h.reshape(shape + shape)
 
         def hessian(x: Any, *consts: Any) -> Any:

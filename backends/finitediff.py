@@ -104,16 +104,28 @@ class FiniteDiffAdapter(Adapter):
         return gradient
 
     def native_hvp(self, fn: Fn, p: Problem) -> Kernel:
+        return self._hvp(fn, p, with_gradient=True)
+
+    def plain_hvp(self, fn: Fn, p: Problem) -> Kernel:
+        """H·t alone: without the gradient at x that gradient_and_hvp also returns, a third
+        of the evaluations of f."""
+        return self._hvp(fn, p, with_gradient=False)
+
+    def _hvp(self, fn: Fn, p: Problem, with_gradient: bool) -> Kernel:
         grad, inner, outer_rel = self._second_order_parts(fn)
         batched = p.batch is not None
 
         def hvp(x: Any, t: Any, *consts: Any) -> Any:
-            y, g = grad(x, *consts)
-            g = g.reshape(x.shape)
+            if with_gradient:
+                y, g = grad(x, *consts)
+            else:
+                y = fn(x, *consts)
             rel = outer_rel(x.dtype)
             ts = t if batched else (t,)
-            hv = [_directional(inner, x, ti, consts, g, "central", rel) for ti in ts]
-            return g, _nan_where_not_finite(y, np.stack(hv) if batched else hv[0])
+            # x gives the result's shape and dtype (those of the gradient)
+            hv = [_directional(inner, x, ti, consts, x, "central", rel) for ti in ts]
+            hv_all = _nan_where_not_finite(y, np.stack(hv) if batched else hv[0])
+            return (g.reshape(x.shape), hv_all) if with_gradient else hv_all
 
         return hvp
 

@@ -5,7 +5,9 @@ an out-of-place function ``fn(x, *consts) -> y`` (mutating functions and Cache c
 already folded in) and asks for *kernels*: functions of native arrays computing one
 operator. Everything is derived from two primitives, :meth:`Adapter.pushforward` and
 :meth:`Adapter.pullback`; an adapter may also define ``native_<operator>`` methods where its
-framework has something faster (see ``diffinterface._operators``).
+framework has something faster (see ``diffinterface._operators``), and ``plain_<operator>``
+methods for a kernel returning the plain operator's result alone where skipping the other
+outputs saves work (a backend that compiles gets that by compiling the last output alone).
 """
 
 from __future__ import annotations

@@ -118,8 +118,9 @@ class Prep:
     const_in: tuple[Callable[[Any], Any] | None, ...]
     batch: int | None
     tangent_in: Callable[[Any], Any] | None
-    #: the last output alone (the plain operator), compiled on its own where the backend
-    #: compiles, so that the compiled code skips the value; None elsewhere
+    #: the last output alone (the plain operator): compiled on its own where the backend
+    #: compiles, so that the compiled code skips the value, or the adapter's
+    #: ``plain_<operator>`` kernel; None elsewhere
     plain_kernel: Kernel | None = None
     #: the kernel takes ``out=`` (a NumPy array) for the plain result and writes into it
     takes_out: bool = False
@@ -325,8 +326,11 @@ def prepare(
             if adapter.compiles:
                 cut_blocks = fusion.block_cutter(adapter, raw, example_args)
         try:
+            plain = None if fused else getattr(adapter, f"plain_{spec.name}", None)
             if adapter.compiles and y is None and variants != "value":
                 plain_kernel = adapter.compile(_last_output(raw), example_args)
+            elif plain is not None and y is None and variants != "value":
+                plain_kernel = plain(fn, problem)
             compile_all = not adapter.compiles or y is not None or variants != "plain"
             kernel = adapter.compile(raw, example_args) if compile_all else None
         except DiffInterfaceError:

@@ -136,10 +136,10 @@ class Prep:
     #: the kernels are compiled, pure and return before their work is done (JAX's
     #: asynchronous dispatch): a prepared call starts them before checking its arguments
     dispatch_first: bool = False
-    #: ``direct(x, contexts)``: the plain operator as one call with its conversions, for a
-    #: preparation without tangents or y (what :func:`execute` runs after its quickest
-    #: check); None elsewhere
-    direct: Callable[[Any, tuple[Any, ...]], Any] | None = None
+    #: ``direct(x, t, contexts)``: the plain operator as one call with its conversions, for
+    #: a preparation without a batch of tangents or y (what :func:`execute` runs after its
+    #: quickest check); None elsewhere
+    direct: Callable[[Any, Any, tuple[Any, ...]], Any] | None = None
 
     def __repr__(self) -> str:
         return (
@@ -357,31 +357,50 @@ def prepare(
         cut_blocks=cut_blocks,
         dispatch_first=adapter.compiles and y is None and not isinstance(config, AutoSparse),
         direct=_direct(
-            plain_kernel or kernel, x_in, const_in, plain_out or result_out, plain_kernel is None
+            plain_kernel or kernel,
+            x_in,
+            tangent_in,
+            const_in,
+            plain_out or result_out,
+            plain_kernel is None,
         )
-        if tangents is None and y is None
+        if batch is None and y is None
         else None,
     )
 
 
 def _direct(
-    kernel: Kernel | None, x_in: Any, const_in: tuple[Any, ...], convert: Any, last: bool
-) -> Callable[[Any, tuple[Any, ...]], Any] | None:
-    """``direct(x, contexts)``: ``convert`` of ``kernel``'s result (its last output when
-    ``last``) for x and the contexts' values, in as few Python calls as possible."""
+    kernel: Kernel | None,
+    x_in: Any,
+    tangent_in: Any,
+    const_in: tuple[Any, ...],
+    convert: Any,
+    last: bool,
+) -> Callable[[Any, Any, tuple[Any, ...]], Any] | None:
+    """``direct(x, t, contexts)``: ``convert`` of ``kernel``'s result (its last output when
+    ``last``) for x, the tangent t (if any) and the contexts' values, in as few Python
+    calls as possible."""
     if kernel is None:
         return None
     if last:
         kernel = _last_output(kernel)
     values = [(i, conv) for i, conv in enumerate(const_in) if conv is not None]
-    if x_in is _identity and convert is _identity and all(c is _identity for _, c in values):
+    if (
+        tangent_in is None
+        and x_in is _identity
+        and convert is _identity
+        and all(conv is _identity for _, conv in values)
+    ):
         if not values:
-            return lambda x, contexts: kernel(x)
+            return lambda x, t, contexts: kernel(x)
         slots = [i for i, _ in values]
-        return lambda x, contexts: kernel(x, *[contexts[i].value for i in slots])
+        return lambda x, t, contexts: kernel(x, *[contexts[i].value for i in slots])
 
-    def direct(x: Any, contexts: tuple[Any, ...]) -> Any:
-        return convert(kernel(x_in(x), *[conv(contexts[i].value) for i, conv in values]))
+    def direct(x: Any, t: Any, contexts: tuple[Any, ...]) -> Any:
+        consts = [conv(contexts[i].value) for i, conv in values]
+        if tangent_in is None:
+            return convert(kernel(x_in(x), *consts))
+        return convert(kernel(x_in(x), tangent_in(t), *consts))
 
     return direct
 
@@ -666,24 +685,22 @@ def execute(
     Raises:
         PreparationMismatchError: ``prep`` was made for other arguments.
     """
-    if (  # the quickest check, for the commonest prepared call: x alone, plain result
-        plain
-        and type(prep) is Prep
-        and prep.direct is not None
-        and prep.f is f
-        and prep.operator is spec.name
-        and backend is prep.backend
-        and tangents is None
-        and y is None
-        and out is None
-        and signature(x) == prep.signature[0]
-        and (context_signature(contexts) if contexts else ()) == prep.signature[2]
-    ):
-        try:
-            return (*_LEADING[len(spec.outputs)], prep.direct(x, contexts))
-        except Exception as e:
-            e.add_note(f"(raised while diffinterface computed {spec.name} with {backend!r})")
-            raise
+    if plain and y is None and out is None and type(prep) is Prep and prep.direct is not None:
+        # The commonest prepared call, through the quickest check (see Prep.direct); a
+        # compiled kernel is started first (see _run_then_check), the others after it.
+        if prep.dispatch_first:
+            try:
+                result = prep.direct(x, tangents, contexts)
+            except Exception:  # refused: the general path below names why
+                result = None
+            if result is not None and _direct_call(prep, spec, f, backend, x, tangents, contexts):
+                return (*_LEADING[len(spec.outputs)], result)
+        elif _direct_call(prep, spec, f, backend, x, tangents, contexts):
+            try:
+                return (*_LEADING[len(spec.outputs)], prep.direct(x, tangents, contexts))
+            except Exception as e:
+                e.add_note(f"(raised while diffinterface computed {spec.name} with {backend!r})")
+                raise
     if type(x) is not np.ndarray and kind_of(x) is None:  # arrays skip both checks
         if is_structure(x):
             return execute_structured(spec, f, backend, x, tangents, contexts, prep, y, flat, plain)
@@ -701,6 +718,27 @@ def execute(
     if y is not None:
         write_out(y, converted[0], "y")
     return converted
+
+
+def _direct_call(
+    prep: Prep,
+    spec: OperatorSpec,
+    f: Callable[..., Any],
+    backend: BackendLike,
+    x: Any,
+    tangents: Any,
+    contexts: tuple[Any, ...],
+) -> bool:
+    """Whether ``prep.direct`` computes this call: the same f, operator and backend object
+    and the same signatures (without y or out=, which the caller checks)."""
+    return (
+        prep.f is f
+        and prep.operator is spec.name
+        and backend is prep.backend
+        and signature(x) == prep.signature[0]
+        and (None if tangents is None else signature(tangents)) == prep.signature[1]
+        and (context_signature(contexts) if contexts else ()) == prep.signature[2]
+    )
 
 
 def _run_then_check(

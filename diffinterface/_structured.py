@@ -314,29 +314,26 @@ def execute_structured(
         raise PreparationMismatchError(_mismatch(prep, spec, f, x))
     fl = prep.flattening
     leaves, treedef = optree.tree_flatten(x, none_is_leaf=True)
-    if (  # the quickest check, for the commonest prepared call: native leaves, no tangents
-        prep.flat.fused
-        and tangents is None
-        and y is None
+    fused = prep.flat.fused and tangents is None and y is None
+    started = None
+    if fused and plain and prep.flat.dispatch_first and prep.flat.direct is not None:
+        try:  # a compiled kernel starts before the checks, as in _prep.execute
+            started = prep.flat.direct(leaves, None, contexts)
+        except Exception:  # refused: the checks below name why
+            started = None
+    if not (  # the quickest check, for the commonest prepared call: native leaves, no tangents
+        fused
         and prep.flat.operator is spec.name
         and backend is prep.flat.backend
         and treedef == fl.treedef
         and tuple(map(signature, leaves)) == fl.leaves
         and context_signature(contexts) == prep.call[1]
     ):
-        direct = prep.flat.direct
-        if not plain or direct is None:
-            results = _prep.run_kernel(spec, prep.flat, leaves, None, contexts, plain)
-        else:
-            try:
-                r = direct(leaves, contexts)
-            except Exception as e:
-                e.add_note(f"(raised while diffinterface computed {spec.name} with {backend!r})")
-                raise
-            leading = (None,) * (len(spec.outputs) - 1)
-            return (*leading, _restore(fl, r, spec.outputs[-1], prep.flat, flat))
-    else:
         results = _checked_run(spec, f, backend, x, tangents, contexts, prep, y, plain)
+    elif started is not None:
+        results = (*(None,) * (len(spec.outputs) - 1), started)
+    else:
+        results = _prep.run_kernel(spec, prep.flat, leaves, None, contexts, plain)
     return tuple(
         None if r is None else _restore(fl, r, kind, prep.flat, flat)
         for r, kind in zip(results, spec.outputs, strict=True)

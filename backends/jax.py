@@ -131,3 +131,14 @@ class JaxAdapter(Adapter):
             return fn(x, *consts), g, h.reshape(shape + shape)
 
         return kernel
+
+    def leaves_gradient(self, fn: Fn, p: Problem) -> Kernel:
+        """The gradient of ``fn(leaves, *consts)`` by leaf (structured x), as ``jax.grad``
+        of a function of a dict computes it: the compiled code has no joining of the
+        leaves into one vector and cutting it back."""
+
+        def gradient(leaves: list[Any], *consts: Any) -> Any:
+            y, vjp = jax.vjp(lambda ls: fn(ls, *consts), leaves)
+            return y, vjp(jax.numpy.ones_like(y))[0]
+
+        return gradient

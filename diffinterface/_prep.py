@@ -699,7 +699,9 @@ def execute(
             try:
                 return (*_LEADING[len(spec.outputs)], prep.direct(x, tangents, contexts))
             except Exception as e:
-                e.add_note(f"(raised while diffinterface computed {spec.name} with {backend!r})")
+                e.add_note(
+                    f"(raised while diffinterface computed {spec.name} with {prep.backend!r})"
+                )
                 raise
     if type(x) is not np.ndarray and kind_of(x) is None:  # arrays skip both checks
         if is_structure(x):
@@ -729,12 +731,12 @@ def _direct_call(
     tangents: Any,
     contexts: tuple[Any, ...],
 ) -> bool:
-    """Whether ``prep.direct`` computes this call: the same f, operator and backend object
-    and the same signatures (without y or out=, which the caller checks)."""
+    """Whether ``prep.direct`` computes this call: the same f, operator and backend and the
+    same signatures (without y or out=, which the caller checks)."""
     return (
         prep.f is f
         and prep.operator is spec.name
-        and backend is prep.backend
+        and (backend is prep.backend or same_backend(backend, prep.backend))
         and signature(x) == prep.signature[0]
         and (None if tangents is None else signature(tangents)) == prep.signature[1]
         and (context_signature(contexts) if contexts else ()) == prep.signature[2]

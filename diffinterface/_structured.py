@@ -324,7 +324,7 @@ def execute_structured(
     if not (  # the quickest check, for the commonest prepared call: native leaves, no tangents
         fused
         and prep.flat.operator is spec.name
-        and backend is prep.flat.backend
+        and (backend is prep.flat.backend or _prep.same_backend(backend, prep.flat.backend))
         and treedef == fl.treedef
         and tuple(map(signature, leaves)) == fl.leaves
         and context_signature(contexts) == prep.call[1]

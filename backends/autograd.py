@@ -63,6 +63,17 @@ class AutogradAdapter(Adapter):
 
         return pull_batch
 
+    def leaves_gradient(self, fn: Fn, p: Problem) -> Kernel:
+        """The gradient of ``fn(leaves, *consts)`` by leaf (structured x): autograd then
+        records no joining of the leaves into a vector and no cutting it back."""
+        one = self.ones(p.y, p.x)
+
+        def gradient(leaves: list[Any], *consts: Any) -> Any:
+            vjp, y = make_vjp(lambda ls: fn(ls, *consts))(leaves)
+            return y, [_like(g, a) for g, a in zip(vjp(one), leaves, strict=True)]
+
+        return gradient
+
     def native_hessian(self, fn: Fn, p: Problem) -> Kernel:
         shape = np.shape(p.x)
         n = int(np.prod(shape))

@@ -321,8 +321,11 @@ def prepare(
                 tangent_in = _leafwise(adapter, fusion.tangents)
                 example = (example[0], tangent_in(fusion.tangents))
             example_args = (*example, *consts)
-            if result_out is not converter(x_kind, x_kind):  # not the identity
+            # x-shaped results come as lists of leaves: convert leaf by leaf
+            if result_out is not _identity:
                 result_out = partial(optree.tree_map, result_out)
+            if plain_out is not None and plain_out is not _identity:
+                plain_out = partial(optree.tree_map, plain_out)
             if adapter.compiles:
                 cut_blocks = fusion.block_cutter(adapter, raw, example_args)
         try:

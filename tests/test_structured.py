@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import diffinterface as di
+from diffinterface._arrays import shares_memory
 from tests._counting import CountingFunction
 from tests.conftest import BACKENDS, as_kind, assert_close, backend_id, tolerance
 
@@ -225,26 +226,31 @@ def test_prepared_jax_call_on_jax_leaves_checks_its_arguments() -> None:
         di.gradient(model, "finitediff", PARAMS, data, prep=numpy_prep)
 
 
-def test_torch_gradient_by_leaf() -> None:
-    """Torch tensors as leaves: the gradient taken by leaf matches the reference, gives
-    zeros for a leaf f ignores, and never hands out the caller's own tensor as the value."""
-    params = optree.tree_map(lambda a: as_kind(a, "torch"), PARAMS)
+@pytest.mark.parametrize("kind", ["torch", "autograd"])
+def test_gradient_by_leaf(kind: str) -> None:
+    """Leaves of the backend's own array type (torch tensors; NumPy under HIPS autograd):
+    the gradient taken by leaf matches the reference, gives zeros for a leaf f ignores,
+    and never hands out the caller's own array as the value."""
+    params = optree.tree_map(lambda a: as_kind(a, "torch"), PARAMS) if kind == "torch" else PARAMS
     data = di.Constant(DATA)
-    prep = di.prepare_gradient(model, "torch", params, data)
+    prep = di.prepare_gradient(model, kind, params, data)
     assert prep.flat.fused  # the path under test: no joined vector
     for _ in range(2):
-        value, g = di.value_and_gradient(model, "torch", params, data, prep=prep)
-        assert isinstance(g["w"], torch.Tensor) and g["w"].dtype == torch.float64
+        value, g = di.value_and_gradient(model, kind, params, data, prep=prep)
+        assert type(g["w"]) is type(params["w"]) and g["w"].dtype == params["w"].dtype
         assert_close(leaves(g), GRAD, 1e-12)
         assert_close(to_np(value), flat_model(V), 1e-14)
+        assert_close(leaves(di.gradient(model, kind, params, data, prep=prep)), GRAD, 1e-12)
 
     def first_bias(p: Any) -> Any:
         return p["b"][0]
 
-    value, g = di.value_and_gradient(first_bias, "torch", params)
+    value, g = di.value_and_gradient(first_bias, kind, params)
     assert_close(leaves(g), np.eye(V.size)[0], 0)
-    value += 1.0  # a copy, not a view of the caller's tensor
-    assert params["b"][0] == PARAMS["b"][0]
+    scalar = {"s": as_kind(np.array(2.0), kind if kind == "torch" else "numpy"), "w": params["w"]}
+    value, g = di.value_and_gradient(lambda p: p["s"], kind, scalar)
+    assert not shares_memory(value, scalar["s"])  # a copy, not the caller's own array
+    assert_close(to_np(g["s"]), 1.0, 0)
 
 
 def test_lists_and_tuples_with_tuple_tangents() -> None:

@@ -39,6 +39,8 @@ BACKENDS = [
 
 
 def _us(seconds: float) -> str:
+    if abs(seconds) >= 1:
+        return f"{seconds:.3g} s"
     if abs(seconds) >= 1e-3:
         return f"{seconds * 1e3:.3g} ms"
     return f"{seconds * 1e6:.3g} µs"

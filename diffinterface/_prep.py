@@ -696,9 +696,9 @@ def execute(
                 result = prep.direct(x, tangents, contexts)
             except Exception:  # refused: the general path below names why
                 result = None
-            if result is not None and _direct_call(prep, spec, f, backend, x, tangents, contexts):
+            if result is not None and _made_for(prep, spec, f, backend, x, tangents, contexts):
                 return (*_LEADING[len(spec.outputs)], result)
-        elif _direct_call(prep, spec, f, backend, x, tangents, contexts):
+        elif _made_for(prep, spec, f, backend, x, tangents, contexts):
             try:
                 return (*_LEADING[len(spec.outputs)], prep.direct(x, tangents, contexts))
             except Exception as e:
@@ -725,7 +725,7 @@ def execute(
     return converted
 
 
-def _direct_call(
+def _made_for(
     prep: Prep,
     spec: OperatorSpec,
     f: Callable[..., Any],
@@ -734,8 +734,9 @@ def _direct_call(
     tangents: Any,
     contexts: tuple[Any, ...],
 ) -> bool:
-    """Whether ``prep.direct`` computes this call: the same f, operator and backend and the
-    same signatures (without y or out=, which the caller checks)."""
+    """Whether ``prep`` was made for this call (and ``prep.direct`` computes it): the same
+    f, operator and backend, and the same signatures of x, one tangent (a batch never
+    matches here) and the contexts; y and out= are the caller's to check."""
     return (
         prep.f is f
         and prep.operator is spec.name
@@ -760,11 +761,11 @@ def _run_then_check(
 ) -> tuple[Any, ...]:
     """:func:`run_kernel`, then :func:`check_call` while the compiled kernel computes.
 
-    Checking first would leave the compiled code's worker threads idle for the length of
-    the check, and waking them again costs several times the check itself (≈ 15 µs per
-    call measured on a 150 µs kernel). Compiled kernels are pure, so running one for
-    arguments the check then refuses only wastes its work; when the kernel refuses them
-    (another shape, dtype or kind), the check names what differs.
+    Python work between two compiled calls costs several times its own length here (a
+    check of ≈ 2 µs made a 130 µs kernel 7–9 % slower; see docs/performance.md).
+    Compiled kernels are pure, so running one for arguments the check then refuses only
+    wastes its work; when the kernel refuses them (another shape, dtype or kind), the
+    check names what differs.
 
     Raises:
         PreparationMismatchError: ``prep`` was made for other arguments.
@@ -840,12 +841,10 @@ def check_call(
     """
     if (
         type(prep) is Prep
-        and prep.f is f
-        and prep.operator is spec.name
-        and (backend is prep.backend or same_backend(backend, prep.backend))
-        and _same_signature(prep.signature, x, tangents, contexts, y)
+        and y is None
+        and _made_for(prep, spec, f, backend, x, tangents, contexts)
     ):
-        return
+        return  # the common case; a batch of tangents or y= is compared in full below
     if isinstance(prep, StructuredPrep):
         raise PreparationMismatchError(
             f"This preparation was made for a structured x "
@@ -874,19 +873,6 @@ def same_backend(called: BackendLike, prepared: Backend | AutoSparse) -> bool:
         return True
     config = resolve_backend(called)
     return config is prepared or config == prepared
-
-
-def _same_signature(
-    expected: tuple[Any, ...], x: Any, tangents: Any, contexts: tuple[Any, ...], y: Any
-) -> bool:
-    """``_call_signature(x, tangents, contexts, y) == expected``, cheapest parts first."""
-    if tangents is None and not contexts and y is None:
-        return expected[1:] == _X_ONLY and signature(x) == expected[0]
-    return signature(x) == expected[0] and _call_signature(x, tangents, contexts, y) == expected
-
-
-#: the signature of a call's tangents, contexts and y when it has none of them
-_X_ONLY = (None, (), None)
 
 
 def write_out(out: Any, result: Any, role: str = "out") -> Any:

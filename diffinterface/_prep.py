@@ -649,7 +649,9 @@ def _tangent_plan(
     convs = {k: _to_native(adapter, k) for k in kinds if k is not None}
     if single:
         conv = convs.get(kind_of(tangents) or "", adapter.to_native)
-        return None, lambda t: conv(to_input_array(t, what))
+        # an array's kind, shape and dtype are checked with the call's signature; a Python
+        # number becomes an array
+        return None, lambda t: conv(t if kind_of(t) else to_input_array(t, what))
     if kinds == {"numpy"} and "numpy" in adapter.accepted_kinds:
         return len(items), np.stack
 

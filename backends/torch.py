@@ -29,6 +29,7 @@ from torch.func import jvp, vjp, vmap
 from torch.overrides import has_torch_function
 
 from diffinterface._adapter import Adapter, Fn, Kernel
+from diffinterface._arrays import shares_memory
 from diffinterface._prep import Problem
 
 __all__ = ["TorchAdapter"]
@@ -125,7 +126,7 @@ def _is_plain(t: Any) -> bool:
 
 def _apart_from(r: Any, buffer: Any) -> Any:
     """``r``, or a copy of it where it may share memory with ``buffer`` (a plain tensor)."""
-    if _is_plain(r) and r.untyped_storage().data_ptr() != buffer.untyped_storage().data_ptr():
+    if _is_plain(r) and not shares_memory(r, buffer):
         return r
     return r.clone()
 

@@ -330,10 +330,11 @@ def prepare(
                 cut_blocks = fusion.block_cutter(adapter, raw, example_args)
         try:
             plain = None if fused else getattr(adapter, f"plain_{spec.name}", None)
-            if adapter.compiles and y is None and variants != "value":
-                plain_kernel = adapter.compile(_last_output(raw), example_args)
-            elif plain is not None and y is None and variants != "value":
-                plain_kernel = plain(fn, problem)
+            if y is None and variants != "value":
+                if adapter.compiles:
+                    plain_kernel = adapter.compile(_last_output(raw), example_args)
+                elif plain is not None:
+                    plain_kernel = plain(fn, problem)
             compile_all = not adapter.compiles or y is not None or variants != "plain"
             kernel = adapter.compile(raw, example_args) if compile_all else None
         except DiffInterfaceError:
@@ -693,10 +694,12 @@ def execute(
     if plain and y is None and out is None and type(prep) is Prep and prep.direct is not None:
         # The commonest prepared call, through the quickest check (see Prep.direct); a
         # compiled kernel is started first (see _run_then_check), the others after it.
+        # Anything the check does not accept (a Python number as x, a mismatch to name)
+        # takes the general path below.
         if prep.dispatch_first:
             try:
                 result = prep.direct(x, tangents, contexts)
-            except Exception:  # refused: the general path below names why
+            except Exception:  # refused or failed: the general path below says why
                 result = None
             if result is not None and _made_for(prep, spec, f, backend, x, tangents, contexts):
                 return (*_LEADING[len(spec.outputs)], result)
@@ -740,7 +743,7 @@ def _made_for(
     f, operator and backend, and the same signatures of x, one tangent (a batch never
     matches here) and the contexts; y and out= are the caller's to check."""
     return (
-        prep.f is f
+        same_function(prep.f, f)
         and prep.operator is spec.name
         and (backend is prep.backend or same_backend(backend, prep.backend))
         and signature(x) == prep.signature[0]

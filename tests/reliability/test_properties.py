@@ -197,15 +197,15 @@ def test_pullback(model: Model, pts: Any, seed: int, batched: bool) -> None:
     _agree(_each_backend(BACKENDS, run), x, 1)
 
 
-@given(model=models, pts=points(shape=()))
-def test_derivative(model: Model, pts: Any) -> None:
+def _value_and_first_derivative(operator: str, f: Any, pts: Any) -> None:
+    """value_and_<operator> of f on every backend, against f and the reference Jacobian."""
     ((xv, x),) = pts
-    value = np.asarray(model.of_scalar(xv))
-    expected = reference_jacobian(model.of_scalar, xv)
+    value = np.asarray(f(xv))
+    expected = reference_jacobian(f, xv)
 
     def run(b: Any) -> Any:
-        prep = di.prepare_derivative(model.of_scalar, b, x)
-        y, d = di.value_and_derivative(model.of_scalar, b, x, prep=prep)
+        prep = getattr(di, f"prepare_{operator}")(f, b, x)
+        y, d = getattr(di, f"value_and_{operator}")(f, b, x, prep=prep)
         _check(b, y, value, x, 1)
         _check(b, d, expected, x, 1)
         return d
@@ -213,36 +213,19 @@ def test_derivative(model: Model, pts: Any) -> None:
     _agree(_each_backend(BACKENDS, run), x, 1)
 
 
+@given(model=models, pts=points(shape=()))
+def test_derivative(model: Model, pts: Any) -> None:
+    _value_and_first_derivative("derivative", model.of_scalar, pts)
+
+
 @given(model=models, pts=points(n=1))
 def test_gradient(model: Model, pts: Any) -> None:
-    ((xv, x),) = pts
-    value = np.asarray(model.scalar(xv))
-    expected = reference_jacobian(model.scalar, xv)
-
-    def run(b: Any) -> Any:
-        prep = di.prepare_gradient(model.scalar, b, x)
-        y, g = di.value_and_gradient(model.scalar, b, x, prep=prep)
-        _check(b, y, value, x, 1)
-        _check(b, g, expected, x, 1)
-        return g
-
-    _agree(_each_backend(BACKENDS, run), x, 1)
+    _value_and_first_derivative("gradient", model.scalar, pts)
 
 
 @given(model=models, pts=points(n=1))
 def test_jacobian(model: Model, pts: Any) -> None:
-    ((xv, x),) = pts
-    value = np.asarray(model.vector(xv))
-    expected = reference_jacobian(model.vector, xv)
-
-    def run(b: Any) -> Any:
-        prep = di.prepare_jacobian(model.vector, b, x)
-        y, jac = di.value_and_jacobian(model.vector, b, x, prep=prep)
-        _check(b, y, value, x, 1)
-        _check(b, jac, expected, x, 1)
-        return jac
-
-    _agree(_each_backend(BACKENDS, run), x, 1)
+    _value_and_first_derivative("jacobian", model.vector, pts)
 
 
 @given(model=models, pts=points(shape=()))

@@ -17,6 +17,7 @@ from autograd import grad, make_jvp, make_vjp
 
 from diffinterface._adapter import Adapter, Fn, Kernel
 from diffinterface._prep import Problem
+from diffinterface._trees import Structure
 
 __all__ = ["AutogradAdapter"]
 
@@ -63,14 +64,17 @@ class AutogradAdapter(Adapter):
 
         return pull_batch
 
-    def leaves_gradient(self, fn: Fn, p: Problem) -> Kernel:
-        """The gradient of ``fn(leaves, *consts)`` by leaf (structured x): autograd then
-        records no joining of the leaves into a vector and no cutting it back."""
+    def structured_gradient(self, fn: Fn, p: Problem, tree: Structure) -> Kernel:
+        """The gradient of ``fn(x, *consts)`` for x a structure of arrays, in x's
+        structure: autograd records no joining of the leaves into a vector and no cutting
+        it back."""
         one = self.ones(p.y, p.x)
 
-        def gradient(leaves: list[Any], *consts: Any) -> Any:
-            vjp, y = make_vjp(lambda ls: fn(ls, *consts))(leaves)
-            return y, [_like(g, a) for g, a in zip(vjp(one), leaves, strict=True)]
+        def gradient(x: Any, *consts: Any) -> Any:
+            vjp, y = make_vjp(lambda v: fn(v, *consts))(x)
+            grads, leaves = tree.leaves(vjp(one)), tree.leaves(x)
+            assert grads is not None and leaves is not None  # x's structure, checked
+            return y, tree.build([_like(g, a) for g, a in zip(grads, leaves, strict=True)])
 
         return gradient
 

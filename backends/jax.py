@@ -17,6 +17,7 @@ import numpy as np
 from diffinterface._adapter import Adapter, Fn, Kernel
 from diffinterface._operators.hvp import gradient_function
 from diffinterface._prep import Problem
+from diffinterface._trees import Structure
 
 __all__ = ["JaxAdapter"]
 
@@ -132,13 +133,13 @@ class JaxAdapter(Adapter):
 
         return kernel
 
-    def leaves_gradient(self, fn: Fn, p: Problem) -> Kernel:
-        """The gradient of ``fn(leaves, *consts)`` by leaf (structured x), as ``jax.grad``
-        of a function of a dict computes it: the compiled code has no joining of the
+    def structured_gradient(self, fn: Fn, p: Problem, tree: Structure) -> Kernel:
+        """The gradient of ``fn(x, *consts)`` for x a structure of arrays, in x's
+        structure, as ``jax.grad`` computes it: the compiled code has no joining of the
         leaves into one vector and cutting it back."""
 
-        def gradient(leaves: list[Any], *consts: Any) -> Any:
-            y, vjp = jax.vjp(lambda ls: fn(ls, *consts), leaves)
+        def gradient(x: Any, *consts: Any) -> Any:
+            y, vjp = jax.vjp(lambda v: fn(v, *consts), x)
             return y, vjp(jax.numpy.ones_like(y))[0]
 
         return gradient

@@ -31,6 +31,7 @@ from torch.overrides import has_torch_function
 from diffinterface._adapter import Adapter, Fn, Kernel
 from diffinterface._arrays import shares_memory
 from diffinterface._prep import Problem
+from diffinterface._trees import Structure
 
 __all__ = ["TorchAdapter"]
 
@@ -253,22 +254,26 @@ class TorchAdapter(Adapter):
 
         return gradient
 
-    def leaves_gradient(self, fn: Fn, p: Problem) -> Kernel:
-        """The gradient of ``fn(leaves, *consts)`` by leaf (structured x): autograd then
-        records no joining of the leaves into a vector and no cutting it back."""
+    def structured_gradient(self, fn: Fn, p: Problem, tree: Structure) -> Kernel:
+        """The gradient of ``fn(x, *consts)`` for x a structure of tensors, in x's
+        structure: autograd records no joining of the leaves into a vector and no cutting
+        it back."""
 
         def value_and_gradient(ls: list[Any], consts: tuple[Any, ...]) -> Any:
-            y = fn(ls, *consts)
+            y = fn(tree.build(ls), *consts)
             value = y.detach()
             if y.is_leaf or y._is_view():  # f returned (a view of) a leaf: not the caller's
                 value = value.clone()
             if not y.requires_grad:  # f ignores x
-                return value, [torch.zeros_like(a) for a in ls]
+                return value, tree.build([torch.zeros_like(a) for a in ls])
             grads = _backward(y, tuple(ls), None, False)
             pairs = zip(ls, grads, strict=True)
-            return value, [torch.zeros_like(a) if g is None else g for a, g in pairs]
+            g = [torch.zeros_like(a) if g is None else g for a, g in pairs]
+            return value, tree.build(g)
 
-        def gradient(leaves: list[Any], *consts: Any) -> Any:
+        def gradient(x: Any, *consts: Any) -> Any:
+            leaves = tree.leaves(x)
+            assert leaves is not None  # x was checked against the preparation
             return _with_grad(value_and_gradient, [_leaf(a) for a in leaves], consts)
 
         return gradient

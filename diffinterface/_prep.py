@@ -127,8 +127,8 @@ class Prep:
     #: conversion of the plain result when it differs from ``result_out`` (no copy of a
     #: gradient, Jacobian or Hessian, which cannot be a view of the inputs)
     plain_out: Callable[[Any], Any] | None = None
-    #: the kernels take x as its leaves and return x-shaped results as leaves (structured
-    #: x of native arrays, see :class:`~diffinterface._structured.Fusion`)
+    #: the kernels take x in its structure and return x-shaped results in it (structured x
+    #: of native arrays, see :class:`~diffinterface._structured.Fusion`)
     fused: bool = False
     #: fused on a backend that compiles: the Jacobian or Hessian output cut into x's
     #: blocks by compiled code (see :meth:`~diffinterface._structured.Fusion.block_cutter`)
@@ -221,7 +221,7 @@ def prepare(
     more than the derivative). ``variants`` limits this to the one an unprepared call needs.
     ``fusion`` (x is the vector of a structured x's leaves) moves the flattening into the
     kernels when the leaves are native arrays: into the compiled code where the backend
-    compiles, or away altogether where the adapter has a ``leaves_<operator>`` kernel.
+    compiles, or away altogether where the adapter has a ``structured_<operator>`` kernel.
 
     Raises:
         InvalidArgumentError: bad x, tangents, contexts or output of f.
@@ -302,30 +302,31 @@ def prepare(
         example_args = (*example, *consts)
         # Leaves of another kind (NumPy under JAX) are cheaper joined outside the kernel:
         # one transfer in and one result out, instead of one per leaf.
-        by_leaf = None if mutates else getattr(adapter, f"leaves_{spec.name}", None)
+        structured = None if mutates else getattr(adapter, f"structured_{spec.name}", None)
         fused = (
             fusion is not None
             and y is None
             and x_kind == adapter.native_kind
-            and (adapter.compiles or by_leaf is not None)
+            and (adapter.compiles or structured is not None)
         )
         if fused:
             assert fusion is not None
-            if by_leaf is not None:
-                raw = by_leaf(_native_function(fusion.by_leaf, contexts, None), problem)
+            if structured is not None:
+                fn_of_x = _native_function(fusion.f, contexts, None)
+                raw = structured(fn_of_x, problem, fusion.structure)
             else:
                 raw = fusion.kernel(raw, batch)
-            x_in = _identity  # native leaves
+            x_in = _identity  # x's structure of native arrays
             example = (fusion.x, *example[1:])
             if fusion.tangents is not None:
                 tangent_in = _leafwise(adapter, fusion.tangents)
                 example = (example[0], tangent_in(fusion.tangents))
             example_args = (*example, *consts)
-            # x-shaped results come as lists of leaves: convert leaf by leaf
+            # x-shaped results come in x's structure (a tuple of them for a batch)
             if result_out is not _identity:
-                result_out = partial(optree.tree_map, result_out)
+                result_out = _on_leaves(result_out, fusion, batch)
             if plain_out is not None and plain_out is not _identity:
-                plain_out = partial(optree.tree_map, plain_out)
+                plain_out = _on_leaves(plain_out, fusion, batch)
             if adapter.compiles:
                 cut_blocks = fusion.block_cutter(adapter, raw, example_args)
         try:
@@ -414,10 +415,17 @@ _FRESH_RESULTS = frozenset({"gradient", "jacobian", "hessian"})
 
 
 def _leafwise(adapter: Adapter, leaves: Any) -> Callable[[Any], Any]:
-    """A converter to native arrays of lists of leaves like ``leaves`` (of one kind)."""
+    """A converter to native arrays of structures like ``leaves`` (arrays of one kind)."""
     if all(kind_of(a) in adapter.accepted_kinds for a in optree.tree_leaves(leaves)):
         return _identity
     return partial(optree.tree_map, adapter.to_native)
+
+
+def _on_leaves(convert: Callable[[Any], Any], fusion: Fusion, batch: int | None) -> Any:
+    """``convert`` applied leaf by leaf to the results of a fused kernel."""
+    if batch is None:
+        return fusion.structure.mapping(convert)
+    return partial(optree.tree_map, convert)
 
 
 def _copying(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -702,15 +710,9 @@ def execute(
             except Exception:  # refused or failed: the general path below says why
                 result = None
             if result is not None and _made_for(prep, spec, f, backend, x, tangents, contexts):
-                return (*_LEADING[len(spec.outputs)], result)
+                return (*LEADING[len(spec.outputs)], result)
         elif _made_for(prep, spec, f, backend, x, tangents, contexts):
-            try:
-                return (*_LEADING[len(spec.outputs)], prep.direct(x, tangents, contexts))
-            except Exception as e:
-                e.add_note(
-                    f"(raised while diffinterface computed {spec.name} with {prep.backend!r})"
-                )
-                raise
+            return (*LEADING[len(spec.outputs)], run_direct(spec, prep, x, tangents, contexts))
     if type(x) is not np.ndarray and kind_of(x) is None:  # arrays skip both checks
         if is_structure(x):
             return execute_structured(spec, f, backend, x, tangents, contexts, prep, y, flat, plain)
@@ -787,6 +789,17 @@ def _run_then_check(
     return results
 
 
+def run_direct(spec: OperatorSpec, prep: Prep, x: Any, t: Any, contexts: tuple[Any, ...]) -> Any:
+    """``prep.direct(x, t, contexts)`` for a checked call, its errors noted as
+    :func:`run_kernel` notes them."""
+    assert prep.direct is not None
+    try:
+        return prep.direct(x, t, contexts)
+    except Exception as e:
+        e.add_note(f"(raised while diffinterface computed {spec.name} with {prep.backend!r})")
+        raise
+
+
 def run_kernel(
     spec: OperatorSpec,
     prep: Prep,
@@ -810,7 +823,7 @@ def run_kernel(
         convert = prep.plain_out
     try:
         if plain and prep.plain_kernel is not None:
-            return (*_LEADING[len(spec.outputs)], convert(prep.plain_kernel(*args)))
+            return (*LEADING[len(spec.outputs)], convert(prep.plain_kernel(*args)))
         assert prep.kernel is not None  # prepared for every variant, or for this one
         if prep.takes_out and type(out) is np.ndarray and type(x) is np.ndarray and not flat:
             results = prep.kernel(*args, out=out)
@@ -820,12 +833,12 @@ def run_kernel(
         e.add_note(f"(raised while diffinterface computed {spec.name} with {prep.backend!r})")
         raise
     if plain:
-        return (*_LEADING[len(results)], convert(results[-1]))
+        return (*LEADING[len(results)], convert(results[-1]))
     return tuple([convert(r) for r in results])
 
 
 #: the None outputs before the last one of a plain call, by number of outputs
-_LEADING = {n: (None,) * (n - 1) for n in range(1, 5)}
+LEADING = {n: (None,) * (n - 1) for n in range(1, 5)}
 
 
 def check_call(

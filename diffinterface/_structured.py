@@ -24,6 +24,7 @@ from diffinterface._arrays import describe, kind_of, signature, to_input_array
 from diffinterface._contexts import context_signature
 from diffinterface._errors import InvalidArgumentError, PreparationMismatchError
 from diffinterface._namespace import array_namespace
+from diffinterface._trees import Structure
 
 if TYPE_CHECKING:
     from diffinterface._prep import OperatorSpec, Prep, Variants
@@ -101,6 +102,10 @@ class Flattening:
             )
         return arrays
 
+    def checked(self, tree: Any, role: str = "x") -> Any:
+        """``tree`` with its leaves as arrays (see :meth:`leaves_of`, which raises)."""
+        return optree.tree_unflatten(self.treedef, self.leaves_of(tree, role))
+
     def cut(self, v: Any) -> list[Any]:
         """The vector v (or any array whose last axis has x's size) cut into x's leaves,
         the leading axes of v kept in front of each leaf's shape."""
@@ -124,12 +129,13 @@ class Flattening:
         return f"{self.treedef} with shapes {list(self.shapes)}"
 
 
-def concat_leaves(leaves: list[Any]) -> Any:
-    """Arrays of one kind (NumPy, torch, JAX, or traced by autograd) as one vector."""
+def join(tree: Any) -> Any:
+    """The leaves of a structure of arrays of one kind (NumPy, torch, JAX, or traced by
+    autograd) as one vector."""
+    leaves = optree.tree_leaves(tree, none_is_leaf=True)
     if len(leaves) == 1:
         return leaves[0].reshape(-1)
-    kind = kind_of(leaves[0])
-    if kind == "numpy":
+    if kind_of(leaves[0]) == "numpy":
         return np.concatenate([a.reshape(-1) for a in leaves])
     xp = array_namespace(*leaves)
     return xp.concat([xp.reshape(a, (-1,)) for a in leaves])
@@ -140,34 +146,34 @@ class Fusion:
     """The flattening moved into a backend's kernels (see ``_prep.prepare``), for x's
     leaves of the backend's own array type.
 
-    The fused kernel takes x as its list of leaves, and x-shaped tangents as a list of
-    leaves (a tuple of such lists for a batch); it concatenates them itself and returns
-    x-shaped results as lists of leaves (a tuple of lists for a batch). A prepared call is
-    then one compiled dispatch. Jacobians and Hessians stay matrices, cut outside, since
-    ``flat=`` is chosen per call. An adapter may instead differentiate by leaf with a
-    ``leaves_<operator>`` kernel of :meth:`by_leaf` (same arguments and results).
+    A fused kernel takes x in its structure, and x-shaped tangents in x's structure (a
+    tuple of such structures for a batch); it returns x-shaped results in x's structure (a
+    tuple of them for a batch). A backend that compiles joins and cuts the leaves in its
+    compiled code, whose call also flattens x and builds the results' structure (in JAX's
+    C++ dispatch): a prepared call is one compiled call. An adapter may instead
+    differentiate with respect to the structure itself with a ``structured_<operator>``
+    kernel. Jacobians and Hessians stay matrices, cut outside, since ``flat=`` is chosen
+    per call.
     """
 
     flattening: Flattening
     outputs: tuple[str, ...]
-    x: list[Any]  # x's leaves, the example to compile for
-    tangents: Any  # x-shaped tangents as leaves (a list or a tuple of lists), else None
+    x: Any  # x with its leaves as native arrays, the example to compile for
+    tangents: Any  # x-shaped tangents (one structure or a tuple of them), else None
     f: Callable[..., Any]  # f of x's structure
-
-    def by_leaf(self, leaves: list[Any], *args: Any) -> Any:
-        """f of x's leaves (given as a list), for kernels that differentiate by leaf."""
-        return self.f(optree.tree_unflatten(self.flattening.treedef, leaves), *args)
+    structure: Structure  # x's structure, for ``structured_<operator>`` kernels
 
     def kernel(self, raw: Kernel, batch: int | None) -> Kernel:
-        """``raw`` (a kernel of the flat problem) on leaves, with x-shaped results cut."""
+        """``raw`` (a kernel of the flat problem) on x's structure, with x-shaped results
+        in it."""
         fl, outputs, x_tangents = self.flattening, self.outputs, self.tangents is not None
 
-        def fused(leaves: list[Any], *args: Any) -> tuple[Any, ...]:
+        def fused(x: Any, *args: Any) -> tuple[Any, ...]:
             if x_tangents:
-                args = (_join_tangents(args[0]), *args[1:])
-            results = raw(concat_leaves(leaves), *args)
+                args = (_join_tangents(args[0], batch), *args[1:])
+            results = raw(join(x), *args)
             return tuple(
-                _cut(fl, r, batch) if kind == "x" else r
+                _unravel(fl, r, batch) if kind == "x" else r
                 for r, kind in zip(results, outputs, strict=True)
             )
 
@@ -176,35 +182,30 @@ class Fusion:
     def block_cutter(
         self, adapter: Adapter, kernel: Kernel, example: tuple[Any, ...]
     ) -> Kernel | None:
-        """The Jacobian or Hessian output of the fused ``kernel`` cut into x's blocks,
-        compiled by the adapter (None without such an output): the blocks as leaves, or
-        as rows of leaves for a Hessian, for :func:`_restore` to put in x's structure."""
+        """The Jacobian or Hessian output of the fused ``kernel`` cut into x's blocks (in
+        x's structure), compiled by the adapter; None without such an output."""
         kind = next((k for k in self.outputs if k in ("yx", "xx")), None)
         if kind is None:
             return None
         template = adapter.output_template(kernel, example[0], example[1:])
         matrix = template[self.outputs.index(kind)]
-        return adapter.compile(self.flattening.cut if kind == "yx" else self._rows, (matrix,))
-
-    def _rows(self, h: Any) -> list[list[Any]]:
-        """A (size, size) matrix as rows of blocks (one row of leaves per leaf)."""
         fl = self.flattening
-        rows = zip(fl.offsets[:-1], fl.offsets[1:], fl.shapes, strict=True)
-        return [fl.cut(h[a:b].reshape((*s, fl.size))) for a, b, s in rows]
+        return adapter.compile(fl.unravel if kind == "yx" else fl.unravel_square, (matrix,))
 
 
-def _join_tangents(t: Any) -> Any:
-    """Tangents as leaves (a list, or a tuple of lists) as a vector or a stack of them."""
-    if isinstance(t, tuple):
-        return array_namespace(t[0][0]).stack([concat_leaves(ti) for ti in t])
-    return concat_leaves(t)
+def _join_tangents(t: Any, batch: int | None) -> Any:
+    """x-shaped tangents (a tuple of them for a batch) as a vector or a stack of them."""
+    if batch is None:
+        return join(t)
+    vectors = [join(ti) for ti in t]
+    return array_namespace(vectors[0]).stack(vectors)
 
 
-def _cut(fl: Flattening, r: Any, batch: int | None) -> Any:
-    """An x-shaped result (a stacked batch of them) as leaves (a tuple of leaf lists)."""
+def _unravel(fl: Flattening, r: Any, batch: int | None) -> Any:
+    """An x-shaped result (a stacked batch of them) in x's structure (a tuple of them)."""
     if batch is not None and r.ndim == 2:
-        return tuple(fl.cut(r[i]) for i in range(batch))
-    return fl.cut(r)
+        return tuple(fl.unravel(r[i]) for i in range(batch))
+    return fl.unravel(r)
 
 
 # --------------------------------------------------------------------------------------
@@ -222,6 +223,7 @@ class StructuredPrep:
     tangents: Any  # the flattening of the tangents' batch layout, for mismatch checks
     #: signatures of the tangents' leaves and of the contexts, checked by fused calls
     call: tuple[Any, ...]
+    structure: Structure  # x's structure, for the quickest check
 
     @property
     def operator(self) -> str:
@@ -261,17 +263,19 @@ def prepare_structured(
     f_flat = _flat_function(f, fl, mutating=y is not None)
     t_arg, layout = _tangent_argument(spec, fl, tangents)
     variants: Variants = "both" if plain is None else "plain" if plain and y is None else "value"
-    leaves = fl.leaves_of(x)
-    fusion = Fusion(fl, spec.outputs, leaves, t_arg if spec.tangents == "x" else None, f)
-    v, flat_t = concat_leaves(leaves), _flat_tangents(spec, t_arg)
+    x = fl.checked(x)
+    x_tangents = t_arg if spec.tangents == "x" else None
+    fusion = Fusion(fl, spec.outputs, x, x_tangents, f, Structure(x))
+    v, flat_t = join(x), _flat_tangents(spec, t_arg, layout)
     flat = _prep.prepare(spec, f_flat, backend, v, flat_t, contexts, y, variants, fusion)
     call = _fused_signature(t_arg, contexts)
-    return StructuredPrep(flat, fl, f, f_flat, layout, call)
+    return StructuredPrep(flat, fl, f, f_flat, layout, call, fusion.structure)
 
 
 def _tangent_argument(spec: OperatorSpec, fl: Flattening, tangents: Any) -> tuple[Any, str]:
-    """The tangents as a fused kernel takes them, and their layout: x-shaped ones as leaves
-    (a list, or a tuple of lists for a batch of x-shaped structures), others as given.
+    """The tangents as a fused kernel takes them, and their layout (``"one"``, the size of
+    a batch, or ``"y-shaped"``): x-shaped ones in x's structure with their leaves as arrays
+    (a tuple of such structures for a batch), others as given.
 
     Raises:
         InvalidArgumentError: x-shaped tangents without x's structure and leaf shapes.
@@ -279,9 +283,9 @@ def _tangent_argument(spec: OperatorSpec, fl: Flattening, tangents: Any) -> tupl
     if spec.tangents != "x":
         return tangents, "y-shaped"
     if optree.tree_structure(tangents, none_is_leaf=True) == fl.treedef:
-        return fl.leaves_of(tangents, "the tangent"), "one"
+        return fl.checked(tangents, "the tangent"), "one"
     if isinstance(tangents, tuple) and tangents:
-        parts = tuple(fl.leaves_of(t, f"tangent #{i}") for i, t in enumerate(tangents))
+        parts = tuple(fl.checked(t, f"tangent #{i}") for i, t in enumerate(tangents))
         return parts, f"{len(tangents)}"
     raise InvalidArgumentError(
         f"The tangent of {spec.name} must have x's structure ({fl.describe()}), or be a tuple "
@@ -310,32 +314,36 @@ def execute_structured(
     """:func:`~diffinterface._prep.execute` for structured x: results in x's structure."""
     if prep is None:
         prep = prepare_structured(spec, f, backend, x, tangents, contexts, y, plain)
-    elif not isinstance(prep, StructuredPrep) or not _prep.same_function(prep.f, f):
+    elif not isinstance(prep, StructuredPrep):
         raise PreparationMismatchError(_mismatch(prep, spec, f, x))
-    fl = prep.flattening
-    leaves, treedef = optree.tree_flatten(x, none_is_leaf=True)
-    fused = prep.flat.fused and tangents is None and y is None
+    fl, flat_prep = prep.flattening, prep.flat
+    quick = flat_prep.fused and tangents is None and y is None
+    direct = quick and plain and flat_prep.direct is not None
     started = None
-    if fused and plain and prep.flat.dispatch_first and prep.flat.direct is not None:
+    if direct and flat_prep.dispatch_first:
         try:  # a compiled kernel starts before the checks, as in _prep.execute
-            started = prep.flat.direct(leaves, None, contexts)
+            started = flat_prep.direct(x, None, contexts)
         except Exception:  # refused: the checks below name why
             started = None
+    leaves = prep.structure.leaves(x) if quick else None
     if not (  # the quickest check, for the commonest prepared call: native leaves, no tangents
-        fused
-        and prep.flat.operator is spec.name
-        and (backend is prep.flat.backend or _prep.same_backend(backend, prep.flat.backend))
-        and treedef == fl.treedef
+        leaves is not None
+        and _prep.same_function(prep.f, f)
+        and flat_prep.operator is spec.name
+        and (backend is flat_prep.backend or _prep.same_backend(backend, flat_prep.backend))
         and tuple(map(signature, leaves)) == fl.leaves
         and context_signature(contexts) == prep.call[1]
     ):
         results = _checked_run(spec, f, backend, x, tangents, contexts, prep, y, plain)
-    elif started is not None:
-        results = (*(None,) * (len(spec.outputs) - 1), started)
+    elif direct:
+        if started is None:
+            started = _prep.run_direct(spec, flat_prep, x, None, contexts)
+        kind = spec.outputs[-1]
+        return (*_prep.LEADING[len(spec.outputs)], _restore(fl, started, kind, flat_prep, flat))
     else:
-        results = _prep.run_kernel(spec, prep.flat, leaves, None, contexts, plain)
+        results = _prep.run_kernel(spec, flat_prep, x, None, contexts, plain)
     return tuple(
-        None if r is None else _restore(fl, r, kind, prep.flat, flat)
+        None if r is None else _restore(fl, r, kind, flat_prep, flat)
         for r, kind in zip(results, spec.outputs, strict=True)
     )
 
@@ -360,7 +368,11 @@ def _checked_run(
     fl = prep.flattening
     leaves, treedef = optree.tree_flatten(x, none_is_leaf=True)
     leaves = [a if kind_of(a) else to_input_array(a, "x") for a in leaves]
-    if treedef != fl.treedef or tuple(map(signature, leaves)) != fl.leaves:
+    if (
+        not _prep.same_function(prep.f, f)
+        or treedef != fl.treedef
+        or tuple(map(signature, leaves)) != fl.leaves
+    ):
         raise PreparationMismatchError(_mismatch(prep, spec, f, x))
     if prep.operator != spec.name:
         raise PreparationMismatchError(
@@ -374,9 +386,10 @@ def _checked_run(
             f"Prepare again with di.prepare_{spec.name}(...)."
         )
     if prep.flat.fused:
-        _check_fused(spec, backend, leaves, t_arg, contexts, prep)
-        return _prep.run_kernel(spec, prep.flat, leaves, t_arg, contexts, plain)
-    v, flat_t = concat_leaves(leaves), _flat_tangents(spec, t_arg)
+        _check_fused(spec, backend, leaves, t_arg, layout, contexts, prep)
+        x = optree.tree_unflatten(treedef, leaves)
+        return _prep.run_kernel(spec, prep.flat, x, t_arg, contexts, plain)
+    v, flat_t = join(leaves), _flat_tangents(spec, t_arg, layout)
     return _prep.execute(spec, prep.f_flat, backend, v, flat_t, contexts, prep.flat, y, plain=plain)
 
 
@@ -385,6 +398,7 @@ def _check_fused(
     backend: Any,
     leaves: list[Any],
     t_arg: Any,
+    layout: str,
     contexts: tuple[Any, ...],
     prep: StructuredPrep,
 ) -> None:
@@ -399,7 +413,7 @@ def _check_fused(
         not _prep.same_backend(backend, flat.backend)
         or _fused_signature(t_arg, contexts) != prep.call
     ):
-        v, flat_t = concat_leaves(leaves), _flat_tangents(spec, t_arg)
+        v, flat_t = join(leaves), _flat_tangents(spec, t_arg, layout)
         _prep.check_call(flat, spec, prep.f_flat, backend, v, flat_t, contexts, None)
         raise PreparationMismatchError(
             f"This preparation was made for other tangents or contexts. Prepare again with "
@@ -421,31 +435,26 @@ def _flat_function(f: Callable[..., Any], fl: Flattening, mutating: bool) -> Cal
     return f_flat
 
 
-def _flat_tangents(spec: OperatorSpec, t_arg: Any) -> Any:
+def _flat_tangents(spec: OperatorSpec, t_arg: Any, layout: str) -> Any:
     """The tangents as the flat problem takes them: x-shaped ones as vectors (a tuple of
     vectors for a batch), from :func:`_tangent_argument`."""
     if spec.tangents != "x":
         return t_arg
-    if isinstance(t_arg, tuple):
-        return tuple(concat_leaves(t) for t in t_arg)
-    return concat_leaves(t_arg)
+    if layout == "one":
+        return join(t_arg)
+    return tuple(join(t) for t in t_arg)
 
 
 def _restore(fl: Flattening, r: Any, kind: str, prep: Prep, flat: bool) -> Any:
     """One kernel output back in x's structure, by what it is shaped like. A fused ``prep``
-    (see :class:`Fusion`) gives x-shaped outputs as leaves (a tuple of leaf lists for a
-    batch), and may cut Jacobians and Hessians into blocks by compiled code."""
+    (see :class:`Fusion`) gives x-shaped outputs in x's structure already, and may cut
+    Jacobians and Hessians into blocks by compiled code."""
     if kind == "y" or type(r).__module__.startswith("scipy.sparse"):
         return r  # AutoSparse: one sparse matrix over all of x's entries, in leaf order
     if prep.fused and kind == "x":
-        if isinstance(r, tuple):
-            return tuple(optree.tree_unflatten(fl.treedef, leaves) for leaves in r)
-        return optree.tree_unflatten(fl.treedef, r)
-    if prep.cut_blocks is not None and not flat and kind == "yx":
-        return optree.tree_unflatten(fl.treedef, prep.cut_blocks(r))
-    if prep.cut_blocks is not None and not flat and kind == "xx":
-        rows = [optree.tree_unflatten(fl.treedef, row) for row in prep.cut_blocks(r)]
-        return optree.tree_unflatten(fl.treedef, rows)
+        return r
+    if prep.cut_blocks is not None and not flat:
+        return prep.cut_blocks(r)
     batch = prep.batch
     if kind == "x":
         if batch is not None and r.ndim == 2:  # a stacked batch of x-shaped results

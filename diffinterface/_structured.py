@@ -224,6 +224,9 @@ class StructuredPrep:
     #: signatures of the tangents' leaves and of the contexts, checked by fused calls
     call: tuple[Any, ...]
     structure: Structure  # x's structure, for the quickest check
+    #: the types of x's leaves: all a call that a compiled kernel accepted needs checking
+    #: (the kernel compares the structure, shapes and dtypes itself)
+    leaf_types: tuple[type, ...]
 
     @property
     def operator(self) -> str:
@@ -269,7 +272,8 @@ def prepare_structured(
     v, flat_t = join(x), _flat_tangents(spec, t_arg, layout)
     flat = _prep.prepare(spec, f_flat, backend, v, flat_t, contexts, y, variants, fusion)
     call = _fused_signature(t_arg, contexts)
-    return StructuredPrep(flat, fl, f, f_flat, layout, call, fusion.structure)
+    leaf_types = tuple(map(type, optree.tree_leaves(x, none_is_leaf=True)))
+    return StructuredPrep(flat, fl, f, f_flat, layout, call, fusion.structure, leaf_types)
 
 
 def _tangent_argument(spec: OperatorSpec, fl: Flattening, tangents: Any) -> tuple[Any, str]:
@@ -331,7 +335,11 @@ def execute_structured(
         and _prep.same_function(prep.f, f)
         and flat_prep.operator is spec.name
         and (backend is flat_prep.backend or _prep.same_backend(backend, flat_prep.backend))
-        and tuple(map(signature, leaves)) == fl.leaves
+        and (
+            tuple(map(type, leaves)) == prep.leaf_types
+            if started is not None
+            else tuple(map(signature, leaves)) == fl.leaves
+        )
         and context_signature(contexts) == prep.call[1]
     ):
         results = _checked_run(spec, f, backend, x, tangents, contexts, prep, y, plain)

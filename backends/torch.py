@@ -268,8 +268,7 @@ class TorchAdapter(Adapter):
                 return value, tree.build([torch.zeros_like(a) for a in ls])
             grads = _backward(y, tuple(ls), None, False)
             pairs = zip(ls, grads, strict=True)
-            g = [torch.zeros_like(a) if g is None else g for a, g in pairs]
-            return value, tree.build(g)
+            return value, tree.build([torch.zeros_like(a) if g is None else g for a, g in pairs])
 
         def gradient(x: Any, *consts: Any) -> Any:
             leaves = tree.leaves(x)

@@ -86,8 +86,8 @@ class Flattening:
     def size(self) -> int:
         return self.offsets[-1]
 
-    def leaves_of(self, tree: Any, role: str = "x") -> list[Any]:
-        """The leaves of ``tree``, which must have x's structure and leaf shapes.
+    def checked(self, tree: Any, role: str = "x") -> Any:
+        """``tree`` with its leaves as arrays; it must have x's structure and leaf shapes.
 
         Raises:
             InvalidArgumentError: ``tree`` does not have x's structure and leaf shapes.
@@ -100,11 +100,7 @@ class Flattening:
                 f"{role} must have the structure and shapes of x: {self.describe()}; got "
                 f"{treedef} with shapes {list(shapes)}."
             )
-        return arrays
-
-    def checked(self, tree: Any, role: str = "x") -> Any:
-        """``tree`` with its leaves as arrays (see :meth:`leaves_of`, which raises)."""
-        return optree.tree_unflatten(self.treedef, self.leaves_of(tree, role))
+        return optree.tree_unflatten(treedef, arrays)
 
     def cut(self, v: Any) -> list[Any]:
         """The vector v (or any array whose last axis has x's size) cut into x's leaves,
@@ -340,7 +336,7 @@ def execute_structured(
             if started is not None
             else tuple(map(signature, leaves)) == fl.leaves
         )
-        and context_signature(contexts) == prep.call[1]
+        and (context_signature(contexts) if contexts else ()) == prep.call[1]
     ):
         results = _checked_run(spec, f, backend, x, tangents, contexts, prep, y, plain)
     elif direct:

@@ -29,6 +29,23 @@ def _needs_x64(args: tuple[Any, ...]) -> bool:
     return any(getattr(a, "dtype", None) == np.float64 for a in leaves)
 
 
+def _cpp_call(compiled: Any) -> Kernel:
+    """The C++ callable that ``compiled.__call__`` makes on its first call and forwards
+    every call to: the same checks of the arguments (structure, shapes, dtypes, a
+    TypeError for others) without the Python forwarding layer, ≈ 0.5 µs of a 5 µs call.
+    Private JAX API (``Compiled._executable.create_cpp_call``, jax 0.10), so ``compiled``
+    itself where it is missing or gives no callable."""
+    make = getattr(getattr(compiled, "_executable", None), "create_cpp_call", None)
+    params = getattr(compiled, "_params", None)
+    if make is None or params is None:
+        return compiled
+    try:
+        call = make(params)
+    except Exception:  # another jax's signature: the public call
+        return compiled
+    return compiled if call is None else call
+
+
 class JaxAdapter(Adapter):
     """Adapter for :class:`~diffinterface.AutoJAX`."""
 
@@ -69,10 +86,9 @@ class JaxAdapter(Adapter):
 
     def compile(self, kernel: Kernel, example_args: tuple[Any, ...]) -> Kernel:
         if not _needs_x64(example_args):
-            compiled: Kernel = jax.jit(kernel).lower(*example_args).compile()
-            return compiled
+            return _cpp_call(jax.jit(kernel).lower(*example_args).compile())
         with jax.enable_x64(True):
-            compiled64 = jax.jit(kernel).lower(*example_args).compile()
+            compiled64 = _cpp_call(jax.jit(kernel).lower(*example_args).compile())
         if all(isinstance(a, jax.Array) for a in jax.tree_util.tree_leaves(example_args)):
             # JAX arrays keep their float64 outside x64 mode: no mode switch per call. A
             # preparation only accepts arguments of the kinds it was made for.

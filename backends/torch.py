@@ -255,27 +255,10 @@ class TorchAdapter(Adapter):
         return gradient
 
     def structured_gradient(self, fn: Fn, p: Problem, tree: Structure) -> Kernel:
-        """The gradient of ``fn(x, *consts)`` for x a structure of tensors, in x's
-        structure: autograd records no joining of the leaves into a vector and no cutting
-        it back."""
+        return _structured_gradient(fn, tree, with_value=True)
 
-        def value_and_gradient(ls: list[Any], consts: tuple[Any, ...]) -> Any:
-            y = fn(tree.build(ls), *consts)
-            value = y.detach()
-            if y.is_leaf or y._is_view():  # f returned (a view of) a leaf: not the caller's
-                value = value.clone()
-            if not y.requires_grad:  # f ignores x
-                return value, tree.build([torch.zeros_like(a) for a in ls])
-            grads = _backward(y, tuple(ls), None, False)
-            pairs = zip(ls, grads, strict=True)
-            return value, tree.build([torch.zeros_like(a) if g is None else g for a, g in pairs])
-
-        def gradient(x: Any, *consts: Any) -> Any:
-            leaves = tree.leaves(x)
-            assert leaves is not None  # x was checked against the preparation
-            return _with_grad(value_and_gradient, [_leaf(a) for a in leaves], consts)
-
-        return gradient
+    def plain_structured_gradient(self, fn: Fn, p: Problem, tree: Structure) -> Kernel:
+        return _structured_gradient(fn, tree, with_value=False)
 
     def native_hvp(self, fn: Fn, p: Problem) -> Kernel:
         batched = p.batch is not None
@@ -323,6 +306,34 @@ class TorchAdapter(Adapter):
         if not p.mutates:
             return _func_second_derivative(fn)
         return _eager_second_derivative(fn)
+
+
+def _structured_gradient(fn: Fn, tree: Structure, with_value: bool) -> Kernel:
+    """The gradient of ``fn(x, *consts)`` for x a structure of tensors, in x's structure
+    (after f's value when ``with_value``): autograd records no joining of the leaves into
+    a vector and no cutting it back."""
+
+    def derivatives(leaves: tuple[Any, ...], consts: tuple[Any, ...]) -> Any:
+        y = fn(tree.build(leaves), *consts)
+        if y.requires_grad:
+            grads = _backward(y, leaves, None, False)
+            pairs = zip(leaves, grads, strict=True)
+            g = tree.build([torch.zeros_like(a) if d is None else d for a, d in pairs])
+        else:  # f ignores x
+            g = tree.build([torch.zeros_like(a) for a in leaves])
+        if not with_value:
+            return g
+        value = y.detach()
+        if y.is_leaf or y._is_view():  # f returned (a view of) a leaf: not the caller's
+            value = value.clone()
+        return value, g
+
+    def gradient(x: Any, *consts: Any) -> Any:
+        leaves = tree.leaves(x)
+        assert leaves is not None  # x was checked against the preparation
+        return _with_grad(derivatives, tuple(map(_leaf, leaves)), consts)
+
+    return gradient
 
 
 def _dual_pushforward(fn: Fn) -> Kernel:

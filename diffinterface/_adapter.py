@@ -8,6 +8,9 @@ operator. Everything is derived from two primitives, :meth:`Adapter.pushforward`
 framework has something faster (see ``diffinterface._operators``), and ``plain_<operator>``
 methods for a kernel returning the plain operator's result alone where skipping the other
 outputs saves work (a backend that compiles gets that by compiling the last output alone).
+For structured x, ``structured_<operator>(fn, p, tree)`` and
+``plain_structured_<operator>(fn, p, tree)`` kernels take x in its structure ``tree`` and
+give x-shaped results in it (see ``diffinterface._structured.Fusion``).
 """
 
 from __future__ import annotations

@@ -309,13 +309,17 @@ def prepare(
             and x_kind == adapter.native_kind
             and (adapter.compiles or structured is not None)
         )
+        plain = getattr(adapter, f"plain_{spec.name}", None)
+        plain_args: tuple[Any, ...] = (fn, problem)
         if fused:
             assert fusion is not None
             if structured is not None:
                 fn_of_x = _native_function(fusion.f, contexts, None)
                 raw = structured(fn_of_x, problem, fusion.structure)
+                plain = getattr(adapter, f"plain_structured_{spec.name}", None)
+                plain_args = (fn_of_x, problem, fusion.structure)
             else:
-                raw = fusion.kernel(raw, batch)
+                raw, plain = fusion.kernel(raw, batch), None
             x_in = _identity  # x's structure of native arrays
             example = (fusion.x, *example[1:])
             if fusion.tangents is not None:
@@ -330,12 +334,11 @@ def prepare(
             if adapter.compiles:
                 cut_blocks = fusion.block_cutter(adapter, raw, example_args)
         try:
-            plain = None if fused else getattr(adapter, f"plain_{spec.name}", None)
             if y is None and variants != "value":
                 if adapter.compiles:
                     plain_kernel = adapter.compile(_last_output(raw), example_args)
                 elif plain is not None:
-                    plain_kernel = plain(fn, problem)
+                    plain_kernel = plain(*plain_args)
             compile_all = not adapter.compiles or y is not None or variants != "plain"
             kernel = adapter.compile(raw, example_args) if compile_all else None
         except DiffInterfaceError:
@@ -699,7 +702,12 @@ def execute(
     Raises:
         PreparationMismatchError: ``prep`` was made for other arguments.
     """
-    if plain and y is None and out is None and type(prep) is Prep and prep.direct is not None:
+    if plain and y is None and out is None and type(prep) is StructuredPrep:
+        if prep.direct is not None and tangents is None:  # see StructuredPrep.direct
+            result = prep.direct(spec, f, backend, x, contexts)
+            if result is not None:
+                return (*LEADING[len(spec.outputs)], result)
+    elif plain and y is None and out is None and type(prep) is Prep and prep.direct is not None:
         # The commonest prepared call, through the quickest check (see Prep.direct); a
         # compiled kernel is started first (see _run_then_check), the others after it.
         # Anything the check does not accept (a Python number as x, a mismatch to name)

@@ -29,9 +29,20 @@ from diffinterface._trees import Structure
 if TYPE_CHECKING:
     from diffinterface._prep import OperatorSpec, Prep, Variants
 
-__all__ = ["Flattening", "Fusion", "StructuredPrep", "execute_structured", "is_structure"]
+__all__ = [
+    "Flattening",
+    "Fusion",
+    "StructuredPrep",
+    "execute_structured",
+    "is_structure",
+]
 
 _STRUCTURES = (dict, list, tuple)
+
+#: see :func:`_acceptor`
+Accepts = Callable[["OperatorSpec", Any, Any, Any, tuple[Any, ...], bool], bool]
+#: see :func:`_checked_direct`
+Direct = Callable[["OperatorSpec", Any, Any, Any, tuple[Any, ...]], Any]
 
 
 def is_structure(x: Any) -> bool:
@@ -219,10 +230,13 @@ class StructuredPrep:
     tangents: Any  # the flattening of the tangents' batch layout, for mismatch checks
     #: signatures of the tangents' leaves and of the contexts, checked by fused calls
     call: tuple[Any, ...]
-    structure: Structure  # x's structure, for the quickest check
-    #: the types of x's leaves: all a call that a compiled kernel accepted needs checking
-    #: (the kernel compares the structure, shapes and dtypes itself)
-    leaf_types: tuple[type, ...]
+    #: the quickest check, of a call without tangents on a fused preparation (see
+    #: :func:`_acceptor`); None without fusion
+    accepts: Accepts | None
+    #: the plain operator's result in x's structure for a call ``accepts`` takes, where the
+    #: kernel gives it as it is (no tangents, an x-shaped result, as gradient's; see
+    #: :func:`_checked_direct`); None elsewhere
+    direct: Direct | None
 
     @property
     def operator(self) -> str:
@@ -268,8 +282,80 @@ def prepare_structured(
     v, flat_t = join(x), _flat_tangents(spec, t_arg, layout)
     flat = _prep.prepare(spec, f_flat, backend, v, flat_t, contexts, y, variants, fusion)
     call = _fused_signature(t_arg, contexts)
-    leaf_types = tuple(map(type, optree.tree_leaves(x, none_is_leaf=True)))
-    return StructuredPrep(flat, fl, f, f_flat, layout, call, fusion.structure, leaf_types)
+    accepts = direct = None
+    if flat.fused and spec.tangents is None:
+        accepts = _acceptor(flat, f, fusion.structure, x, fl.leaves, call[1])
+        if flat.direct is not None and spec.outputs[-1] == "x":
+            direct = _checked_direct(flat, accepts)
+    return StructuredPrep(flat, fl, f, f_flat, layout, call, accepts, direct)
+
+
+def _acceptor(
+    flat: Prep,
+    f: Callable[..., Any],
+    structure: Structure,
+    x: Any,
+    signatures: tuple[Any, ...],
+    contexts_signature: tuple[Any, ...],
+) -> Accepts:
+    """``accepts(spec, f, backend, x, contexts, started)``: whether a call without tangents
+    has the prepared f, operator, backend and contexts, and an x of the prepared structure
+    and leaf ``signatures``; once a compiled kernel has accepted x (``started``), only the
+    types of its leaves are compared (the kernel compares the structure, shapes and dtypes
+    itself). Everything it reads is bound here: it runs on every prepared call."""
+    leaves_of, operator, prepared = structure.leaves, flat.operator, flat.backend
+    types = tuple(map(type, structure.leaves(x) or ()))
+    same_function, same_backend = _prep.same_function, _prep.same_backend
+
+    def accepts(
+        spec: OperatorSpec,
+        called: Any,
+        backend: Any,
+        x: Any,
+        contexts: tuple[Any, ...],
+        started: bool,
+    ) -> bool:
+        leaves = leaves_of(x)
+        return (
+            leaves is not None
+            and (called is f or same_function(f, called))
+            and spec.name is operator
+            and (backend is prepared or same_backend(backend, prepared))
+            and (
+                tuple(map(type, leaves)) == types
+                if started
+                else tuple(map(signature, leaves)) == signatures
+            )
+            and (context_signature(contexts) if contexts else ()) == contexts_signature
+        )
+
+    return accepts
+
+
+def _checked_direct(flat: Prep, accepts: Accepts) -> Direct:
+    """``direct(spec, f, backend, x, contexts)``: ``flat.direct``'s result for a call that
+    ``accepts`` takes, else None (the general path then names what differs). A compiled
+    kernel starts before the check, as in :func:`~diffinterface._prep.execute`."""
+    run = flat.direct
+    assert run is not None
+
+    def check_then_run(
+        spec: OperatorSpec, f: Any, backend: Any, x: Any, contexts: tuple[Any, ...]
+    ) -> Any:
+        if accepts(spec, f, backend, x, contexts, False):
+            return _prep.run_direct(spec, flat, x, None, contexts)
+        return None
+
+    def run_then_check(
+        spec: OperatorSpec, f: Any, backend: Any, x: Any, contexts: tuple[Any, ...]
+    ) -> Any:
+        try:
+            result = run(x, None, contexts)
+        except Exception:  # refused or failed: the general path says why
+            return None
+        return result if accepts(spec, f, backend, x, contexts, True) else None
+
+    return run_then_check if flat.dispatch_first else check_then_run
 
 
 def _tangent_argument(spec: OperatorSpec, fl: Flattening, tangents: Any) -> tuple[Any, str]:
@@ -317,35 +403,16 @@ def execute_structured(
     elif not isinstance(prep, StructuredPrep):
         raise PreparationMismatchError(_mismatch(prep, spec, f, x))
     fl, flat_prep = prep.flattening, prep.flat
-    quick = flat_prep.fused and tangents is None and y is None
-    direct = quick and plain and flat_prep.direct is not None
-    started = None
-    if direct and flat_prep.dispatch_first:
-        try:  # a compiled kernel starts before the checks, as in _prep.execute
-            started = flat_prep.direct(x, None, contexts)
-        except Exception:  # refused: the checks below name why
-            started = None
-    leaves = prep.structure.leaves(x) if quick else None
-    if not (  # the quickest check, for the commonest prepared call: native leaves, no tangents
-        leaves is not None
-        and _prep.same_function(prep.f, f)
-        and flat_prep.operator is spec.name
-        and (backend is flat_prep.backend or _prep.same_backend(backend, flat_prep.backend))
-        and (
-            tuple(map(type, leaves)) == prep.leaf_types
-            if started is not None
-            else tuple(map(signature, leaves)) == fl.leaves
-        )
-        and (context_signature(contexts) if contexts else ()) == prep.call[1]
+    if (  # a call without tangents on a fused preparation (the plain one with prep.direct
+        # has been tried by _prep.execute)
+        prep.accepts is not None
+        and tangents is None
+        and y is None
+        and prep.accepts(spec, f, backend, x, contexts, False)
     ):
-        results = _checked_run(spec, f, backend, x, tangents, contexts, prep, y, plain)
-    elif direct:
-        if started is None:
-            started = _prep.run_direct(spec, flat_prep, x, None, contexts)
-        kind = spec.outputs[-1]
-        return (*_prep.LEADING[len(spec.outputs)], _restore(fl, started, kind, flat_prep, flat))
-    else:
         results = _prep.run_kernel(spec, flat_prep, x, None, contexts, plain)
+    else:
+        results = _checked_run(spec, f, backend, x, tangents, contexts, prep, y, plain)
     return tuple(
         None if r is None else _restore(fl, r, kind, flat_prep, flat)
         for r, kind in zip(results, spec.outputs, strict=True)

@@ -66,12 +66,14 @@ def test_leaves_themselves_are_not_checked() -> None:
     """A list where x has an array comes back as a leaf: callers compare the leaves'
     signatures (execute_structured), which refuses it."""
     s = Structure(STRUCTURES["dict, unsorted keys"])
-    assert s.leaves({"W2": A, "b": B, "W1": [C]}) == [[C], A, B]
+    assert list(s.leaves({"W2": A, "b": B, "W1": [C]}) or ()) == [[C], A, B]
 
 
 def test_keys_in_another_insertion_order_are_the_same_structure() -> None:
     s = Structure({"W2": A, "b": B, "W1": C})
-    assert s.leaves({"W1": C, "W2": A, "b": B}) == ref_leaves({"W1": C, "W2": A, "b": B})
+    assert list(s.leaves({"W1": C, "W2": A, "b": B}) or ()) == ref_leaves(
+        {"W1": C, "W2": A, "b": B}
+    )
 
 
 def test_structures_without_a_plan_go_through_optree() -> None:

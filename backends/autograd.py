@@ -100,6 +100,8 @@ def _stack(rows: list[Any], x: Any) -> Any:
 
 def _like(d: Any, ref: Any) -> Any:
     """autograd returns a scalar 0.0 where f does not depend on x: give it ref's shape."""
+    if type(d) is np.ndarray and type(ref) is np.ndarray and d.shape == ref.shape:
+        return d  # the common case, on every call
     if getattr(d, "shape", None) == np.shape(ref):
         return d
     return np.broadcast_to(np.asarray(d, dtype=np.result_type(ref)), np.shape(ref)).copy()

@@ -51,7 +51,9 @@ def kind_of(a: object) -> Kind | None:
 
 def signature(a: Any) -> Signature:
     """What a preparation remembers of an array: kind, shape, dtype and device."""
-    kind = "numpy" if type(a) is np.ndarray else kind_of(a)
+    if type(a) is np.ndarray:
+        return ("numpy", a.shape, a.dtype)
+    kind = kind_of(a)
     if kind == "torch":
         return (kind, tuple(a.shape), a.dtype, a.device)
     if kind is None:

@@ -342,9 +342,13 @@ def _checked_direct(flat: Prep, accepts: Accepts) -> Direct:
     def check_then_run(
         spec: OperatorSpec, f: Any, backend: Any, x: Any, contexts: tuple[Any, ...]
     ) -> Any:
-        if accepts(spec, f, backend, x, contexts, False):
-            return _prep.run_direct(spec, flat, x, None, contexts)
-        return None
+        if not accepts(spec, f, backend, x, contexts, False):
+            return None
+        try:
+            return run(x, None, contexts)
+        except Exception as e:  # noted as _prep.run_direct notes it, without its call
+            e.add_note(f"(raised while diffinterface computed {spec.name} with {flat.backend!r})")
+            raise
 
     def run_then_check(
         spec: OperatorSpec, f: Any, backend: Any, x: Any, contexts: tuple[Any, ...]

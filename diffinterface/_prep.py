@@ -842,6 +842,8 @@ def run_kernel(
         raise
     if plain:
         return (*LEADING[len(results)], convert(results[-1]))
+    if convert is _identity:
+        return tuple(results)
     return tuple([convert(r) for r in results])
 
 

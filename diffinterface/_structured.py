@@ -407,20 +407,43 @@ def execute_structured(
     elif not isinstance(prep, StructuredPrep):
         raise PreparationMismatchError(_mismatch(prep, spec, f, x))
     fl, flat_prep = prep.flattening, prep.flat
-    if (  # a call without tangents on a fused preparation (the plain one with prep.direct
-        # has been tried by _prep.execute)
-        prep.accepts is not None
-        and tangents is None
-        and y is None
-        and prep.accepts(spec, f, backend, x, contexts, False)
-    ):
-        results = _prep.run_kernel(spec, flat_prep, x, None, contexts, plain)
-    else:
+    results = None
+    if prep.accepts is not None and tangents is None and y is None:
+        results = _quick_run(spec, f, backend, x, contexts, prep, plain)
+    if results is None:
         results = _checked_run(spec, f, backend, x, tangents, contexts, prep, y, plain)
+    elif "yx" not in spec.outputs and "xx" not in spec.outputs:
+        return results  # a fused kernel's: in x's structure already (see _restore)
     return tuple(
         None if r is None else _restore(fl, r, kind, flat_prep, flat)
         for r, kind in zip(results, spec.outputs, strict=True)
     )
+
+
+def _quick_run(
+    spec: OperatorSpec,
+    f: Callable[..., Any],
+    backend: Any,
+    x: Any,
+    contexts: tuple[Any, ...],
+    prep: StructuredPrep,
+    plain: bool,
+) -> tuple[Any, ...] | None:
+    """The kernel's results (before :func:`_restore`) for a call without tangents on a
+    fused preparation that ``prep.accepts``, else None (:func:`_checked_run` then names what
+    differs). The plain call with ``prep.direct`` has been tried by ``_prep.execute``; a
+    compiled kernel starts before the check, as there."""
+    assert prep.accepts is not None
+    flat = prep.flat
+    if not flat.dispatch_first:
+        if prep.accepts(spec, f, backend, x, contexts, False):
+            return _prep.run_kernel(spec, flat, x, None, contexts, plain)
+        return None
+    try:
+        results = _prep.run_kernel(spec, flat, x, None, contexts, plain)
+    except Exception:  # refused or failed: _checked_run says why
+        return None
+    return results if prep.accepts(spec, f, backend, x, contexts, True) else None
 
 
 def _checked_run(

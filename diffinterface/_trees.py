@@ -56,15 +56,17 @@ class Structure:
         return leaves if treedef == self.treedef else None
 
     def mapping(self, fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
-        """``fn`` applied to each leaf of a tree of x's structure (through optree for an
-        array or any other tree). Not for a tuple of x's structures: when x is a tuple,
+        """``fn`` applied to each leaf of a tree of x's structure, or to one array (through
+        optree for any other tree). Not for a tuple of x's structures: when x is a tuple,
         that would pass for x with tuples as leaves."""
 
         def map_leaves(tree: Any) -> Any:
             leaves = self.leaves(tree)
-            if leaves is None:
-                return optree.tree_map(fn, tree, none_is_leaf=True)
-            return self.build([fn(a) for a in leaves])
+            if leaves is not None:
+                return self.build([fn(a) for a in leaves])
+            if not isinstance(tree, _PLAIN):  # one array (such as f's value)
+                return fn(tree)
+            return optree.tree_map(fn, tree, none_is_leaf=True)
 
         return map_leaves
 

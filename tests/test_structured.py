@@ -316,31 +316,43 @@ def test_differentiate_with_a_params_dict() -> None:
     assert_close(leaves(optree.tree_map(lambda p: p.grad, params)), GRAD, 1e-7)
 
 
+@pytest.mark.parametrize("operator", ["gradient", "value_and_gradient"])
 @pytest.mark.parametrize("kind", ["jax", "torch", "autograd"])
-def test_prepared_gradient_on_native_leaves_checks_each_call(kind: str) -> None:
-    """The quickest path of a prepared gradient (native leaves; on JAX the compiled kernel
-    starts before the check) still refuses what the preparation was not made for, by name,
-    and accepts x's keys in another insertion order."""
+def test_prepared_gradient_on_native_leaves_checks_each_call(kind: str, operator: str) -> None:
+    """The quick paths of a prepared gradient and value_and_gradient (native leaves; on
+    JAX the compiled kernel starts before the check) still refuse what the preparation was
+    not made for, by name, and accept x's keys in another insertion order."""
+    call = getattr(di, operator)
     native = "numpy" if kind == "autograd" else kind
     params = optree.tree_map(lambda a: as_kind(a, native), PARAMS)
     data = di.Constant(DATA)
     prep = di.prepare_gradient(model, kind, params, data)
     assert prep.flat.fused and prep.direct is not None  # the quickest path is prepared
     reordered = {"scale": params["scale"], "b": params["b"], "w": params["w"]}
-    assert_close(leaves(di.gradient(model, kind, reordered, data, prep=prep)), GRAD, 1e-12)
-    other = "torch" if kind == "jax" else "jax"
+    result = call(model, kind, reordered, data, prep=prep)
+    if operator == "value_and_gradient":
+        value, result = result
+        assert_close([value], [model(PARAMS, DATA)], 1e-12)
+    assert_close(leaves(result), GRAD, 1e-12)
+    others = (
+        ["torch", "numpy"] if kind == "jax" else ["jax", "numpy"] if kind == "torch" else ["jax"]
+    )
     cases = {
-        r"x\['w'\] was prepared as": {**params, "w": as_kind(PARAMS["w"], other)},
         r"x\['b'\] was prepared as .*float32": {
             **params,
             "b": as_kind(PARAMS["b"].astype(np.float32), native),
         },
         r"prepared with x\['b'\]": {"w": params["w"], "scale": params["scale"]},
     }
+    for other in others:  # another array type for one leaf
+        cases[rf"x\['w'\] was prepared as {native}.*called as {other}"] = {
+            **params,
+            "w": as_kind(PARAMS["w"], other),
+        }
     for message, x in cases.items():
         with pytest.raises(di.PreparationMismatchError, match=message):
-            di.gradient(model, kind, x, data, prep=prep)
+            call(model, kind, x, data, prep=prep)
     with pytest.raises(di.PreparationMismatchError, match="✗ f"):
-        di.gradient(outputs, kind, params, data, prep=prep)
+        call(outputs, kind, params, data, prep=prep)
     with pytest.raises(di.PreparationMismatchError, match="contexts"):
-        di.gradient(model, kind, params, di.Constant(DATA[:2]), prep=prep)
+        call(model, kind, params, di.Constant(DATA[:2]), prep=prep)

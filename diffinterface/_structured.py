@@ -294,17 +294,18 @@ def _acceptor(
     flat: Prep,
     f: Callable[..., Any],
     structure: Structure,
-    x: Any,
+    example: Any,
     signatures: tuple[Any, ...],
     contexts_signature: tuple[Any, ...],
 ) -> Accepts:
     """``accepts(spec, f, backend, x, contexts, started)``: whether a call without tangents
     has the prepared f, operator, backend and contexts, and an x of the prepared structure
-    and leaf ``signatures``; once a compiled kernel has accepted x (``started``), only the
-    types of its leaves are compared (the kernel compares the structure, shapes and dtypes
-    itself). Everything it reads is bound here: it runs on every prepared call."""
+    and leaf ``signatures`` (those of the prepared x, ``example``); once a compiled kernel
+    has accepted x (``started``), only the types of its leaves are compared (the kernel
+    compares the structure, shapes and dtypes itself). Everything it reads is bound here:
+    it runs on every prepared call."""
     leaves_of, operator, prepared = structure.leaves, flat.operator, flat.backend
-    types = tuple(map(type, structure.leaves(x) or ()))
+    types = tuple(map(type, structure.leaves(example) or ()))
     same_function, same_backend = _prep.same_function, _prep.same_backend
 
     def accepts(

@@ -260,6 +260,12 @@ class TorchAdapter(Adapter):
     def plain_structured_gradient(self, fn: Fn, p: Problem, tree: Structure) -> Kernel:
         return _structured_gradient(fn, tree, with_value=False)
 
+    def structured_hvp(self, fn: Fn, p: Problem, tree: Structure) -> Kernel:
+        return _structured_hvp(fn, tree, p.batch, with_gradient=True)
+
+    def plain_structured_hvp(self, fn: Fn, p: Problem, tree: Structure) -> Kernel:
+        return _structured_hvp(fn, tree, p.batch, with_gradient=False)
+
     def native_hvp(self, fn: Fn, p: Problem) -> Kernel:
         batched = p.batch is not None
 
@@ -334,6 +340,56 @@ def _structured_gradient(fn: Fn, tree: Structure, with_value: bool) -> Kernel:
         return _with_grad(derivatives, tuple(map(_leaf, leaves)), consts)
 
     return gradient
+
+
+def _structured_hvp(fn: Fn, tree: Structure, batch: int | None, with_gradient: bool) -> Kernel:
+    """``H·t`` for x and t structures of tensors (t a tuple of ``batch`` of them), in x's
+    structure (a tuple of them for a batch), after the gradient when ``with_gradient``: a
+    double backward pass over the leaves, as :meth:`TorchAdapter.native_hvp` makes over
+    one tensor, with no joining of the leaves into a vector and no cutting it back."""
+
+    def zeros(a: Any) -> Any:
+        shape = a.shape if batch is None else (batch, *a.shape)
+        return torch.zeros(shape, dtype=a.dtype, device=a.device)
+
+    def derivatives(leaves: tuple[Any, ...], tangents: tuple[Any, ...], consts: Any) -> Any:
+        y = fn(tree.build(leaves), *consts)
+        grads = _backward(y, leaves, None, True) if y.requires_grad else (None,) * len(leaves)
+        # the gradient's entries that depend on x; the others add nothing to H·t
+        pairs = [
+            (g, t)
+            for g, t in zip(grads, tangents, strict=True)
+            if g is not None and g.requires_grad
+        ]
+        products: tuple[Any, ...] = (None,) * len(leaves)
+        if pairs:
+            outputs, cotangents = zip(*pairs, strict=True)
+            products = torch.autograd.grad(
+                outputs, leaves, cotangents, allow_unused=True, is_grads_batched=batch is not None
+            )
+        hv = [zeros(a) if h is None else h for a, h in zip(leaves, products, strict=True)]
+        result = (
+            tree.build(hv)
+            if batch is None
+            else tuple(tree.build([h[i] for h in hv]) for i in range(batch))
+        )
+        if not with_gradient:
+            return result
+        pairs_g = zip(leaves, grads, strict=True)
+        g = tree.build([torch.zeros_like(a) if d is None else d.detach() for a, d in pairs_g])
+        return g, result
+
+    def hvp(x: Any, t: Any, *consts: Any) -> Any:
+        leaves = tree.leaves(x)
+        assert leaves is not None  # x and t were checked against the preparation
+        if batch is None:
+            tangents = tuple(tree.leaves(t) or ())
+        else:  # one stack per leaf
+            columns = zip(*(tree.leaves(ti) or () for ti in t), strict=True)
+            tangents = tuple(torch.stack(column) for column in columns)
+        return _with_grad(derivatives, tuple(map(_leaf, leaves)), tangents, consts)
+
+    return hvp
 
 
 def _dual_pushforward(fn: Fn) -> Kernel:

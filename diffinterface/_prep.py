@@ -705,8 +705,8 @@ def execute(
         PreparationMismatchError: ``prep`` was made for other arguments.
     """
     if plain and y is None and out is None and type(prep) is StructuredPrep:
-        if prep.direct is not None and tangents is None:  # see StructuredPrep.direct
-            result = prep.direct(spec, f, backend, x, contexts)
+        if prep.direct is not None:  # see StructuredPrep.direct
+            result = prep.direct(spec, f, backend, x, tangents, contexts)
             if result is not None:
                 return (*LEADING[len(spec.outputs)], result)
     elif plain and y is None and out is None and type(prep) is Prep and prep.direct is not None:

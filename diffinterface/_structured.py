@@ -40,9 +40,9 @@ __all__ = [
 _STRUCTURES = (dict, list, tuple)
 
 #: see :func:`_acceptor`
-Accepts = Callable[["OperatorSpec", Any, Any, Any, tuple[Any, ...], bool], bool]
+Accepts = Callable[["OperatorSpec", Any, Any, Any, Any, tuple[Any, ...], bool], bool]
 #: see :func:`_checked_direct`
-Direct = Callable[["OperatorSpec", Any, Any, Any, tuple[Any, ...]], Any]
+Direct = Callable[["OperatorSpec", Any, Any, Any, Any, tuple[Any, ...]], Any]
 
 
 def is_structure(x: Any) -> bool:
@@ -230,11 +230,11 @@ class StructuredPrep:
     tangents: Any  # the flattening of the tangents' batch layout, for mismatch checks
     #: signatures of the tangents' leaves and of the contexts, checked by fused calls
     call: tuple[Any, ...]
-    #: the quickest check, of a call without tangents on a fused preparation (see
-    #: :func:`_acceptor`); None without fusion
+    #: the quickest check, of a call on a fused preparation without tangents or with one
+    #: x-shaped tangent (see :func:`_acceptor`); None elsewhere
     accepts: Accepts | None
     #: the plain operator's result in x's structure for a call ``accepts`` takes, where the
-    #: kernel gives it as it is (no tangents, an x-shaped result, as gradient's; see
+    #: kernel gives it as it is (an x-shaped result, as gradient's and hvp's; see
     #: :func:`_checked_direct`); None elsewhere
     direct: Direct | None
 
@@ -283,8 +283,8 @@ def prepare_structured(
     flat = _prep.prepare(spec, f_flat, backend, v, flat_t, contexts, y, variants, fusion)
     call = _fused_signature(t_arg, contexts)
     accepts = direct = None
-    if flat.fused and spec.tangents is None:
-        accepts = _acceptor(flat, f, fusion.structure, x, fl.leaves, call[1])
+    if flat.fused and (spec.tangents is None or layout == "one"):  # one x-shaped tangent
+        accepts = _acceptor(flat, f, fusion.structure, x, fl.leaves, call)
         if flat.direct is not None and spec.outputs[-1] == "x":
             direct = _checked_direct(flat, accepts)
     return StructuredPrep(flat, fl, f, f_flat, layout, call, accepts, direct)
@@ -296,16 +296,19 @@ def _acceptor(
     structure: Structure,
     example: Any,
     signatures: tuple[Any, ...],
-    contexts_signature: tuple[Any, ...],
+    call: tuple[Any, ...],
 ) -> Accepts:
-    """``accepts(spec, f, backend, x, contexts, started)``: whether a call without tangents
-    has the prepared f, operator, backend and contexts, and an x of the prepared structure
-    and leaf ``signatures`` (those of the prepared x, ``example``); once a compiled kernel
-    has accepted x (``started``), only the types of its leaves are compared (the kernel
-    compares the structure, shapes and dtypes itself). Everything it reads is bound here:
-    it runs on every prepared call."""
+    """``accepts(spec, f, backend, x, t, contexts, started)``: whether a call has the
+    prepared f, operator, backend and contexts, an x of the prepared structure and leaf
+    ``signatures`` (those of the prepared x, ``example``) and, where prepared with one
+    x-shaped tangent, a tangent t of x's structure with the prepared leaf signatures (the
+    ``call`` signature: tangents' leaves and contexts). Once a compiled kernel has accepted
+    x (``started``), only the types of x's leaves are compared (the kernel compares the
+    structure, shapes and dtypes itself). Everything it reads is bound here: it runs on
+    every prepared call."""
     leaves_of, operator, prepared = structure.leaves, flat.operator, flat.backend
     types = tuple(map(type, structure.leaves(example) or ()))
+    tangent_signatures, contexts_signature = call
     same_function, same_backend = _prep.same_function, _prep.same_backend
 
     def accepts(
@@ -313,10 +316,17 @@ def _acceptor(
         called: Any,
         backend: Any,
         x: Any,
+        t: Any,
         contexts: tuple[Any, ...],
         started: bool,
     ) -> bool:
         leaves = leaves_of(x)
+        if t is not None:  # one x-shaped tangent
+            t_leaves = leaves_of(t)
+            if t_leaves is None or tuple(map(signature, t_leaves)) != tangent_signatures:
+                return False
+        elif tangent_signatures:
+            return False
         return (
             leaves is not None
             and (called is f or same_function(f, called))
@@ -334,31 +344,31 @@ def _acceptor(
 
 
 def _checked_direct(flat: Prep, accepts: Accepts) -> Direct:
-    """``direct(spec, f, backend, x, contexts)``: ``flat.direct``'s result for a call that
+    """``direct(spec, f, backend, x, t, contexts)``: ``flat.direct``'s result for a call that
     ``accepts`` takes, else None (the general path then names what differs). A compiled
     kernel starts before the check, as in :func:`~diffinterface._prep.execute`."""
     run = flat.direct
     assert run is not None
 
     def check_then_run(
-        spec: OperatorSpec, f: Any, backend: Any, x: Any, contexts: tuple[Any, ...]
+        spec: OperatorSpec, f: Any, backend: Any, x: Any, t: Any, contexts: tuple[Any, ...]
     ) -> Any:
-        if not accepts(spec, f, backend, x, contexts, False):
+        if not accepts(spec, f, backend, x, t, contexts, False):
             return None
         try:
-            return run(x, None, contexts)
+            return run(x, t, contexts)
         except Exception as e:  # noted as _prep.run_direct notes it, without its call
             e.add_note(f"(raised while diffinterface computed {spec.name} with {flat.backend!r})")
             raise
 
     def run_then_check(
-        spec: OperatorSpec, f: Any, backend: Any, x: Any, contexts: tuple[Any, ...]
+        spec: OperatorSpec, f: Any, backend: Any, x: Any, t: Any, contexts: tuple[Any, ...]
     ) -> Any:
         try:
-            result = run(x, None, contexts)
+            result = run(x, t, contexts)
         except Exception:  # refused or failed: the general path says why
             return None
-        return result if accepts(spec, f, backend, x, contexts, True) else None
+        return result if accepts(spec, f, backend, x, t, contexts, True) else None
 
     return run_then_check if flat.dispatch_first else check_then_run
 
@@ -409,8 +419,8 @@ def execute_structured(
         raise PreparationMismatchError(_mismatch(prep, spec, f, x))
     fl, flat_prep = prep.flattening, prep.flat
     results = None
-    if prep.accepts is not None and tangents is None and y is None:
-        results = _quick_run(spec, f, backend, x, contexts, prep, plain)
+    if prep.accepts is not None and y is None:
+        results = _quick_run(spec, f, backend, x, tangents, contexts, prep, plain)
     if results is None:
         results = _checked_run(spec, f, backend, x, tangents, contexts, prep, y, plain)
     elif "yx" not in spec.outputs and "xx" not in spec.outputs:
@@ -426,25 +436,26 @@ def _quick_run(
     f: Callable[..., Any],
     backend: Any,
     x: Any,
+    t: Any,
     contexts: tuple[Any, ...],
     prep: StructuredPrep,
     plain: bool,
 ) -> tuple[Any, ...] | None:
-    """The kernel's results (before :func:`_restore`) for a call without tangents on a
-    fused preparation that ``prep.accepts``, else None (:func:`_checked_run` then names what
+    """The kernel's results (before :func:`_restore`) for a call on a fused preparation
+    that ``prep.accepts``, else None (:func:`_checked_run` then names what
     differs). The plain call with ``prep.direct`` has been tried by ``_prep.execute``; a
     compiled kernel starts before the check, as there."""
     assert prep.accepts is not None
     flat = prep.flat
     if not flat.dispatch_first:
-        if prep.accepts(spec, f, backend, x, contexts, False):
-            return _prep.run_kernel(spec, flat, x, None, contexts, plain)
+        if prep.accepts(spec, f, backend, x, t, contexts, False):
+            return _prep.run_kernel(spec, flat, x, t, contexts, plain)
         return None
     try:
-        results = _prep.run_kernel(spec, flat, x, None, contexts, plain)
+        results = _prep.run_kernel(spec, flat, x, t, contexts, plain)
     except Exception:  # refused or failed: _checked_run says why
         return None
-    return results if prep.accepts(spec, f, backend, x, contexts, True) else None
+    return results if prep.accepts(spec, f, backend, x, t, contexts, True) else None
 
 
 def _checked_run(

@@ -356,3 +356,35 @@ def test_prepared_gradient_on_native_leaves_checks_each_call(kind: str, operator
         call(outputs, kind, params, data, prep=prep)
     with pytest.raises(di.PreparationMismatchError, match="contexts"):
         call(model, kind, params, di.Constant(DATA[:2]), prep=prep)
+
+
+def cubes(p: Any) -> Any:
+    """Σ a³ + Σ b³, whose Hessian-vector product is 6·a·t_a, 6·b·t_b."""
+    xp = di.array_namespace(p["a"])
+    return xp.sum(p["a"] ** 3) + xp.sum(p["b"] ** 3)
+
+
+@pytest.mark.parametrize("kind", ["jax", "torch"])
+def test_prepared_hvp_on_native_leaves_checks_each_call(kind: str) -> None:
+    """The quick path of a prepared hvp with one x-shaped tangent (native leaves, a fused
+    kernel): H·t and the gradient against the analytic ones, and the refusals of a tangent
+    the preparation was not made for."""
+    x0 = {"a": np.array([0.5, -1.0, 2.0]), "b": np.array([1.5, 0.25])}
+    t0 = {"a": np.array([1.0, 2.0, -1.0]), "b": np.array([0.5, 3.0])}
+    x, t = (optree.tree_map(lambda a: as_kind(a, kind), tree) for tree in (x0, t0))
+    prep = di.prepare_hvp(cubes, kind, x, t)
+    assert prep.flat.fused and prep.direct is not None  # the quickest path is prepared
+    want_hv = {k: 6 * x0[k] * t0[k] for k in x0}
+    want_g = {k: 3 * x0[k] ** 2 for k in x0}
+    for _ in range(2):  # the first call and a repeated one
+        hv = di.hvp(cubes, kind, x, t, prep=prep)
+        g, hv2 = di.gradient_and_hvp(cubes, kind, x, t, prep=prep)
+        for k in x0:
+            assert_close([hv[k], hv2[k], g[k]], [want_hv[k], want_hv[k], want_g[k]], 1e-12)
+    float32 = {**t, "b": as_kind(t0["b"].astype(np.float32), kind)}
+    with pytest.raises(di.PreparationMismatchError, match="tangents"):
+        di.hvp(cubes, kind, x, float32, prep=prep)
+    with pytest.raises(di.PreparationMismatchError, match="made for one tangents"):
+        di.hvp(cubes, kind, x, (t, t), prep=prep)
+    with pytest.raises(di.InvalidArgumentError, match="must have x's structure"):
+        di.hvp(cubes, kind, x, {"a": t["a"]}, prep=prep)

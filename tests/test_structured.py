@@ -364,6 +364,11 @@ def cubes(p: Any) -> Any:
     return xp.sum(p["a"] ** 3) + xp.sum(p["b"] ** 3)
 
 
+def a_cubes(p: Any) -> Any:
+    """Σ a³: ignores p["b"]."""
+    return di.array_namespace(p["a"]).sum(p["a"] ** 3)
+
+
 @pytest.mark.parametrize("kind", ["jax", "torch"])
 def test_prepared_hvp_on_native_leaves_checks_each_call(kind: str) -> None:
     """The quick path of a prepared hvp with one x-shaped tangent (native leaves, a fused
@@ -381,6 +386,13 @@ def test_prepared_hvp_on_native_leaves_checks_each_call(kind: str) -> None:
         g, hv2 = di.gradient_and_hvp(cubes, kind, x, t, prep=prep)
         for k in x0:
             assert_close([hv[k], hv2[k], g[k]], [want_hv[k], want_hv[k], want_g[k]], 1e-12)
+    batch = di.prepare_hvp(cubes, kind, x, (t, x))  # a stack of tangents per leaf on torch
+    hvs = di.hvp(cubes, kind, x, (t, x), prep=batch)
+    for k in x0:
+        assert_close([hvs[0][k], hvs[1][k]], [want_hv[k], 6 * x0[k] ** 2], 1e-12)
+    g, hv = di.gradient_and_hvp(a_cubes, kind, x, t, prep=di.prepare_hvp(a_cubes, kind, x, t))
+    assert_close([g["a"], hv["a"]], [want_g["a"], want_hv["a"]], 1e-12)
+    assert_close([g["b"], hv["b"]], [0 * t0["b"], 0 * t0["b"]], 1e-12)
     float32 = {**t, "b": as_kind(t0["b"].astype(np.float32), kind)}
     with pytest.raises(di.PreparationMismatchError, match="tangents"):
         di.hvp(cubes, kind, x, float32, prep=prep)

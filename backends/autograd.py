@@ -78,6 +78,31 @@ class AutogradAdapter(Adapter):
 
         return gradient
 
+    def structured_hvp(self, fn: Fn, p: Problem, tree: Structure) -> Kernel:
+        """``(∇f, H·t)`` for x and t structures of arrays (t a tuple of them for a batch),
+        in x's structure (a tuple of them for a batch): reverse over reverse, one forward
+        pass of the gradient and one backward pass per tangent (H is symmetric), with
+        respect to the structure itself, as ``native_hessian`` does for one array."""
+        batch = p.batch
+
+        def gradient_and_hvp(x: Any, t: Any, *consts: Any) -> Any:
+            refs = tree.leaves(x)
+            assert refs is not None  # x and t were checked against the preparation
+
+            def like_x(d: Any) -> Any:
+                leaves = tree.leaves(d)
+                assert leaves is not None  # autograd gives x's structure
+                return tree.build([_like(a, r) for a, r in zip(leaves, refs, strict=True)])
+
+            push = make_jvp(grad(lambda v: fn(v, *consts)))(x)
+            if batch is None:
+                g, hv = push(t)
+                return like_x(g), like_x(hv)
+            pairs = [push(ti) for ti in t]
+            return like_x(pairs[0][0]), tuple(like_x(hv) for _, hv in pairs)
+
+        return gradient_and_hvp
+
     def native_hessian(self, fn: Fn, p: Problem) -> Kernel:
         shape = np.shape(p.x)
         n = int(np.prod(shape))

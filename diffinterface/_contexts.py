@@ -81,8 +81,16 @@ def is_static(value: Any) -> bool:
 
 
 def context_signature(contexts: tuple[Any, ...]) -> tuple[Any, ...]:
-    """What a preparation remembers of the contexts: kinds, array signatures, static values."""
-    return tuple(
-        (type(c).__name__, ("value", c.value) if is_static(c.value) else signature(c.value))
-        for c in contexts
-    )
+    """What a preparation remembers of the contexts: kinds, array signatures, static values.
+
+    Raises:
+        InvalidArgumentError: a context is not wrapped in di.Constant or di.Cache.
+    """
+    try:
+        return tuple(
+            (type(c).__name__, ("value", c.value) if is_static(c.value) else signature(c.value))
+            for c in contexts
+        )
+    except AttributeError:  # no .value: say which argument is not wrapped
+        check_contexts(contexts)
+        raise

@@ -219,6 +219,15 @@ def test_contexts_of_the_wrong_kind(name: str) -> None:
     prep = di.prepare_gradient(f, name, X, di.Constant(np.ones(3)))
     with pytest.raises(di.PreparationMismatchError, match="✗ contexts"):
         di.gradient(f, name, X, di.Constant(np.ones(4)), prep=prep)
+    with pytest.raises(di.InvalidArgumentError, match=r"Context #0 is a ndarray.*di\.Constant"):
+        di.gradient(f, name, X, np.ones(3), prep=prep)  # prepared, the context not wrapped
+
+    def g(p: Any, c: Any) -> Any:
+        return total(p["x"])
+
+    structured = di.prepare_gradient(g, name, {"x": X}, di.Constant(X))
+    with pytest.raises(di.InvalidArgumentError, match=r"Context #0 is a ndarray.*di\.Constant"):
+        di.gradient(g, name, {"x": X}, X, prep=structured)
 
 
 # --------------------------------------------------------------------------------------

@@ -72,34 +72,25 @@ class AutogradAdapter(Adapter):
 
         def gradient(x: Any, *consts: Any) -> Any:
             vjp, y = make_vjp(lambda v: fn(v, *consts))(x)
-            grads, leaves = tree.leaves(vjp(one)), tree.leaves(x)
-            assert grads is not None and leaves is not None  # x's structure, checked
-            return y, tree.build([_like(g, a) for g, a in zip(grads, leaves, strict=True)])
+            return y, _like_x(tree, vjp(one), x)
 
         return gradient
 
     def structured_hvp(self, fn: Fn, p: Problem, tree: Structure) -> Kernel:
         """``(∇f, H·t)`` for x and t structures of arrays (t a tuple of them for a batch),
-        in x's structure (a tuple of them for a batch): reverse over reverse, one forward
-        pass of the gradient and one backward pass per tangent (H is symmetric), with
-        respect to the structure itself, as ``native_hessian`` does for one array."""
+        in x's structure (a tuple of them for a batch): forward over reverse with respect
+        to the structure itself, one ``make_jvp`` of the gradient per tangent (reverse over
+        reverse was 15 % slower on the autoencoder weights)."""
         batch = p.batch
 
         def gradient_and_hvp(x: Any, t: Any, *consts: Any) -> Any:
-            refs = tree.leaves(x)
-            assert refs is not None  # x and t were checked against the preparation
-
-            def like_x(d: Any) -> Any:
-                leaves = tree.leaves(d)
-                assert leaves is not None  # autograd gives x's structure
-                return tree.build([_like(a, r) for a, r in zip(leaves, refs, strict=True)])
-
             push = make_jvp(grad(lambda v: fn(v, *consts)))(x)
             if batch is None:
                 g, hv = push(t)
-                return like_x(g), like_x(hv)
+                return _like_x(tree, g, x), _like_x(tree, hv, x)
             pairs = [push(ti) for ti in t]
-            return like_x(pairs[0][0]), tuple(like_x(hv) for _, hv in pairs)
+            hvs = tuple(_like_x(tree, hv, x) for _, hv in pairs)
+            return _like_x(tree, pairs[0][0], x), hvs
 
         return gradient_and_hvp
 
@@ -121,6 +112,13 @@ def _stack(rows: list[Any], x: Any) -> Any:
     """The rows stacked on a new first axis; an empty stack of x-shaped rows for no rows
     (an empty x or f(x))."""
     return np.stack(rows) if rows else np.zeros((0, *np.shape(x)), dtype=np.result_type(x))
+
+
+def _like_x(tree: Structure, d: Any, x: Any) -> Any:
+    """autograd's result d in x's structure, each leaf shaped like x's (see :func:`_like`)."""
+    leaves, refs = tree.leaves(d), tree.leaves(x)
+    assert leaves is not None and refs is not None  # x was checked; autograd keeps its structure
+    return tree.build([_like(a, r) for a, r in zip(leaves, refs, strict=True)])
 
 
 def _like(d: Any, ref: Any) -> Any:

@@ -393,7 +393,9 @@ def _direct(
     if last:
         kernel = _last_output(kernel)
     values = [(i, conv) for i, conv in enumerate(const_in) if conv is not None]
-    if tangent_in is None and x_in is _identity and not values and convert is not _identity:
+    if tangent_in is None and x_in is _identity and not values:
+        if convert is _identity:
+            return lambda x, t, contexts: kernel(x)
         return lambda x, t, contexts: convert(kernel(x))
     if (
         tangent_in is None
@@ -401,8 +403,6 @@ def _direct(
         and convert is _identity
         and all(conv is _identity for _, conv in values)
     ):
-        if not values:
-            return lambda x, t, contexts: kernel(x)
         slots = [i for i, _ in values]
         return lambda x, t, contexts: kernel(x, *[contexts[i].value for i in slots])
 
@@ -799,6 +799,11 @@ def _run_then_check(
     return results
 
 
+def note_failure(e: Exception, spec: OperatorSpec, backend: Any) -> None:
+    """Add to ``e``, raised by a kernel, which operator and backend it was computing."""
+    e.add_note(f"(raised while diffinterface computed {spec.name} with {backend!r})")
+
+
 def run_direct(spec: OperatorSpec, prep: Prep, x: Any, t: Any, contexts: tuple[Any, ...]) -> Any:
     """``prep.direct(x, t, contexts)`` for a checked call, its errors noted as
     :func:`run_kernel` notes them."""
@@ -806,7 +811,7 @@ def run_direct(spec: OperatorSpec, prep: Prep, x: Any, t: Any, contexts: tuple[A
     try:
         return prep.direct(x, t, contexts)
     except Exception as e:
-        e.add_note(f"(raised while diffinterface computed {spec.name} with {prep.backend!r})")
+        note_failure(e, spec, prep.backend)
         raise
 
 
@@ -840,7 +845,7 @@ def run_kernel(
         else:
             results = prep.kernel(*args)
     except Exception as e:
-        e.add_note(f"(raised while diffinterface computed {spec.name} with {prep.backend!r})")
+        note_failure(e, spec, prep.backend)
         raise
     if plain:
         return (*LEADING[len(results)], convert(results[-1]))

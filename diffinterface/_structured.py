@@ -355,10 +355,10 @@ def _checked_direct(flat: Prep, accepts: Accepts) -> Direct:
     ) -> Any:
         if not accepts(spec, f, backend, x, t, contexts, False):
             return None
-        try:
+        try:  # _prep.run_direct's work without its call: this runs on every prepared call
             return run(x, t, contexts)
-        except Exception as e:  # noted as _prep.run_direct notes it, without its call
-            e.add_note(f"(raised while diffinterface computed {spec.name} with {flat.backend!r})")
+        except Exception as e:
+            _prep.note_failure(e, spec, flat.backend)
             raise
 
     def run_then_check(

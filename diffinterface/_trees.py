@@ -45,7 +45,11 @@ class Structure:
         if _plain(tree):
             self.leaves, self.build = _plan(tree, self.treedef, [0])
             got = self.leaves(tree)
-            if got is None or len(got) != len(leaves) or any(map(_differ, got, leaves)):
+            if (
+                got is None
+                or len(got) != len(leaves)
+                or any(a is not b for a, b in zip(got, leaves, strict=True))
+            ):
                 raise AssertionError("the plan of a structure disagrees with optree's leaves")
         else:
             self.leaves = self._optree_leaves
@@ -69,10 +73,6 @@ class Structure:
             return optree.tree_map(fn, tree, none_is_leaf=True)
 
         return map_leaves
-
-
-def _differ(a: Any, b: Any) -> bool:
-    return a is not b
 
 
 def _taker(keys: Sequence[Any]) -> Callable[[Any], tuple[Any, ...]]:

@@ -14,6 +14,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 from autograd import grad, make_jvp, make_vjp
+from autograd.builtins import tuple as atuple
+from autograd.differential_operators import value_and_grad
 
 from diffinterface._adapter import Adapter, Fn, Kernel
 from diffinterface._prep import Problem
@@ -95,17 +97,38 @@ class AutogradAdapter(Adapter):
         return gradient_and_hvp
 
     def native_hessian(self, fn: Fn, p: Problem) -> Kernel:
+        """Reverse over reverse, f traced once: one forward pass of the value and gradient,
+        one backward pass per row."""
         shape = np.shape(p.x)
         n = int(np.prod(shape))
         basis = np.eye(n, dtype=p.x.dtype).reshape((n, *shape))
 
         def hessian(x: Any, *consts: Any) -> Any:
-            gradient = grad(lambda v: fn(v, *consts))
-            vjp, g = make_vjp(lambda v: _like(gradient(v), v))(x)
-            rows = _stack([_like(vjp(e), x) for e in basis], x)
-            return fn(x, *consts), g, rows.reshape(shape + shape)
+            def value_and_gradient(v: Any) -> Any:
+                y, g = value_and_grad(lambda w: fn(w, *consts))(v)
+                return atuple((y, _like(g, v)))
+
+            vjp, (y, g) = make_vjp(value_and_gradient)(x)
+            no_value = np.zeros_like(y)
+            rows = _stack([_like(vjp((no_value, e)), x) for e in basis], x)
+            return y, g, rows.reshape(shape + shape)
 
         return hessian
+
+    def native_second_derivative(self, fn: Fn, p: Problem) -> Kernel:
+        """Forward over forward, f traced once: the value and first derivative come out of
+        the same pass as the second."""
+        one = np.ones(np.shape(p.x), dtype=p.x.dtype)
+
+        def second_derivative(x: Any, *consts: Any) -> Any:
+            def value_and_derivative(v: Any) -> Any:
+                y, d = make_jvp(lambda w: fn(w, *consts))(v)(one)
+                return atuple((y, _like(d, y)))
+
+            (y, d), (_, dd) = make_jvp(value_and_derivative)(x)(one)
+            return y, d, _like(dd, y)
+
+        return second_derivative
 
 
 def _stack(rows: list[Any], x: Any) -> Any:

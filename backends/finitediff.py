@@ -64,12 +64,22 @@ class FiniteDiffAdapter(Adapter):
 
     # -- primitives -------------------------------------------------------------------
     def pushforward(self, fn: Fn, mutates: bool) -> Kernel:
+        return self.pushforward_batch(fn, mutates, batched=False)
+
+    def pushforward_batch(self, fn: Fn, mutates: bool, batched: bool = True) -> Kernel:
+        """One difference along each tangent, f(x) evaluated once for all of them."""
         method = self._method
 
         def push(x: Any, t: Any, *consts: Any) -> Any:
             y = np.array(fn(x, *consts))
-            ty = _directional(fn, x, t, consts, y, method, self._rel(x.dtype, method))
-            return y, _nan_where_not_finite(y, ty)
+            rel = self._rel(x.dtype, method)
+            ty = [
+                _nan_where_not_finite(y, _directional(fn, x, ti, consts, y, method, rel))
+                for ti in (t if batched else (t,))
+            ]
+            if not batched:
+                return y, ty[0]
+            return y, np.stack(ty) if ty else np.zeros((0, *y.shape), dtype=y.dtype)
 
         return push
 
@@ -112,15 +122,28 @@ class FiniteDiffAdapter(Adapter):
         return self._hvp(fn, p, with_gradient=False)
 
     def _hvp(self, fn: Fn, p: Problem, with_gradient: bool) -> Kernel:
-        grad, inner, outer_rel = self._second_order_parts(fn)
+        """H·t as a central difference of inner gradients along t (4n evaluations of f for
+        central inner gradients, 2n for complex-step ones), plus f(x)."""
+        method = self._method
+        grad = self._jacobian(fn, method)
+        inner_method = "complex" if method == "complex" else "central"
+        inner_jac = _jacobian_kernel(
+            fn,
+            lambda dt: inner_method,
+            lambda dt: self._rel(dt, inner_method, second_order=inner_method != "complex"),
+            value=False,
+        )
         batched = p.batch is not None
+
+        def inner(x: Any, *consts: Any) -> Any:
+            return inner_jac(x, *consts)[1]
 
         def hvp(x: Any, t: Any, *consts: Any) -> Any:
             if with_gradient:
                 y, g = grad(x, *consts)
             else:
                 y = fn(x, *consts)
-            rel = outer_rel(x.dtype)
+            rel = self._rel(x.dtype, "central", second_order=method != "complex")
             ts = t if batched else (t,)
             # x gives the result's shape and dtype (those of the gradient)
             hv = [_directional(inner, x, ti, consts, x, "central", rel) for ti in ts]
@@ -130,24 +153,46 @@ class FiniteDiffAdapter(Adapter):
         return hvp
 
     def native_hessian(self, fn: Fn, p: Problem) -> Kernel:
-        grad, inner, outer_rel = self._second_order_parts(fn)
-        hess = _jacobian_kernel(inner, lambda dt: "central", outer_rel)
+        return self._hessian(fn, with_gradient=True)
+
+    def plain_hessian(self, fn: Fn, p: Problem) -> Kernel:
+        """H alone: without the gradient that value_gradient_and_hessian also returns."""
+        return self._hessian(fn, with_gradient=False)
+
+    def _hessian(self, fn: Fn, with_gradient: bool) -> Kernel:
+        """f(x), the gradient by the backend's method and H by second differences (see
+        :func:`_second_differences`)."""
+        method = self._method
+        grad = self._jacobian(fn, method)
 
         def hessian(x: Any, *consts: Any) -> Any:
-            y, g = grad(x, *consts)
-            h = hess(x, *consts)[1].reshape(x.size, x.size)
-            h = _nan_where_not_finite(y, ((h + h.T) / 2).reshape(x.shape + x.shape))
-            return y, g.reshape(x.shape), h
+            if with_gradient:
+                y, g = grad(x, *consts)
+            else:
+                y = np.array(fn(x, *consts))
+            rels = (self._rel(x.dtype, "complex"), self._rel(x.dtype, "central"))
+            if method != "complex":
+                rels = (self._rel(x.dtype, "central", second_order=True),) * 2
+            h = _second_differences(fn, x, consts, y, method == "complex", *rels)
+            h = _nan_where_not_finite(y, h.reshape(x.shape + x.shape), in_place=True)
+            return (y, g.reshape(x.shape), h) if with_gradient else h
 
         return hessian
 
     def native_second_derivative(self, fn: Fn, p: Problem) -> Kernel:
-        first, inner, outer_rel = self._second_order_parts(fn)
-        second = _jacobian_kernel(inner, lambda dt: "central", outer_rel)
+        """y, y' (by the backend's method) and y'' by a second difference: 5 evaluations of
+        f for the central method, 4 for the forward and complex ones."""
+        method = self._method
+        first = self._jacobian(fn, method)
 
         def kernel(x: Any, *consts: Any) -> Any:
             y, d = first(x, *consts)
-            return y, d, _nan_where_not_finite(y, second(x, *consts)[1])
+            complex_step = method == "complex"
+            rels = (self._rel(x.dtype, "complex"), self._rel(x.dtype, "central"))
+            if not complex_step:
+                rels = (self._rel(x.dtype, "central", second_order=True),) * 2
+            dd = _second_differences(fn, x, consts, y, complex_step, *rels)
+            return y, d, _nan_where_not_finite(y, dd.reshape(y.shape), in_place=True)
 
         return kernel
 
@@ -155,23 +200,54 @@ class FiniteDiffAdapter(Adapter):
     def _jacobian(self, fn: Fn, method: str) -> Kernel:
         return _jacobian_kernel(fn, lambda dt: method, lambda dt: self._rel(dt, method))
 
-    def _second_order_parts(self, fn: Fn) -> tuple[Kernel, Fn, Callable[[Any], float]]:
-        """(accurate first derivative, inner first derivative, outer relative step)."""
-        method = self._method
-        inner_method = "complex" if method == "complex" else "central"
-        inner_jac = _jacobian_kernel(
-            fn,
-            lambda dt: inner_method,
-            lambda dt: self._rel(dt, inner_method, second_order=inner_method != "complex"),
-        )
 
-        def inner(x: Any, *consts: Any) -> Any:
-            return inner_jac(x, *consts)[1]
+def _second_differences(
+    fn: Fn, x: Any, consts: tuple[Any, ...], y: Any, complex_step: bool, rel: float, rel2: float
+) -> Any:
+    """The second derivatives ∂²f/∂x_i∂x_j of f at x (y = f(x) given), shaped
+    ``y.shape + (x.size, x.size)``.
 
-        def outer_rel(dt: Any) -> float:
-            return self._rel(dt, "central", second_order=method != "complex")
+    Central differences with steps h_i = rel·max(1, |x_i|) (error O(h²)): the diagonal from
+    f(x ± h_i e_i) and y, each pair i < j from the four points f(x ± h_i e_i ± h_j e_j), so
+    2n² evaluations of f. With ``complex_step``: central differences (steps k_j from
+    ``rel2``) of complex-step derivatives (steps h_i, exact to rounding),
+    Im[f(x + i·h_i e_i + k_j e_j) − f(x + i·h_i e_i − k_j e_j)] / (2 h_i k_j), made
+    symmetric: 2n² evaluations too.
+    """
+    flat = x.reshape(-1)
+    n = flat.size
+    scale = np.maximum(1.0, np.abs(flat))
+    h, k = rel * scale, rel2 * scale
+    point = np.array(flat, dtype=np.result_type(x.dtype, np.complex64) if complex_step else x.dtype)
+    at = point.reshape(x.shape)
 
-        return self._jacobian(fn, method), inner, outer_rel
+    def f_at(*steps: tuple[int, Any]) -> Any:
+        for i, step in steps:
+            point[i] += step
+        value = np.array(fn(at, *consts))  # a copy: f may return (a view of) its input
+        point[...] = flat
+        return value
+
+    out = np.empty((n, n, *y.shape), dtype=y.dtype)
+    for i in range(n):
+        if complex_step:
+            for j in range(n):
+                plus = f_at((i, 1j * h[i]), (j, k[j]))
+                minus = f_at((i, 1j * h[i]), (j, -k[j]))
+                out[i, j] = np.imag(plus - minus) / (2 * h[i] * k[j])
+            continue
+        out[i, i] = (f_at((i, h[i])) - 2 * y + f_at((i, -h[i]))) / (h[i] * h[i])
+        for j in range(i + 1, n):
+            corners = (
+                f_at((i, h[i]), (j, h[j]))
+                - f_at((i, h[i]), (j, -h[j]))
+                - f_at((i, -h[i]), (j, h[j]))
+                + f_at((i, -h[i]), (j, -h[j]))
+            )
+            out[i, j] = out[j, i] = corners / (4 * h[i] * h[j])
+    if complex_step:
+        out = (out + np.swapaxes(out, 0, 1)) / 2
+    return np.moveaxis(out, (0, 1), (-2, -1))
 
 
 def _directional(
@@ -210,7 +286,7 @@ def _nan_where_not_finite(y: Any, d: Any, in_place: bool = False) -> Any:
 
 
 def _jacobian_kernel(
-    fn: Fn, method_for: Callable[[Any], str], rel_for: Callable[[Any], float]
+    fn: Fn, method_for: Callable[[Any], str], rel_for: Callable[[Any], float], value: bool = True
 ) -> Kernel:
     """``(x, *consts) -> (y, J)``, J of shape y.shape + x.shape, one coordinate at a time.
 
@@ -219,42 +295,53 @@ def _jacobian_kernel(
     would perturb each other's points). Given ``out=`` of J's shape and dtype, J is
     computed in the thread's buffer and then copied into ``out``, which is returned: f may
     read ``out`` (as a constant or through a closure) while the columns are computed.
+    Without ``value`` (central and complex steps only), f(x) is not evaluated: y is then
+    None and J is not marked where f(x) is not finite (the differences carry NaN there).
     """
     local = threading.local()
 
     def kernel(x: Any, *consts: Any, out: Any = None) -> Any:
         method, rel = method_for(x.dtype), rel_for(x.dtype)
         flat = x.reshape(-1)
-        y = np.array(fn(x, *consts))
         n = flat.size
+        y = np.array(fn(x, *consts)) if value or n == 0 or method == "forward" else None
         dt = np.result_type(x.dtype, np.complex64) if method == "complex" else x.dtype
         xp, xm = _buffers(local, ("steps", n, dt), lambda: (np.empty(n, dt), np.empty(n, dt)))
         xp[...] = flat
         xm[...] = flat
         h = rel * np.maximum(1.0, np.abs(flat))
-        shape = (math.prod(y.shape), n)
-        into_out = out is not None and out.shape == y.shape + x.shape and out.dtype == y.dtype
-        if into_out:  # the thread's own J, reused, then copied into out
-            jac = _buffers(local, ("jac", shape, y.dtype), lambda: np.empty(shape, y.dtype))
-        else:  # a new J: the result must not be overwritten by the next call
-            jac = np.empty(shape, dtype=y.dtype)
         at_p, at_m = xp.reshape(x.shape), xm.reshape(x.shape)
-        for i in range(n):
+
+        def column(i: int) -> Any:
             hi = h[i]
             if method == "complex":
                 xp[i] = flat[i] + 1j * hi
-                column = np.imag(fn(at_p, *consts)) / hi
+                d = np.imag(fn(at_p, *consts)) / hi
             elif method == "central":
                 xp[i] = flat[i] + hi
                 xm[i] = flat[i] - hi
-                column = (fn(at_p, *consts) - fn(at_m, *consts)) / (2 * hi)
+                d = (fn(at_p, *consts) - fn(at_m, *consts)) / (2 * hi)
                 xm[i] = flat[i]
             else:
                 xp[i] = flat[i] + hi
-                column = (fn(at_p, *consts) - y) / hi
-            jac[:, i] = np.reshape(column, -1)
+                d = (fn(at_p, *consts) - y) / hi
             xp[i] = flat[i]
-        d = _nan_where_not_finite(y, jac.reshape(y.shape + x.shape), in_place=True)
+            return np.asarray(d)
+
+        first = column(0) if y is None else None
+        like: Any = y if first is None else first  # f(x), or the first column
+        y_shape, y_dtype = like.shape, like.dtype
+        shape = (math.prod(y_shape), n)
+        into_out = out is not None and out.shape == y_shape + x.shape and out.dtype == y_dtype
+        if into_out:  # the thread's own J, reused, then copied into out
+            jac = _buffers(local, ("jac", shape, y_dtype), lambda: np.empty(shape, y_dtype))
+        else:  # a new J: the result must not be overwritten by the next call
+            jac = np.empty(shape, dtype=y_dtype)
+        for i in range(n):
+            jac[:, i] = np.reshape(first if i == 0 and first is not None else column(i), -1)
+        d = jac.reshape(y_shape + x.shape)
+        if y is not None:
+            d = _nan_where_not_finite(y, d, in_place=True)
         if into_out:
             np.copyto(out, d)
             return y, out

@@ -49,7 +49,10 @@ _KEPT_BASIS = 1024
 
 
 def _leaf(x: Any) -> Any:
-    """A fresh leaf that autograd tracks, sharing x's memory."""
+    """A fresh leaf that autograd tracks, sharing x's memory (a copy of an inference
+    tensor, which autograd cannot track outside inference mode)."""
+    if x.is_inference():
+        return x.clone().requires_grad_(True)
     return x.detach().requires_grad_(True)
 
 
@@ -141,13 +144,19 @@ def _like(t: Any, ref: Any) -> Any:
     return t if t.dtype == ref.dtype else t.to(ref.dtype)
 
 
-def _with_grad(compute: Any, *args: Any) -> Any:
-    """``compute(*args)`` with autograd recording; entering ``torch.enable_grad()`` costs
-    more than many small operators, so only when recording is off."""
-    if torch.is_grad_enabled():
-        return compute(*args)
-    with torch.enable_grad():
-        return compute(*args)
+def _with_grad(compute: Any, x: Any, *args: Any) -> Any:
+    """``compute(leaves, *args)`` with autograd recording, on leaves made from x (a tensor,
+    or a tuple of them), outside inference mode (where autograd records nothing:
+    ``torch.enable_grad()`` does not leave it); entering the contexts costs more than many
+    small operators, so only when needed."""
+    if torch.is_grad_enabled() and not torch.is_inference_mode_enabled():
+        return compute(_leaves(x), *args)
+    with torch.inference_mode(False), torch.enable_grad():
+        return compute(_leaves(x), *args)
+
+
+def _leaves(x: Any) -> Any:
+    return tuple(map(_leaf, x)) if type(x) is tuple else _leaf(x)
 
 
 class TorchAdapter(Adapter):
@@ -235,7 +244,7 @@ class TorchAdapter(Adapter):
                 # differentiated by eager autograd (SecondOrder): keep the graph
                 y = fn(x, *consts)
                 return y, _grad(y, x, u, batched=batched, create_graph=True)
-            return _with_grad(value_and_pull, _leaf(x), u, consts)
+            return _with_grad(value_and_pull, x, u, consts)
 
         def value_and_pull(xl: Any, u: Any, consts: tuple[Any, ...]) -> Any:
             y = fn(xl, *consts)
@@ -250,7 +259,7 @@ class TorchAdapter(Adapter):
             return y.detach(), _grad(y, xl, None)
 
         def gradient(x: Any, *consts: Any) -> Any:
-            return _with_grad(value_and_gradient, _leaf(x), consts)
+            return _with_grad(value_and_gradient, x, consts)
 
         return gradient
 
@@ -274,7 +283,7 @@ class TorchAdapter(Adapter):
             return g.detach(), _grad(g, xl, t, batched=batched)
 
         def hvp(x: Any, t: Any, *consts: Any) -> Any:
-            return _with_grad(gradient_and_hvp, _leaf(x), t, consts)
+            return _with_grad(gradient_and_hvp, x, t, consts)
 
         return hvp
 
@@ -304,7 +313,7 @@ class TorchAdapter(Adapter):
             return y.detach(), g.detach(), h.reshape(shape + shape)
 
         def hessian(x: Any, *consts: Any) -> Any:
-            return _with_grad(derivatives, _leaf(x), consts)
+            return _with_grad(derivatives, x, consts)
 
         return hessian
 
@@ -337,7 +346,7 @@ def _structured_gradient(fn: Fn, tree: Structure, with_value: bool) -> Kernel:
     def gradient(x: Any, *consts: Any) -> Any:
         leaves = tree.leaves(x)
         assert leaves is not None  # x was checked against the preparation
-        return _with_grad(derivatives, tuple(map(_leaf, leaves)), consts)
+        return _with_grad(derivatives, tuple(leaves), consts)
 
     return gradient
 
@@ -387,7 +396,7 @@ def _structured_hvp(fn: Fn, tree: Structure, batch: int | None, with_gradient: b
         else:  # one stack per leaf
             columns = zip(*(tree.leaves(ti) or () for ti in t), strict=True)
             tangents = tuple(torch.stack(column) for column in columns)
-        return _with_grad(derivatives, tuple(map(_leaf, leaves)), tangents, consts)
+        return _with_grad(derivatives, tuple(leaves), tangents, consts)
 
     return hvp
 
@@ -407,34 +416,40 @@ def _dual_pushforward(fn: Fn) -> Kernel:
 
 
 def _func_second_derivative(fn: Fn) -> Kernel:
+    """Forward over forward with ``torch.func.jvp``, f run once: the value and the first
+    derivative come out of the same pass as the second."""
+
     def second(x: Any, *consts: Any) -> Any:
         one = torch.ones_like(x)
 
         def d1(v: Any) -> Any:
-            return jvp(lambda w: fn(w, *consts), (v,), (one,))[1]
+            y, d = jvp(lambda w: fn(w, *consts), (v,), (one,))  # type: ignore[misc]
+            return d, y
 
-        y = fn(x, *consts)
         with _FORWARD_AD:
-            d, dd = jvp(d1, (x,), (one,))  # type: ignore[misc]
+            d, dd, y = jvp(d1, (x,), (one,), has_aux=True)  # type: ignore[misc]
         return y, _like(d, y), _like(dd, y)
 
     return second
 
 
 def _eager_second_derivative(fn: Fn) -> Kernel:
-    """Reverse over dual forward mode, for code that writes into buffers."""
+    """Reverse over dual forward mode, for code that writes into buffers: f runs once, the
+    second derivative is one batched backward pass of the first."""
+
+    def derivatives(xl: Any, consts: tuple[Any, ...]) -> Any:
+        with fwad.dual_level():
+            y = fn(fwad.make_dual(xl, torch.ones_like(xl)), *consts)
+            primal, d = fwad.unpack_dual(y)
+        if d is None:
+            d = torch.zeros_like(primal)
+        m = d.numel()
+        basis = torch.eye(m, dtype=d.dtype, device=d.device)
+        dd = _grad(d.reshape(-1), xl, basis, batched=True).reshape(d.shape)
+        return primal.detach(), d.detach(), dd
 
     def second(x: Any, *consts: Any) -> Any:
-        xl = _leaf(x)
-        with _FORWARD_AD, torch.enable_grad():
-            with fwad.dual_level():
-                y = fn(fwad.make_dual(xl, torch.ones_like(x)), *consts)
-                primal, d = fwad.unpack_dual(y)
-            if d is None:
-                d = torch.zeros_like(primal)
-            dd = torch.stack([_grad(d.reshape(-1)[i], xl, None) for i in range(d.numel())]).reshape(
-                d.shape
-            )
-        return primal.detach(), d.detach(), dd
+        with _FORWARD_AD:
+            return _with_grad(derivatives, x, consts)
 
     return second

@@ -16,6 +16,7 @@ import numpy as np
 from diffinterface._errors import InvalidArgumentError
 
 __all__ = [
+    "check_dtype",
     "converter",
     "describe",
     "is_real_floating",
@@ -82,8 +83,8 @@ def describe(sig: Signature) -> str:
 def to_input_array(x: Any, role: str) -> Any:
     """Check that ``x`` can be differentiated and return it as an array of its own kind.
 
-    Python numbers become 0-d float64 NumPy arrays; NumPy, torch and JAX arrays of a real
-    floating dtype pass through unchanged.
+    Python numbers become 0-d float64 NumPy arrays, NumPy scalars 0-d arrays of their own
+    dtype; NumPy, torch and JAX arrays of a real floating dtype pass through unchanged.
 
     Raises:
         InvalidArgumentError: ``x`` is not an array, or its dtype is not real floating.
@@ -93,7 +94,9 @@ def to_input_array(x: Any, role: str) -> Any:
             f"{role} is the bool {x!r}; differentiation needs a real floating-point input. "
             "Pass a float, e.g. float(x)."
         )
-    if isinstance(x, _NUMBER_TYPES):
+    if isinstance(x, np.floating):  # a NumPy scalar keeps its dtype
+        x = np.asarray(x)
+    elif isinstance(x, _NUMBER_TYPES):  # a Python number (or NumPy integer) is float64
         return np.asarray(x, dtype=np.float64)
     kind = kind_of(x)
     if kind is None:
@@ -108,6 +111,35 @@ def to_input_array(x: Any, role: str) -> Any:
             "x.to(torch.float64)."
         )
     return x
+
+
+#: the floating dtypes each array library holds (NumPy's longdouble is float128 or float96)
+_FLOAT_DTYPES = {
+    "numpy": frozenset({"float16", "float32", "float64", "float96", "float128"}),
+    "torch": frozenset({"float16", "bfloat16", "float32", "float64"}),
+    "jax": frozenset({"float16", "bfloat16", "float32", "float64"}),
+}
+_LIBRARY = {"numpy": "NumPy", "torch": "torch", "jax": "JAX"}
+
+
+def check_dtype(a: Any, kind: Kind, target: Kind, role: str, backend: Any) -> None:
+    """Check that ``a`` (an array of ``kind``) can be computed on in ``target``'s arrays,
+    converted through NumPy when the kinds differ.
+
+    Raises:
+        InvalidArgumentError: naming the library that lacks the dtype and the fix.
+    """
+    name = str(a.dtype).removeprefix("torch.")
+    path = [kind, *(["numpy"] if kind != target else []), target]
+    lacking = next((k for k in path if name not in _FLOAT_DTYPES[k]), None)
+    if lacking is None:
+        return
+    raise InvalidArgumentError(
+        f"{role} has dtype {name}, which {backend!r} cannot compute in: {_LIBRARY[lacking]} "
+        f"arrays have no {name}. Convert it to float32 or float64 first (e.g. "
+        f"{'x.to(torch.float64)' if kind == 'torch' else 'x.astype(np.float64)'}), or "
+        "choose a backend whose arrays hold this dtype."
+    )
 
 
 def is_real_floating(x: Any, kind: Kind | None) -> bool:

@@ -22,6 +22,7 @@ import optree
 from diffinterface._adapter import Adapter, Fn, Kernel
 from diffinterface._arrays import (
     _identity,
+    check_dtype,
     converter,
     describe,
     is_real_floating,
@@ -253,6 +254,7 @@ def prepare(
         )
     x_kind = kind_of(x)
     assert x_kind is not None
+    check_dtype(x, x_kind, adapter.native_kind, "x", config)
     x_in = _to_native(adapter, x_kind)
     xn = x_in(x)
     const_in = tuple(_const_converter(adapter, c) for c in contexts)
@@ -651,26 +653,35 @@ def _tangent_plan(
     items = (tangents,) if single else tangents
     if not items:
         raise InvalidArgumentError(f"{spec.name} got an empty tuple of {what}s; pass at least one.")
+    number_dtype = np.dtype(dtype) if dtype in np.sctypeDict else np.dtype(np.float64)
+
+    def as_array(t: Any, role: str) -> Any:
+        """A tangent as an array; a Python or NumPy number takes ``like``'s dtype."""
+        if kind_of(t) is None and isinstance(t, _NUMBERS) and not isinstance(t, bool):
+            return np.asarray(t, dtype=number_dtype)
+        return to_input_array(t, role)
+
     for i, t in enumerate(items):
-        t = to_input_array(t, f"{what} #{i}")
+        t = as_array(t, f"{what} #{i}")
         if tuple(t.shape) != shape or str(t.dtype).removeprefix("torch.") != dtype:
             raise InvalidArgumentError(
                 f"{what} #{i} of {spec.name} has shape {tuple(t.shape)} and dtype "
                 f"{str(t.dtype).removeprefix('torch.')}; it must match "
                 f"{'x' if spec.tangents == 'x' else 'f(x)'}: shape {shape}, dtype {dtype}."
             )
-    kinds = {kind_of(t) for t in items}
+    kinds = {kind_of(as_array(t, what)) for t in items}
     convs = {k: _to_native(adapter, k) for k in kinds if k is not None}
     if single:
-        conv = convs.get(kind_of(tangents) or "", adapter.to_native)
-        # an array's kind, shape and dtype are checked with the call's signature; a Python
-        # number becomes an array
-        return None, lambda t: conv(t if kind_of(t) else to_input_array(t, what))
+        conv = convs[kind_of(as_array(tangents, what)) or ""]
+        # an array's kind, shape and dtype are checked with the call's signature; a number
+        # becomes an array
+        return None, lambda t: conv(t if kind_of(t) else as_array(t, what))
     if kinds == {"numpy"} and "numpy" in adapter.accepted_kinds:
-        return len(items), np.stack
+        return len(items), lambda ts: np.stack([as_array(t, what) for t in ts])
 
     def stack(ts: tuple[Any, ...]) -> Any:
-        return adapter.stack([convs[kind_of(t)](t) for t in ts])  # type: ignore[index]
+        arrays = [as_array(t, what) for t in ts]
+        return adapter.stack([convs[kind_of(a)](a) for a in arrays])  # type: ignore[index]
 
     return len(items), stack
 
@@ -727,7 +738,7 @@ def execute(
         if is_structure(x):
             return execute_structured(spec, f, backend, x, tangents, contexts, prep, y, flat, plain)
         if isinstance(x, _NUMBERS) and not isinstance(x, bool):
-            x = np.asarray(x, dtype=np.float64)
+            x = to_input_array(x, "x")
     plain = plain and y is None  # a mutating f's output is written into y: keep it
     if prep is None:
         variants: Variants = "plain" if plain else "value"

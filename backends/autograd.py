@@ -5,30 +5,81 @@ loops over the backward passes; a batch of tangents loops over ``make_jvp``, rer
 each time. So Jacobians are reverse mode unless f has more outputs than inputs, and the
 Hessian is reverse over reverse (one forward pass of the gradient, one backward pass per
 row); HVPs are forward over reverse. autograd's boxes cannot be written into NumPy arrays,
-so mutating functions are refused.
+so mutating functions are refused. Boxes themselves (a di operator inside autograd's own
+differentiation) are differentiated through: autograd nests.
 """
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any, ClassVar
 
+import autograd.numpy as anp
 import numpy as np
 from autograd import grad, make_jvp, make_vjp
 from autograd.builtins import tuple as atuple
 from autograd.differential_operators import value_and_grad
+from autograd.numpy.numpy_boxes import ArrayBox
 
-from diffinterface._adapter import Adapter, Fn, Kernel
-from diffinterface._prep import Problem
-from diffinterface._trees import Structure
+from diffinterface._adapter import Adapter, Fn, Kernel, Problem, kernel
+from diffinterface._arrays import NUMPY, ArrayKind, nested_error, register_kind
 
-__all__ = ["AutogradAdapter"]
+__all__ = ["AutogradAdapter", "AutogradArrays"]
+
+
+class AutogradArrays(ArrayKind):
+    """HIPS autograd's boxes (arrays traced by autograd) as an array kind."""
+
+    name = "autograd"
+    library = "HIPS autograd"
+    float_dtypes = NUMPY.float_dtypes
+    bridge = "diffinterface._bridges.autograd"
+    values_of = "numpy"
+
+    def is_array(self, a: Any) -> bool:
+        return isinstance(a, ArrayBox)
+
+    def describe_array(self, a: Any) -> str:
+        return "an autograd box"
+
+    def to_numpy(self, a: Any) -> np.ndarray:
+        raise nested_error(self.traced_by(a))
+
+    def traced_by(self, a: Any) -> str | None:
+        return "HIPS autograd"
+
+    def namespace(self, arrays: tuple[Any, ...]) -> Any:
+        return _NAMESPACE
+
+
+def _with_array_api_names() -> Any:
+    """autograd.numpy plus the array-API spellings that NumPy 1 style lacks."""
+    names = {name: getattr(anp, name) for name in dir(anp) if not name.startswith("_")}
+    names.update(
+        concat=anp.concatenate,
+        pow=anp.power,
+        permute_dims=anp.transpose,
+        matrix_transpose=lambda a: anp.swapaxes(a, -1, -2),
+        asin=anp.arcsin,
+        acos=anp.arccos,
+        atan=anp.arctan,
+        atan2=anp.arctan2,
+        asinh=anp.arcsinh,
+        acosh=anp.arccosh,
+        atanh=anp.arctanh,
+    )
+    return SimpleNamespace(**names)
+
+
+_NAMESPACE = _with_array_api_names()
+register_kind(AutogradArrays(), ("autograd",))
 
 
 class AutogradAdapter(Adapter):
     """Adapter for :class:`~diffinterface.AutoAutograd`."""
 
     native_kind: ClassVar[str] = "numpy"
-    accepted_kinds: ClassVar[frozenset[str]] = frozenset({"numpy"})
+    accepted_kinds: ClassVar[frozenset[str]] = frozenset({"numpy", "autograd"})
     supports_mutation: ClassVar[bool] = False
 
     def stack(self, arrays: list[Any]) -> Any:
@@ -39,11 +90,6 @@ class AutogradAdapter(Adapter):
 
     def ones(self, template: Any, like: Any) -> Any:
         return np.ones(np.shape(template), dtype=template.dtype)
-
-    def to_native(self, a: Any) -> Any:
-        if hasattr(a, "detach"):  # a torch tensor
-            return a.detach().cpu().numpy()
-        return np.array(a)
 
     def pushforward(self, fn: Fn, mutates: bool) -> Kernel:
         def push(x: Any, t: Any, *consts: Any) -> Any:
@@ -66,37 +112,40 @@ class AutogradAdapter(Adapter):
 
         return pull_batch
 
-    def structured_gradient(self, fn: Fn, p: Problem, tree: Structure) -> Kernel:
-        """The gradient of ``fn(x, *consts)`` for x a structure of arrays, in x's
-        structure: autograd records no joining of the leaves into a vector and no cutting
-        it back."""
-        one = self.ones(p.y, p.x)
+    @kernel("gradient", structured=True)
+    def structured_gradient(self, fn: Fn, p: Problem) -> Kernel:
+        """The gradient of ``fn(x, *consts)`` for x a structure of arrays, as x's leaves:
+        autograd records no joining of the leaves into a vector and no cutting it back."""
+        one, leaves = self.ones(p.y, p.x), p.structure.leaves  # type: ignore[union-attr]
 
         def gradient(x: Any, *consts: Any) -> Any:
             vjp, y = make_vjp(lambda v: fn(v, *consts))(x)
-            return y, _like_x(tree, vjp(one), x)
+            return y, _like_leaves(leaves(vjp(one)), leaves(x))
 
         return gradient
 
-    def structured_hvp(self, fn: Fn, p: Problem, tree: Structure) -> Kernel:
+    @kernel("hvp", structured=True)
+    def structured_hvp(self, fn: Fn, p: Problem) -> Kernel:
         """``(∇f, H·t)`` for x and t structures of arrays (t a tuple of them for a batch),
-        in x's structure (a tuple of them for a batch): forward over reverse with respect
-        to the structure itself, one ``make_jvp`` of the gradient per tangent (reverse over
-        reverse was 15 % slower on the autoencoder weights)."""
-        batch = p.batch
+        as x's leaves (stacked for a batch): forward over reverse with respect to the
+        structure itself, one ``make_jvp`` of the gradient per tangent (reverse over
+        reverse was 15 % slower on the autoencoder)."""
+        batch, leaves = p.batch, p.structure.leaves  # type: ignore[union-attr]
 
         def gradient_and_hvp(x: Any, t: Any, *consts: Any) -> Any:
             push = make_jvp(grad(lambda v: fn(v, *consts)))(x)
-            if batch is None:
-                g, hv = push(t)
-                return _like_x(tree, g, x), _like_x(tree, hv, x)
-            pairs = [push(ti) for ti in t]
-            hvs = tuple(_like_x(tree, hv, x) for _, hv in pairs)
-            return _like_x(tree, pairs[0][0], x), hvs
+            refs = leaves(x)
+            pairs = [push(ti) for ti in ((t,) if batch is None else t)]
+            products = [_like_leaves(leaves(hv), refs) for _, hv in pairs]
+            stacked = (
+                products[0] if batch is None else [np.stack(c) for c in zip(*products, strict=True)]
+            )
+            return _like_leaves(leaves(pairs[0][0]), refs), stacked
 
         return gradient_and_hvp
 
-    def native_hessian(self, fn: Fn, p: Problem) -> Kernel:
+    @kernel("hessian")
+    def hessian(self, fn: Fn, p: Problem) -> Kernel:
         """Reverse over reverse, f traced once: one forward pass of the value and gradient,
         one backward pass per row."""
         shape = np.shape(p.x)
@@ -115,7 +164,8 @@ class AutogradAdapter(Adapter):
 
         return hessian
 
-    def native_second_derivative(self, fn: Fn, p: Problem) -> Kernel:
+    @kernel("second_derivative")
+    def second_derivative(self, fn: Fn, p: Problem) -> Kernel:
         """Forward over forward, f traced once: the value and first derivative come out of
         the same pass as the second."""
         one = np.ones(np.shape(p.x), dtype=p.x.dtype)
@@ -137,11 +187,9 @@ def _stack(rows: list[Any], x: Any) -> Any:
     return np.stack(rows) if rows else np.zeros((0, *np.shape(x)), dtype=np.result_type(x))
 
 
-def _like_x(tree: Structure, d: Any, x: Any) -> Any:
-    """autograd's result d in x's structure, each leaf shaped like x's (see :func:`_like`)."""
-    leaves, refs = tree.leaves(d), tree.leaves(x)
-    assert leaves is not None and refs is not None  # x was checked; autograd keeps its structure
-    return tree.build([_like(a, r) for a, r in zip(leaves, refs, strict=True)])
+def _like_leaves(leaves: Any, refs: Any) -> list[Any]:
+    """autograd's results as x's leaves, each shaped like x's (see :func:`_like`)."""
+    return [_like(a, r) for a, r in zip(leaves, refs, strict=True)]
 
 
 def _like(d: Any, ref: Any) -> Any:

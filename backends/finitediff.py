@@ -20,8 +20,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from diffinterface._adapter import Adapter, Fn, Kernel
-from diffinterface._prep import Problem
+from diffinterface._adapter import Adapter, Fn, Kernel, Problem, kernel
 
 __all__ = ["FiniteDiffAdapter"]
 
@@ -35,7 +34,6 @@ class FiniteDiffAdapter(Adapter):
     accepted_kinds: ClassVar[frozenset[str]] = frozenset({"numpy"})
     supports_mutation: ClassVar[bool] = True
     plain_values: ClassVar[bool] = True
-    writes_out: ClassVar[frozenset[str]] = frozenset({"jacobian", "gradient"})
 
     def stack(self, arrays: list[Any]) -> Any:
         return np.stack(arrays)
@@ -46,21 +44,16 @@ class FiniteDiffAdapter(Adapter):
     def ones(self, template: Any, like: Any) -> Any:
         return np.ones(np.shape(template), dtype=template.dtype)
 
-    def to_native(self, a: Any) -> Any:
-        if hasattr(a, "detach"):  # a torch tensor
-            return a.detach().cpu().numpy()
-        return np.array(a)
-
     # -- step sizes -------------------------------------------------------------------
     def _rel(self, dtype: Any, method: str, second_order: bool = False) -> float:
-        if self.config.rel_step is not None:  # type: ignore[union-attr]
-            return float(self.config.rel_step)  # type: ignore[union-attr]
+        if self.config.rel_step is not None:  # type: ignore[attr-defined]
+            return float(self.config.rel_step)  # type: ignore[attr-defined]
         eps = float(np.finfo(dtype).eps)
         return eps**0.25 if second_order else eps ** _FIRST_ORDER_EXPONENT[method]
 
     @property
     def _method(self) -> str:
-        return str(self.config.method)  # type: ignore[union-attr]
+        return str(self.config.method)  # type: ignore[attr-defined]
 
     # -- primitives -------------------------------------------------------------------
     def pushforward(self, fn: Fn, mutates: bool) -> Kernel:
@@ -101,10 +94,12 @@ class FiniteDiffAdapter(Adapter):
         return pull
 
     # -- faster operators -------------------------------------------------------------
-    def native_jacobian(self, fn: Fn, p: Problem) -> Kernel:
+    @kernel("jacobian", writes_out=True)
+    def jacobian(self, fn: Fn, p: Problem) -> Kernel:
         return self._jacobian(fn, self._method)
 
-    def native_gradient(self, fn: Fn, p: Problem) -> Kernel:
+    @kernel("gradient", writes_out=True)
+    def gradient(self, fn: Fn, p: Problem) -> Kernel:
         jac = self._jacobian(fn, self._method)
 
         def gradient(x: Any, *consts: Any, out: Any = None) -> Any:
@@ -113,13 +108,11 @@ class FiniteDiffAdapter(Adapter):
 
         return gradient
 
-    def native_hvp(self, fn: Fn, p: Problem) -> Kernel:
-        return self._hvp(fn, p, with_gradient=True)
-
-    def plain_hvp(self, fn: Fn, p: Problem) -> Kernel:
-        """H·t alone: without the gradient at x that gradient_and_hvp also returns, a third
+    @kernel("hvp", last_only=True)
+    def hvp(self, fn: Fn, p: Problem) -> Kernel:
+        """``(∇f, H·t)``, or H·t alone (``p.last_only``): without the gradient at x, a third
         of the evaluations of f."""
-        return self._hvp(fn, p, with_gradient=False)
+        return self._hvp(fn, p, with_gradient=not p.last_only)
 
     def _hvp(self, fn: Fn, p: Problem, with_gradient: bool) -> Kernel:
         """H·t as a central difference of inner gradients along t (4n evaluations of f for
@@ -152,12 +145,10 @@ class FiniteDiffAdapter(Adapter):
 
         return hvp
 
-    def native_hessian(self, fn: Fn, p: Problem) -> Kernel:
-        return self._hessian(fn, with_gradient=True)
-
-    def plain_hessian(self, fn: Fn, p: Problem) -> Kernel:
-        """H alone: without the gradient that value_gradient_and_hessian also returns."""
-        return self._hessian(fn, with_gradient=False)
+    @kernel("hessian", last_only=True)
+    def hessian(self, fn: Fn, p: Problem) -> Kernel:
+        """``(y, ∇f, H)``, or H alone (``p.last_only``): without the gradient."""
+        return self._hessian(fn, with_gradient=not p.last_only)
 
     def _hessian(self, fn: Fn, with_gradient: bool) -> Kernel:
         """f(x), the gradient by the backend's method and H by second differences (see
@@ -179,7 +170,8 @@ class FiniteDiffAdapter(Adapter):
 
         return hessian
 
-    def native_second_derivative(self, fn: Fn, p: Problem) -> Kernel:
+    @kernel("second_derivative")
+    def second_derivative(self, fn: Fn, p: Problem) -> Kernel:
         """y, y' (by the backend's method) and y'' by a second difference: 5 evaluations of
         f for the central method, 4 for the forward and complex ones."""
         method = self._method

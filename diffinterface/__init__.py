@@ -51,7 +51,7 @@ from diffinterface._operators.second_derivative import (
     second_derivative,
     value_derivative_and_second_derivative,
 )
-from diffinterface._prep import Prep
+from diffinterface._preparation import Prep
 from diffinterface._sparse.backend import AutoSparse, GreedyColoring
 from diffinterface._sparse.detectors import (
     DenseSparsityDetector,

@@ -1,79 +1,190 @@
-"""The protocol every backend adapter implements, with generic batching fallbacks.
+"""The protocol every backend adapter implements, its declared kernels, and its registry.
 
-An adapter works in its framework's own array type ("native" arrays). The core hands it
-an out-of-place function ``fn(x, *consts) -> y`` (mutating functions and Cache contexts
+An adapter works in its framework's own array kind ("native" arrays). The core hands it an
+out-of-place function ``fn(x, *consts) -> y`` (mutating functions and Cache contexts
 already folded in) and asks for *kernels*: functions of native arrays computing one
-operator. Everything is derived from two primitives, :meth:`Adapter.pushforward` and
-:meth:`Adapter.pullback`; an adapter may also define ``native_<operator>`` methods where its
-framework has something faster (see ``diffinterface._operators``), and ``plain_<operator>``
-methods for a kernel returning the plain operator's result alone where skipping the other
-outputs saves work (a backend that compiles gets that by compiling the last output alone).
-For structured x, ``structured_<operator>(fn, p, tree)`` and
-``plain_structured_<operator>(fn, p, tree)`` kernels take x in its structure ``tree`` and
-give x-shaped results in it (see ``diffinterface._structured.Fusion``).
+operator. Everything is derived from the two abstract primitives, :meth:`Adapter.pushforward`
+and :meth:`Adapter.pullback` (see ``diffinterface._derived``); an adapter computes an
+operator its own way only where it declares it, with :func:`kernel` on the method::
+
+    class MyAdapter(Adapter):
+        @kernel("gradient")
+        def gradient(self, fn, p): ...
+
+The declaration is checked when the class is defined: an unknown operator is an error.
 """
 
 from __future__ import annotations
 
+import abc
+import importlib
+import importlib.util
+import math
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
 from typing import Any, ClassVar
 
-from diffinterface._backend_types import Backend
+from diffinterface._backend_types import Backend, framework_of
+from diffinterface._trees import Structure
 
-__all__ = ["Adapter", "Fn", "Kernel"]
+__all__ = [
+    "OPERATORS",
+    "Adapter",
+    "Fn",
+    "Kernel",
+    "KernelDeclaration",
+    "Problem",
+    "adapter_for",
+    "kernel",
+]
 
 Fn = Callable[..., Any]
 Kernel = Callable[..., Any]
 
+#: the operators a kernel can be declared for
+OPERATORS = frozenset(
+    {
+        "pushforward",
+        "pullback",
+        "derivative",
+        "gradient",
+        "jacobian",
+        "second_derivative",
+        "hvp",
+        "hessian",
+    }
+)
 
-class Adapter:
-    """Base class of the backend adapters (one per module in ``diffinterface.backends``).
 
-    Class attributes declare capabilities that the generic code reads:
+@dataclass(frozen=True)
+class Problem:
+    """What a kernel builder knows about the call it builds for (native arrays).
+
+    ``x`` is x's example as the kernel takes it: one native array, or, for a kernel
+    declared ``structured``, x's structure of native arrays (``structure`` describes it).
+    ``last_only``: the kernel returns the last output alone (the plain operator's result),
+    for a kernel declared ``last_only``.
+    """
+
+    x: Any
+    y: Any  # something with fn's output shape and dtype
+    batch: int | None  # number of tangents, None for one tangent
+    mutates: bool  # f writes into arrays (y= or Cache): the backend must allow it
+    structure: Structure | None = None
+    last_only: bool = False
+    #: the Constant values at preparation (native), for kernels that compile parts
+    #: themselves (AutoSparse's compressed products)
+    consts: tuple[Any, ...] = ()
+    #: the caller's ``(f, x, contexts, y)``, x as the one array the operators see, for
+    #: AutoSparse's sparsity detectors
+    source: Any = None
+
+    @property
+    def x_size(self) -> int:
+        return math.prod(self.x.shape) if self.structure is None else self.structure.size
+
+
+@dataclass(frozen=True)
+class KernelDeclaration:
+    """An operator an adapter computes its own way, and what its kernel method takes:
+    ``structured``: x in its structure (x-shaped results as x's leaves); ``last_only``: it
+    honours ``Problem.last_only``; ``writes_out``: it takes ``out=`` (a NumPy array for
+    the plain result) and writes into it."""
+
+    operator: str
+    method: str
+    structured: bool = False
+    last_only: bool = False
+    writes_out: bool = False
+
+
+def kernel(
+    operator: str, *, structured: bool = False, last_only: bool = False, writes_out: bool = False
+) -> Callable[[Callable[..., Kernel]], Callable[..., Kernel]]:
+    """Declare an adapter method ``(self, fn, p: Problem) -> Kernel`` as the adapter's own
+    way to compute ``operator`` (see :class:`KernelDeclaration` for the options)."""
+
+    def declare(method: Callable[..., Kernel]) -> Callable[..., Kernel]:
+        method.__di_kernel__ = (operator, structured, last_only, writes_out)  # type: ignore[attr-defined]
+        return method
+
+    return declare
+
+
+class Adapter(abc.ABC):
+    """Base class of the backend adapters.
+
+    Class attributes declare what the generic code reads:
 
     * ``native_kind``: the array kind f receives (``"numpy"``, ``"torch"``, ``"jax"``);
     * ``accepted_kinds``: input kinds the kernels take as they are, without conversion;
-    * ``supports_mutation``: whether f may write into arrays (``y=`` and Cache contexts;
-      the buffers themselves come from ``diffinterface._diffcache``, by array type);
-    * ``compiles``: whether preparation traces and compiles f once;
+    * ``supports_mutation``: whether f may write into arrays (``y=`` and Cache contexts);
+    * ``compiles``: whether preparation compiles f (a prepared call never runs f's Python
+      code, and the compiled code drops outputs nobody asked for);
     * ``plain_values``: whether f only receives plain values (finite differences), so that
       a Python number returned by f still carries the derivative;
-    * ``writes_out``: operators whose ``native_<operator>`` kernel takes ``out=`` (a NumPy
-      array for the plain result) and writes the result into it instead of a new array.
+    * ``kernels``: the declared kernels, by (operator, structured), collected from
+      :func:`kernel` declarations when the class is defined.
     """
 
     native_kind: ClassVar[str]
     accepted_kinds: ClassVar[frozenset[str]]
     supports_mutation: ClassVar[bool]
-    #: whether preparation compiles f (a prepared call must then never run f's Python code)
     compiles: ClassVar[bool] = False
     plain_values: ClassVar[bool] = False
-    writes_out: ClassVar[frozenset[str]] = frozenset()
+    kernels: ClassVar[dict[tuple[str, bool], KernelDeclaration]] = {}
+    #: kinds of outputs handed to the caller as the kernels return them (no conversion to
+    #: x's array type, no blocks): AutoSparse's scipy.sparse matrices
+    raw_outputs: ClassVar[frozenset[str]] = frozenset()
     #: backends that can differentiate mutating code, named in errors of those that cannot
-    MUTATION_HINT: ClassVar[str] = (
+    mutation_hint: ClassVar[str] = (
         "Use di.AutoTorch() or di.AutoFiniteDiff(), which differentiate code that writes "
         "into arrays"
     )
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        declared = dict(cls.kernels)
+        for name, member in vars(cls).items():
+            mark = getattr(member, "__di_kernel__", None)
+            if mark is None:
+                continue
+            operator, structured, last_only, writes_out = mark
+            if operator not in OPERATORS:
+                raise TypeError(
+                    f"{cls.__name__}.{name} declares a kernel for {operator!r}, which is not "
+                    f"an operator; choose one of {sorted(OPERATORS)}."
+                )
+            declared[(operator, structured)] = KernelDeclaration(
+                operator, name, structured, last_only, writes_out
+            )
+        cls.kernels = declared
+
     def __init__(self, config: Backend) -> None:
         self.config = config
 
+    def for_operator(self, operator: str) -> Adapter:
+        """The adapter that computes ``operator`` (another one where this adapter only
+        handles some operators, as AutoSparse's)."""
+        return self
+
+    def declared(self, operator: str, structured: bool) -> KernelDeclaration | None:
+        """The adapter's own kernel for ``operator`` (taking x's structure), if declared."""
+        return self.kernels.get((operator, structured))
+
     # -- arrays -----------------------------------------------------------------------
+    @abc.abstractmethod
     def stack(self, arrays: list[Any]) -> Any:
         """Stack native arrays along a new leading axis."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def eye(self, n: int, like: Any) -> Any:
         """The n×n identity with ``like``'s dtype and device."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def ones(self, template: Any, like: Any) -> Any:
         """Ones with ``template``'s shape and dtype, on ``like``'s device."""
-        raise NotImplementedError
-
-    def to_native(self, a: Any) -> Any:
-        """Convert a NumPy, torch or JAX array (a Constant's value) to a native array."""
-        raise NotImplementedError
 
     # -- compilation ------------------------------------------------------------------
     def compile(self, kernel: Kernel, example_args: tuple[Any, ...]) -> Kernel:
@@ -88,14 +199,19 @@ class Adapter:
         """``fn(x, *consts)`` on native arrays, in the framework's right numeric setting."""
         return fn(x, *consts)
 
+    def original_error(self, e: BaseException) -> BaseException:
+        """The exception f raised, where ``e`` is the framework's wrapper of it (JAX's
+        callbacks), else ``e``."""
+        return e
+
     # -- primitives -------------------------------------------------------------------
+    @abc.abstractmethod
     def pushforward(self, fn: Fn, mutates: bool) -> Kernel:
         """``(x, t, *consts) -> (y, J t)`` for one tangent ``t``."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def pullback(self, fn: Fn, mutates: bool) -> Kernel:
         """``(x, u, *consts) -> (y, uᵀ J)`` for one cotangent ``u``."""
-        raise NotImplementedError
 
     def pushforward_batch(self, fn: Fn, mutates: bool) -> Kernel:
         """``(x, T, *consts) -> (y, stack of J t)`` for tangents stacked on axis 0."""
@@ -116,3 +232,22 @@ class Adapter:
             return results[0][0], self.stack([r[1] for r in results])
 
         return batched
+
+
+@cache
+def adapter_for(config: Backend) -> Adapter:
+    """The adapter that implements backend ``config``, importing its framework on first use.
+
+    Raises:
+        ImportError: the framework is not installed; the message names the pip extra.
+    """
+    registered = framework_of(config)
+    if registered is not None and importlib.util.find_spec(registered[0]) is None:
+        framework, extra = registered
+        raise ImportError(
+            f"The {config.name!r} backend needs the {framework!r} package, which is not "
+            f"installed. Install it with: pip install 'diffinterface[{extra}]'"
+        )
+    module_name, class_name = type(config).adapter.split(":")
+    cls: type[Adapter] = getattr(importlib.import_module(module_name), class_name)
+    return cls(config)

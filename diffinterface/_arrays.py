@@ -1,90 +1,277 @@
-"""Array kinds and the conversions between them — the one place that knows about all of them.
+"""Array kinds: what the core knows about each array library, in one registry.
 
-An array's *kind* is the library it belongs to: ``"numpy"``, ``"torch"`` or ``"jax"``.
-Python numbers are treated as 0-d float64 NumPy arrays. The kind of an array is found from
-its type's module, so nothing here imports a framework that the caller has not imported.
+An array's *kind* names the library it belongs to: ``"numpy"``, ``"torch"``, ``"jax"``,
+``"autograd"`` (HIPS autograd's boxes), ... Everything the core does with arrays of a
+library (type test, signature, conversion to and from NumPy, device, copies, buffers,
+``array_namespace``, the DifferentiateWith boundary) goes through that library's
+:class:`ArrayKind`. NumPy's kind is built in; the others are defined in their backend's
+module, which registers the kind when it is imported: the first time an array of that
+library is seen, the module named for the array type's top-level module is imported. So
+nothing here imports a framework, and a new array library is one ``ArrayKind`` subclass
+plus one :func:`register_kind_module` line.
 """
 
 from __future__ import annotations
 
-import sys
+import importlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from diffinterface._errors import InvalidArgumentError
+from diffinterface._errors import InvalidArgumentError, UnsupportedError
 
 __all__ = [
+    "NUMPY",
+    "ArrayKind",
     "check_dtype",
     "converter",
     "describe",
-    "is_real_floating",
+    "identity",
+    "kind",
     "kind_of",
-    "shares_memory",
+    "nested_error",
+    "register_kind",
+    "register_kind_module",
     "signature",
     "to_input_array",
 ]
 
-Kind = str
 Signature = tuple[Any, ...]
 
-_NUMBER_TYPES = (int, float, np.integer, np.floating)
-_KIND_OF_TYPE: dict[type, Kind | None] = {np.ndarray: "numpy"}
+
+class ArrayKind:
+    """One array library. Methods have NumPy-like defaults; a library overrides what differs.
+
+    Class attributes: ``name``; ``library``, its name for people; ``float_dtypes``, the
+    floating dtypes its arrays hold (by NumPy-style name); ``bridge``, the module of the
+    DifferentiateWith boundary for arrays its own AD may be tracing (None: plain values);
+    ``values_of``, the kind of the plain values inside its arrays where they wrap another
+    kind's (HIPS autograd's boxes hold NumPy arrays).
+    """
+
+    name: ClassVar[str]
+    library: ClassVar[str]
+    float_dtypes: ClassVar[frozenset[str]] = frozenset({"float16", "float32", "float64"})
+    bridge: ClassVar[str | None] = None
+    values_of: ClassVar[str | None] = None
+
+    def is_array(self, a: Any) -> bool:
+        """Whether ``a`` (of a type from this library's modules) is one of its arrays."""
+        return True
+
+    def signature(self, a: Any) -> Signature:
+        """What a preparation remembers of an array: kind, shape, dtype (and device)."""
+        return (self.name, tuple(a.shape), a.dtype)
+
+    def dtype_name(self, a: Any) -> str:
+        return str(a.dtype)
+
+    def describe_array(self, a: Any) -> str:
+        """``a`` for an error message: "a JAX tracer", "a torch tensor", ..."""
+        return f"a {self.library} array"
+
+    def is_real_floating(self, a: Any) -> bool:
+        return bool(np.issubdtype(np.dtype(a.dtype), np.floating))
+
+    def to_numpy(self, a: Any) -> np.ndarray:
+        """A NumPy array with a's values (zero-copy where possible; may be read-only)."""
+        return np.asarray(a)
+
+    def from_numpy(self, a: np.ndarray, device: Any = None) -> Any:
+        """An array of this kind with a's values (on ``device`` where that applies)."""
+        raise NotImplementedError
+
+    def to_device(self, device: Any) -> Callable[[Any], Any]:
+        """A function moving this kind's arrays to ``device`` (identity by default)."""
+        return identity
+
+    def device(self, a: Any) -> Any:
+        return None
+
+    def copy(self, a: Any) -> Any:
+        """A copy that does not share memory with a (immutable arrays: a itself)."""
+        return a
+
+    def shares_memory(self, a: Any, b: Any) -> bool:
+        return False
+
+    def write(self, out: Any, value: Any, role: str) -> None:
+        """Copy ``value``, one of this kind's arrays, into the caller's ``out``.
+
+        Raises:
+            InvalidArgumentError: ``out`` is not an array of this kind, shape and dtype, or
+                this kind's arrays are immutable.
+        """
+        raise InvalidArgumentError(
+            f"{role}= cannot be a {self.library} array: {self.library} arrays are "
+            f"immutable. Call without {role}= and use the returned array."
+        )
+
+    def check_out(self, out: Any, value: Any, role: str) -> None:
+        """Raise unless ``out`` is an array of this kind with value's shape and dtype."""
+        if not (
+            kind_of(out) == self.name
+            and tuple(out.shape) == tuple(value.shape)
+            and out.dtype == value.dtype
+        ):
+            raise InvalidArgumentError(
+                f"{role}= must be a {self.library} array of shape {tuple(value.shape)} and "
+                f"dtype {self.dtype_name(value)}; got {describe(signature(out))}."
+            )
+
+    def zeros(self, shape: tuple[int, ...], like: Any) -> Any:
+        """A new writable zero array of ``shape`` with ``like``'s dtype (float64 for a
+        non-floating like), device and AD transform (the output of a mutating f). Only
+        asked of the arrays of backends that declare ``supports_mutation``."""
+        raise AssertionError(
+            f"no writable buffer for {self.library} arrays: a backend whose arrays are "
+            "immutable declares supports_mutation"
+        )
+
+    def scratch(
+        self, buffers: dict[Any, Any], shape: tuple[int, ...], like: Any, fallback: str
+    ) -> Any:
+        """A DiffCache buffer for ``like`` (see ``diffinterface._diffcache``), kept in
+        ``buffers`` where it may be reused, of like's dtype (``fallback`` for a non-floating
+        like); None where the arrays are immutable."""
+        return None
+
+    def buffer_key(self, a: Any) -> tuple[Any, ...] | None:
+        """The key under which :meth:`scratch` would keep a buffer like ``a`` (so that a
+        DiffCache hands out the caller's own array), or None where it must not."""
+        return None
+
+    def namespace(self, arrays: tuple[Any, ...]) -> Any:
+        """The array namespace for these arrays (see ``di.array_namespace``)."""
+        import array_api_compat
+
+        return array_api_compat.array_namespace(*arrays)
+
+    def traced_by(self, a: Any) -> str | None:
+        """What differentiates or transforms ``a`` around the current call, if anything
+        (a JAX tracer, a tensor of torch's running differentiation, ...); None for a plain
+        value."""
+        return None
 
 
-def kind_of(a: object) -> Kind | None:
-    """``"numpy"``, ``"torch"`` or ``"jax"`` for an array of that library, else ``None``."""
+class _NumPy(ArrayKind):
+    name = "numpy"
+    library = "NumPy"
+    float_dtypes = frozenset({"float16", "float32", "float64", "float96", "float128"})
+
+    def from_numpy(self, a: np.ndarray, device: Any = None) -> Any:
+        return a
+
+    def to_device(self, device: Any) -> Callable[[Any], Any]:
+        return np.asarray  # NumPy scalars (np.float64(...)) become 0-d arrays
+
+    def copy(self, a: Any) -> Any:
+        return np.array(a)
+
+    def shares_memory(self, a: Any, b: Any) -> bool:
+        return type(b) is np.ndarray and bool(np.may_share_memory(a, b))
+
+    def write(self, out: Any, value: Any, role: str) -> None:
+        self.check_out(out, value, role)
+        np.copyto(out, value)
+
+    def zeros(self, shape: tuple[int, ...], like: Any) -> Any:
+        return np.zeros(shape, _floating(like.dtype, "float64"))
+
+    def scratch(
+        self, buffers: dict[Any, Any], shape: tuple[int, ...], like: Any, fallback: str
+    ) -> Any:
+        dtype = _floating(like.dtype, fallback)
+        key = ("numpy", dtype)
+        buf = buffers.get(key)
+        if buf is None or buf.shape != shape:
+            buf = buffers[key] = np.zeros(shape, dtype)
+        return buf
+
+    def buffer_key(self, a: Any) -> tuple[Any, ...] | None:
+        return ("numpy", a.dtype) if a.flags.writeable else None
+
+
+def _floating(dtype: Any, fallback: str) -> Any:
+    """``dtype`` where it is floating or complex, else ``fallback`` (float64 if unknown)."""
+    if np.issubdtype(dtype, np.inexact):
+        return dtype
+    return np.dtype(fallback) if fallback in np.sctypeDict else np.dtype(np.float64)
+
+
+NUMPY = _NumPy()
+_KINDS: dict[str, ArrayKind] = {"numpy": NUMPY}
+#: module of an array type (full name or top-level package) → its kind
+_BY_MODULE: dict[str, ArrayKind] = {"numpy": NUMPY}
+#: top-level package of array types → the module that registers their kind
+_KIND_MODULES: dict[str, str] = {}
+_KIND_OF_TYPE: dict[type, str | None] = {np.ndarray: "numpy"}
+
+
+def register_kind(array_kind: ArrayKind, modules: tuple[str, ...]) -> None:
+    """Register ``array_kind`` for array types defined in ``modules`` (full module names or
+    top-level packages)."""
+    _KINDS[array_kind.name] = array_kind
+    for module in modules:
+        _BY_MODULE[module] = array_kind
+    _KIND_OF_TYPE.clear()
+    _KIND_OF_TYPE[np.ndarray] = "numpy"
+
+
+def register_kind_module(package: str, module: str) -> None:
+    """Arrays whose type comes from ``package`` have their kind registered by ``module``,
+    imported the first time such an array is seen."""
+    _KIND_MODULES[package] = module
+
+
+def kind(name: str) -> ArrayKind:
+    """The registered kind called ``name``."""
+    return _KINDS[name]
+
+
+def kind_of(a: object) -> str | None:
+    """The kind of array ``a`` (``"numpy"``, ``"torch"``, ``"jax"``, ...), else ``None``."""
     t = type(a)
     try:
         return _KIND_OF_TYPE[t]
     except KeyError:
         pass
-    module = t.__module__.split(".")[0]
-    kind: Kind | None = None
-    if module == "torch" and "torch" in sys.modules and isinstance(a, sys.modules["torch"].Tensor):
-        kind = "torch"
-    elif module in ("jax", "jaxlib") and "jax" in sys.modules:
-        kind = "jax" if isinstance(a, sys.modules["jax"].Array) else None
-    _KIND_OF_TYPE[t] = kind
-    return kind
+    module = t.__module__
+    top = module.split(".")[0]
+    found = _BY_MODULE.get(module) or _BY_MODULE.get(top)
+    if found is None and top in _KIND_MODULES:
+        importlib.import_module(_KIND_MODULES[top])  # registers the kind
+        found = _BY_MODULE.get(module) or _BY_MODULE.get(top)
+    name = found.name if found is not None and found.is_array(a) else None
+    _KIND_OF_TYPE[t] = name
+    return name
 
 
 def signature(a: Any) -> Signature:
-    """What a preparation remembers of an array: kind, shape, dtype and device."""
+    """What a preparation remembers of an array: kind, shape, dtype (and device)."""
     if type(a) is np.ndarray:
         return ("numpy", a.shape, a.dtype)
-    kind = kind_of(a)
-    if kind == "torch":
-        return (kind, tuple(a.shape), a.dtype, a.device)
-    if kind is None:
+    name = kind_of(a)
+    if name is None:
         return ("object", type(a))
-    return (kind, a.shape, a.dtype)
-
-
-def shares_memory(a: Any, b: Any) -> bool:
-    """Whether NumPy arrays or torch tensors ``a`` and ``b`` may share memory (else False)."""
-    kinds = (kind_of(a), kind_of(b))
-    if kinds == ("numpy", "numpy"):
-        return bool(np.may_share_memory(a, b))
-    if kinds == ("torch", "torch"):
-        return bool(a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr())
-    return False
+    return _KINDS[name].signature(a)
 
 
 def describe(sig: Signature) -> str:
     """A short readable form of a :func:`signature`, for error messages."""
     if sig[0] == "object":
         return sig[1].__name__
-    text = f"{sig[0]} {sig[2]}{list(sig[1])}"
+    dtype = str(sig[2]).removeprefix("torch.")
+    text = f"{sig[0]} {dtype}{list(sig[1])}"
     return text + (f" on {sig[3]}" if len(sig) > 3 else "")
 
 
 def to_input_array(x: Any, role: str) -> Any:
     """Check that ``x`` can be differentiated and return it as an array of its own kind.
 
-    Python numbers become 0-d float64 NumPy arrays, NumPy scalars 0-d arrays of their own
-    dtype; NumPy, torch and JAX arrays of a real floating dtype pass through unchanged.
+    Python numbers (and NumPy integers) become 0-d float64 NumPy arrays, NumPy floating
+    scalars 0-d arrays of their own dtype; arrays of a real floating dtype pass through.
 
     Raises:
         InvalidArgumentError: ``x`` is not an array, or its dtype is not real floating.
@@ -94,119 +281,76 @@ def to_input_array(x: Any, role: str) -> Any:
             f"{role} is the bool {x!r}; differentiation needs a real floating-point input. "
             "Pass a float, e.g. float(x)."
         )
-    if isinstance(x, np.floating):  # a NumPy scalar keeps its dtype
+    if isinstance(x, np.floating):
         x = np.asarray(x)
-    elif isinstance(x, _NUMBER_TYPES):  # a Python number (or NumPy integer) is float64
+    elif isinstance(x, int | float | np.integer):
         return np.asarray(x, dtype=np.float64)
-    kind = kind_of(x)
-    if kind is None:
+    name = kind_of(x)
+    if name is None:
         raise InvalidArgumentError(
             f"{role} is a {type(x).__name__}; expected a NumPy array, a torch tensor, a JAX "
             "array or a Python number. Convert it first, e.g. np.asarray(x, dtype=float)."
         )
-    if not is_real_floating(x, kind):
+    if not _KINDS[name].is_real_floating(x):
         raise InvalidArgumentError(
-            f"{role} has dtype {x.dtype}; differentiation needs a real floating dtype "
-            "(float32 or float64). Convert it first, e.g. x.astype(np.float64) or "
-            "x.to(torch.float64)."
+            f"{role} has dtype {_KINDS[name].dtype_name(x)}; differentiation needs a real "
+            "floating dtype (float32 or float64). Convert it first, e.g. x.astype(np.float64) "
+            "or x.to(torch.float64)."
         )
     return x
 
 
-#: the floating dtypes each array library holds (NumPy's longdouble is float128 or float96)
-_FLOAT_DTYPES = {
-    "numpy": frozenset({"float16", "float32", "float64", "float96", "float128"}),
-    "torch": frozenset({"float16", "bfloat16", "float32", "float64"}),
-    "jax": frozenset({"float16", "bfloat16", "float32", "float64"}),
-}
-_LIBRARY = {"numpy": "NumPy", "torch": "torch", "jax": "JAX"}
-
-
-def check_dtype(a: Any, kind: Kind, target: Kind, role: str, backend: Any) -> None:
-    """Check that ``a`` (an array of ``kind``) can be computed on in ``target``'s arrays,
+def check_dtype(a: Any, src: str, target: str, role: str, backend: Any) -> None:
+    """Check that ``a`` (an array of kind ``src``) can be computed on in ``target``'s arrays,
     converted through NumPy when the kinds differ.
 
     Raises:
         InvalidArgumentError: naming the library that lacks the dtype and the fix.
     """
-    name = str(a.dtype).removeprefix("torch.")
-    path = [kind, *(["numpy"] if kind != target else []), target]
-    lacking = next((k for k in path if name not in _FLOAT_DTYPES[k]), None)
+    name = _KINDS[src].dtype_name(a)
+    path = [src, *(["numpy"] if src != target else []), target]
+    lacking = next((k for k in path if name not in _KINDS[k].float_dtypes), None)
     if lacking is None:
         return
     raise InvalidArgumentError(
-        f"{role} has dtype {name}, which {backend!r} cannot compute in: {_LIBRARY[lacking]} "
-        f"arrays have no {name}. Convert it to float32 or float64 first (e.g. "
-        f"{'x.to(torch.float64)' if kind == 'torch' else 'x.astype(np.float64)'}), or "
+        f"{role} has dtype {name}, which {backend!r} cannot compute in: "
+        f"{_KINDS[lacking].library} arrays have no {name}. Convert it to float32 or float64 "
+        f"first (e.g. {'x.to(torch.float64)' if src == 'torch' else 'x.astype(np.float64)'}), or "
         "choose a backend whose arrays hold this dtype."
     )
 
 
-def is_real_floating(x: Any, kind: Kind | None) -> bool:
-    """Whether ``x`` (an array of ``kind``, or anything with a NumPy dtype) is real floating."""
-    if kind == "torch":
-        return bool(x.dtype.is_floating_point)
-    return np.issubdtype(np.dtype(x.dtype), np.floating)
+def converter(src: str, dst: str, device: Any = None) -> Callable[[Any], Any]:
+    """A function converting arrays of kind ``src`` to kind ``dst`` (on ``device``).
 
-
-def _torch_to_numpy(t: Any) -> np.ndarray:
-    return t.detach().cpu().numpy()
-
-
-def _numpy_to_torch(a: Any) -> Any:
-    torch = sys.modules["torch"]
-    a = np.asarray(a)
-    if not a.flags.writeable or any(s < 0 for s in a.strides):
-        a = np.array(a)
-    return torch.from_numpy(a)
-
-
-def _jax_to_numpy(a: Any) -> np.ndarray:
-    return np.asarray(a)
-
-
-def _numpy_to_jax(a: Any) -> Any:
-    import jax
-
-    if a.dtype == np.float64 and not getattr(jax.config, "jax_enable_x64"):  # noqa: B009
-        # Without x64 mode JAX would silently store a float64 array as float32.
-        with jax.enable_x64(True):
-            return jax.device_put(a)
-    return jax.device_put(a)
-
-
-def _native_numpy_copy(a: Any) -> np.ndarray:
-    return np.array(a)
-
-
-def converter(src: Kind, dst: Kind, device: Any = None) -> Callable[[Any], Any]:
-    """A function converting arrays of kind ``src`` to kind ``dst`` (and torch ``device``).
-
-    Conversions go through NumPy on the CPU (zero-copy where the libraries allow); a torch
-    result is moved to ``device`` when one is given.
+    Conversions go through NumPy on the CPU, zero-copy where the libraries allow; a result
+    never shares memory with a read-only view (a JAX array seen through NumPy is copied).
     """
-    if src == dst:
-        if dst == "torch" and device is not None and device.type != "cpu":
-            return lambda a: a.to(device)
-        # NumPy scalars (np.float64(...)) become 0-d arrays, like every other result.
-        return np.asarray if dst == "numpy" else _identity
-    to_numpy: Callable[[Any], Any] = {
-        "numpy": _identity,
-        "torch": _torch_to_numpy,
-        "jax": _jax_to_numpy,
-    }[src]
+    target = _KINDS[dst]
+    if src == dst or target.values_of == src:
+        return target.to_device(device)
+    to_numpy = _KINDS[src].to_numpy
     if dst == "numpy":
-        # A JAX array viewed through NumPy is read-only: hand out a writable copy.
-        return _native_numpy_copy if src == "jax" else to_numpy
-    if dst == "torch":
-        move = device is not None and device.type != "cpu"
-        if move:
-            return lambda a: _numpy_to_torch(to_numpy(a)).to(device)
-        return lambda a: _numpy_to_torch(to_numpy(a))
-    if dst == "jax":
-        return lambda a: _numpy_to_jax(to_numpy(a))
-    raise AssertionError(dst)
+        return lambda a: _writable(to_numpy(a))
+    return lambda a: target.from_numpy(to_numpy(a), device)
 
 
-def _identity(a: Any) -> Any:
+def _writable(a: np.ndarray) -> np.ndarray:
+    return a if a.flags.writeable else np.array(a)
+
+
+def nested_error(what: str | None) -> UnsupportedError:
+    """The error for an array that an enclosing differentiation traces, handed to a
+    backend that cannot carry derivatives back to it."""
+    return UnsupportedError(
+        f"x is traced by {what}: this di call runs inside another differentiation, and a "
+        "result computed by another framework cannot carry derivatives back to it. Call the "
+        "operator with that framework's own backend (e.g. 'torch' inside a torch "
+        "differentiation, 'jax' inside jax.grad or jax.jit), use di.SecondOrder(outer, "
+        "inner) for second derivatives, or wrap the inner function in "
+        "di.DifferentiateWith(f, backend)."
+    )
+
+
+def identity(a: Any) -> Any:
     return a

@@ -1,23 +1,21 @@
 """Backend objects: small frozen configurations that name an AD framework and its options.
 
 A backend object only says *which* framework and *how*; the code that talks to the
-framework lives in ``diffinterface.backends.<name>`` and is imported the first time a
-backend is used (see :func:`adapter_for`). Importing this module imports no framework.
+framework (its adapter, see ``diffinterface._adapter``) lives in the module that the
+configuration's ``adapter`` names and is imported the first time the backend is used.
+A backend is registered by name with one :func:`register_backend` line. Importing this
+module imports no framework.
 """
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Union
+from typing import Any, ClassVar, Literal
 
+from diffinterface._arrays import register_kind_module
 from diffinterface._errors import InvalidArgumentError
-
-if TYPE_CHECKING:
-    from diffinterface._adapter import Adapter
-    from diffinterface._sparse.backend import AutoSparse
 
 __all__ = [
     "AutoAutograd",
@@ -27,24 +25,43 @@ __all__ = [
     "Backend",
     "BackendLike",
     "SecondOrder",
-    "adapter_for",
     "available_backends",
     "backend",
+    "framework_of",
+    "register_backend",
     "resolve_backend",
 ]
 
 Mode = Literal["reverse", "forward"]
 
 
-def _check_choice(owner: str, option: str, value: object, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise InvalidArgumentError(
-            f"{owner}({option}={value!r}) is not a valid option; choose one of {choices}."
-        )
+@dataclass(frozen=True)
+class Backend:
+    """Base class of every backend configuration (frozen, hashable, readable repr).
+
+    Class attributes: ``name`` (the registered name, or what the configuration is);
+    ``adapter``, the ``"module:Class"`` of its adapter; ``first_order``, whether it is a
+    plain backend that :class:`SecondOrder` and ``AutoSparse`` can wrap.
+    """
+
+    name: ClassVar[str]
+    adapter: ClassVar[str]
+    first_order: ClassVar[bool] = True
+
+    def _check_choice(self, option: str, choices: tuple[Any, ...]) -> None:
+        value = getattr(self, option)
+        if value not in choices:
+            raise InvalidArgumentError(
+                f"{type(self).__name__}({option}={value!r}) is not a valid option; choose one "
+                f"of {choices}."
+            )
+
+
+BackendLike = Backend | str
 
 
 @dataclass(frozen=True)
-class AutoJAX:
+class AutoJAX(Backend):
     """Differentiate with JAX; every prepared operator is ``jax.jit``-compiled ahead of time.
 
     Args:
@@ -53,13 +70,14 @@ class AutoJAX:
 
     mode: Mode = "reverse"
     name: ClassVar[str] = "jax"
+    adapter: ClassVar[str] = "diffinterface.backends.jax:JaxAdapter"
 
     def __post_init__(self) -> None:
-        _check_choice("AutoJAX", "mode", self.mode, ("reverse", "forward"))
+        self._check_choice("mode", ("reverse", "forward"))
 
 
 @dataclass(frozen=True)
-class AutoTorch:
+class AutoTorch(Backend):
     """Differentiate with PyTorch: eager ``torch.autograd`` or ``torch.func``, per operator.
 
     Gradients, HVPs and Hessians use eager autograd (the fastest way on CPU); pushforwards
@@ -72,20 +90,22 @@ class AutoTorch:
 
     mode: Mode = "reverse"
     name: ClassVar[str] = "torch"
+    adapter: ClassVar[str] = "diffinterface.backends.torch:TorchAdapter"
 
     def __post_init__(self) -> None:
-        _check_choice("AutoTorch", "mode", self.mode, ("reverse", "forward"))
+        self._check_choice("mode", ("reverse", "forward"))
 
 
 @dataclass(frozen=True)
-class AutoAutograd:
+class AutoAutograd(Backend):
     """Differentiate with HIPS autograd (make_vjp for reverse, make_jvp for forward products)."""
 
     name: ClassVar[str] = "autograd"
+    adapter: ClassVar[str] = "diffinterface.backends.autograd:AutogradAdapter"
 
 
 @dataclass(frozen=True)
-class AutoFiniteDiff:
+class AutoFiniteDiff(Backend):
     """Finite differences on NumPy.
 
     Args:
@@ -99,20 +119,18 @@ class AutoFiniteDiff:
     method: Literal["central", "forward", "complex"] = "central"
     rel_step: float | None = None
     name: ClassVar[str] = "finitediff"
+    adapter: ClassVar[str] = "diffinterface.backends.finitediff:FiniteDiffAdapter"
 
     def __post_init__(self) -> None:
-        _check_choice("AutoFiniteDiff", "method", self.method, ("central", "forward", "complex"))
+        self._check_choice("method", ("central", "forward", "complex"))
         if self.rel_step is not None and not self.rel_step > 0:
             raise InvalidArgumentError(
                 f"AutoFiniteDiff(rel_step={self.rel_step!r}) must be a positive number or None."
             )
 
 
-FirstOrderBackend = AutoJAX | AutoTorch | AutoAutograd | AutoFiniteDiff
-
-
 @dataclass(frozen=True)
-class SecondOrder:
+class SecondOrder(Backend):
     """Second derivatives as ``outer`` differentiation of ``inner`` differentiation.
 
     For ``second_derivative``, ``hvp``, ``hessian`` and their variants: the inner backend
@@ -132,49 +150,60 @@ class SecondOrder:
             takes complex steps (AD gradients are not complex-analytic functions).
     """
 
-    outer: FirstOrderBackend
-    inner: FirstOrderBackend
+    outer: Backend
+    inner: Backend
     name: ClassVar[str] = "second_order"
+    adapter: ClassVar[str] = "diffinterface._second_order:SecondOrderAdapter"
+    first_order: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         for role in ("outer", "inner"):
             b = getattr(self, role)
             if isinstance(b, str):
                 object.__setattr__(self, role, backend(b))
-            elif not isinstance(b, AutoJAX | AutoTorch | AutoAutograd | AutoFiniteDiff):
+            elif not (isinstance(b, Backend) and b.first_order):
                 raise InvalidArgumentError(
                     f"SecondOrder({role}=...) must be a first-order backend such as "
                     f"di.AutoJAX() or its name; got {b!r}."
                 )
-        if isinstance(self.outer, AutoFiniteDiff) and self.outer.method == "complex":
+        if getattr(self.outer, "method", None) == "complex":
             raise InvalidArgumentError(
                 "SecondOrder(outer=AutoFiniteDiff(method='complex')) would pass complex "
                 "points to the inner backend's gradient; use method='central' outside."
             )
 
 
-Backend = FirstOrderBackend | SecondOrder
-BackendLike = Union[Backend, "AutoSparse", str]
-
-
 @dataclass(frozen=True)
 class _Entry:
-    config: type
-    adapter: str  # "module:Class", imported on first use
+    config: type[Backend]
     framework: str  # the module whose presence makes the backend available
     extra: str  # the pip extra that installs the framework
 
 
-_REGISTRY: dict[str, _Entry] = {
-    "jax": _Entry(AutoJAX, "diffinterface.backends.jax:JaxAdapter", "jax", "jax"),
-    "torch": _Entry(AutoTorch, "diffinterface.backends.torch:TorchAdapter", "torch", "torch"),
-    "autograd": _Entry(
-        AutoAutograd, "diffinterface.backends.autograd:AutogradAdapter", "autograd", "autograd"
-    ),
-    "finitediff": _Entry(
-        AutoFiniteDiff, "diffinterface.backends.finitediff:FiniteDiffAdapter", "numpy", "all"
-    ),
-}
+_REGISTRY: dict[str, _Entry] = {}
+
+
+def register_backend(
+    config: type[Backend], framework: str, extra: str, arrays: tuple[str, ...] = ()
+) -> None:
+    """Register a backend configuration class under its ``name``.
+
+    Args:
+        config: the configuration class (its ``adapter`` names the adapter to import).
+        framework: the top-level module whose presence makes the backend available.
+        extra: the pip extra of diffinterface that installs the framework.
+        arrays: top-level packages whose array types the adapter's module describes (it
+            registers their :class:`~diffinterface._arrays.ArrayKind` when imported).
+    """
+    _REGISTRY[config.name] = _Entry(config, framework, extra)
+    for package in arrays:
+        register_kind_module(package, config.adapter.split(":")[0])
+
+
+register_backend(AutoJAX, framework="jax", extra="jax", arrays=("jax", "jaxlib"))
+register_backend(AutoTorch, framework="torch", extra="torch", arrays=("torch",))
+register_backend(AutoAutograd, framework="autograd", extra="autograd", arrays=("autograd",))
+register_backend(AutoFiniteDiff, framework="numpy", extra="all")
 
 
 def backend(name: str, **options: Any) -> Backend:
@@ -199,20 +228,26 @@ def available_backends() -> list[str]:
     return [n for n, e in _REGISTRY.items() if importlib.util.find_spec(e.framework) is not None]
 
 
-def resolve_backend(b: BackendLike) -> Backend | AutoSparse:
+def framework_of(config: Backend) -> tuple[str, str] | None:
+    """(framework module, pip extra) of a registered backend, else None."""
+    entry = _REGISTRY.get(config.name)
+    return (
+        None
+        if entry is None or type(config) is not entry.config
+        else (entry.framework, entry.extra)
+    )
+
+
+def resolve_backend(b: BackendLike) -> Backend:
     """Return the backend object for a backend object or a backend name.
 
     Raises:
         InvalidArgumentError: ``b`` is neither a backend object nor a known name.
     """
+    if isinstance(b, Backend):
+        return b
     if isinstance(b, str):
         return _named(b)
-    if isinstance(b, AutoJAX | AutoTorch | AutoAutograd | AutoFiniteDiff | SecondOrder):
-        return b
-    from diffinterface._sparse.backend import AutoSparse  # its module imports this one
-
-    if isinstance(b, AutoSparse):
-        return b
     raise InvalidArgumentError(
         f"Expected a backend such as di.AutoJAX() or a name in {sorted(_REGISTRY)}, "
         f"got {b!r} of type {type(b).__name__}."
@@ -223,31 +258,3 @@ def resolve_backend(b: BackendLike) -> Backend | AutoSparse:
 def _named(name: str) -> Backend:
     """``backend(name)``, made once per name (backends are frozen values)."""
     return backend(name)
-
-
-@cache
-def adapter_for(b: Backend | AutoSparse) -> Adapter:
-    """The adapter that implements backend ``b``, importing its framework on first use.
-
-    For an AutoSparse, the adapter of its dense backend (which computes the products).
-
-    Raises:
-        ImportError: the framework is not installed; the message names the pip extra.
-    """
-    if isinstance(b, SecondOrder):
-        from diffinterface._second_order import SecondOrderAdapter
-
-        return SecondOrderAdapter(b, adapter_for(b.outer), adapter_for(b.inner))
-    from diffinterface._sparse.backend import AutoSparse
-
-    if isinstance(b, AutoSparse):
-        return adapter_for(b.backend)
-    entry = _REGISTRY[b.name]
-    if importlib.util.find_spec(entry.framework) is None:
-        raise ImportError(
-            f"The {b.name!r} backend needs the {entry.framework!r} package, which is not "
-            f"installed. Install it with: pip install 'diffinterface[{entry.extra}]'"
-        )
-    module_name, class_name = entry.adapter.split(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    return cls(b)

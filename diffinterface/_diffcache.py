@@ -12,12 +12,11 @@ built on the same functions. See ``docs/buffers.md``.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import numpy as np
 
-from diffinterface._arrays import kind_of
+from diffinterface._arrays import kind, kind_of
 from diffinterface._errors import InvalidArgumentError, UnsupportedError
 
 __all__ = ["DiffCache", "get_tmp", "new_buffer"]
@@ -79,7 +78,8 @@ class DiffCache:
         dtype = buffer.dtype if hasattr(buffer, "dtype") else np.result_type(buffer)
         self._dtype_name = str(dtype).removeprefix("torch.")
         self._buffers: dict[tuple[Any, ...], Any] = {}
-        key = _reusable_key(buffer)
+        name = kind_of(buffer)
+        key = kind(name).buffer_key(buffer) if name else None
         if key is not None:
             self._buffers[key] = buffer
 
@@ -118,66 +118,29 @@ def get_tmp(cache: DiffCache, like: Any) -> Any:
             "di.DiffCache(np.zeros(n))."
         )
     like = _scalar_as_array(like)
-    kind = kind_of(like)
-    if kind == "numpy":
-        return _numpy_tmp(cache, like)
-    if kind == "torch":
-        return _torch_tmp(cache, like)
-    raise _refusal(like, kind)
+    name = kind_of(like)
+    if name is None:
+        raise InvalidArgumentError(
+            f"di.get_tmp(cache, like) needs `like` to be an array (the input being "
+            f"differentiated, or a value computed from it); got a {type(like).__name__}."
+        )
+    shape = _shape(cache, tuple(like.shape))
+    buffer = kind(name).scratch(cache._buffers, shape, like, cache._dtype_name)
+    if buffer is None:
+        array_kind = kind(name)
+        what = array_kind.describe_array(like)
+        raise UnsupportedError(_IMMUTABLE.format(what=what, framework=array_kind.library))
+    return buffer
 
 
 def new_buffer(shape: tuple[int, ...], like: Any) -> Any:
     """A new zero array of ``shape`` with ``like``'s array type, dtype, device and transform.
 
     For buffers that must not be reused, such as the output ``y`` of a mutating ``f(y, x)``
-    (f returns it). Internal: only called for backends that declare ``supports_mutation``.
-
-    Raises:
-        AssertionError: ``like`` is not a NumPy array or torch tensor (a backend declared
-            mutation support for arrays that cannot be written into; ``prepare`` refuses
-            mutation for the others before any buffer is made).
+    (f returns it). Only called for backends that declare ``supports_mutation``.
     """
     like = _scalar_as_array(like)
-    kind = kind_of(like)
-    if kind == "numpy":
-        return np.zeros(shape, _numpy_dtype(like, "float64"))
-    if kind == "torch":
-        return like.new_zeros(shape, dtype=_torch_dtype(like, "float64"))
-    raise AssertionError(
-        f"no writable buffer for a {type(like).__name__}: a backend whose arrays are immutable "
-        "declares supports_mutation"
-    )
-
-
-# --------------------------------------------------------------------------------------
-# per array kind
-
-
-def _numpy_tmp(cache: DiffCache, like: np.ndarray) -> np.ndarray:
-    dtype = _numpy_dtype(like, cache._dtype_name)
-    shape = _shape(cache, like.shape)
-    key = ("numpy", dtype)
-    buf = cache._buffers.get(key)
-    if buf is None or buf.shape != shape:
-        buf = cache._buffers[key] = np.zeros(shape, dtype)
-    return buf
-
-
-def _torch_tmp(cache: DiffCache, like: Any) -> Any:
-    torch = sys.modules["torch"]
-    dtype = _torch_dtype(like, cache._dtype_name)
-    shape = _shape(cache, tuple(like.shape))
-    if torch._C._functorch.is_functorch_wrapped_tensor(like):
-        # Inside torch.func a buffer must belong to the active transform level: only a
-        # tensor created from `like` does (and under vmap it is batched like `like`).
-        return like.new_zeros(shape, dtype=dtype)
-    key = ("torch", dtype, like.device, torch.is_inference_mode_enabled())
-    buf = cache._buffers.get(key)
-    if buf is None or tuple(buf.shape) != shape:
-        buf = cache._buffers[key] = torch.zeros(shape, dtype=dtype, device=like.device)
-    else:
-        buf.detach_()  # drop the last call's graph and forward-mode tangent
-    return buf
+    return kind(kind_of(like) or "numpy").zeros(shape, like)
 
 
 def _scalar_as_array(like: Any) -> Any:
@@ -187,49 +150,6 @@ def _scalar_as_array(like: Any) -> Any:
     return like
 
 
-def _reusable_key(buffer: Any) -> tuple[Any, ...] | None:
-    """The buffer's key in DiffCache._buffers when it can be handed out itself, else None."""
-    kind = kind_of(buffer)
-    if kind == "numpy" and buffer.flags.writeable:
-        return ("numpy", buffer.dtype)
-    if kind == "torch":
-        torch = sys.modules["torch"]
-        if (
-            buffer.requires_grad
-            or buffer._base is not None  # a view: detach_() refuses views
-            or torch._C._functorch.is_functorch_wrapped_tensor(buffer)
-        ):
-            return None
-        return ("torch", buffer.dtype, buffer.device, buffer.is_inference())
-    return None
-
-
 def _shape(cache: DiffCache, like_shape: tuple[int, ...]) -> tuple[int, ...]:
     extra = 0 if cache.like_ndim is None else len(like_shape) - cache.like_ndim
     return like_shape[:extra] + cache.shape if extra > 0 else cache.shape
-
-
-def _numpy_dtype(like: np.ndarray, fallback: str) -> Any:
-    if np.issubdtype(like.dtype, np.inexact):
-        return like.dtype
-    return np.dtype(fallback) if fallback in np.sctypeDict else np.dtype(np.float64)
-
-
-def _torch_dtype(like: Any, fallback: str) -> Any:
-    if like.dtype.is_floating_point or like.dtype.is_complex:
-        return like.dtype
-    return getattr(sys.modules["torch"], fallback, sys.modules["torch"].float64)
-
-
-def _refusal(like: Any, kind: str | None) -> Exception:
-    """The error for a ``like`` that get_tmp cannot give a buffer for."""
-    if kind == "jax":
-        what = "a JAX tracer" if "Tracer" in type(like).__name__ else "a JAX array"
-        return UnsupportedError(_IMMUTABLE.format(what=what, framework="JAX"))
-    if type(like).__module__.split(".")[0] == "autograd":
-        what, framework = "an autograd box", "HIPS autograd"
-        return UnsupportedError(_IMMUTABLE.format(what=what, framework=framework))
-    return InvalidArgumentError(
-        f"di.get_tmp(cache, like) needs `like` to be an array (the input being "
-        f"differentiated, or a value computed from it); got a {type(like).__name__}."
-    )

@@ -25,18 +25,21 @@ from typing import Any
 import numpy as np
 import optree
 
-from diffinterface._arrays import converter, kind_of, signature
-from diffinterface._backend_types import BackendLike, adapter_for, resolve_backend
+from diffinterface._adapter import adapter_for
+from diffinterface._arrays import converter, kind, kind_of, signature
+from diffinterface._backend_types import BackendLike, resolve_backend
 from diffinterface._contexts import Constant, is_static
 from diffinterface._errors import InvalidArgumentError
 from diffinterface._namespace import array_namespace
-from diffinterface._structured import Flattening, is_structure
+from diffinterface._operators.pullback import prepare_pullback, pullback
+from diffinterface._operators.pushforward import prepare_pushforward, pushforward
+from diffinterface._trees import Structure, is_structure
 
 __all__ = ["DifferentiateWith", "InnerCalls"]
 
-# The framework of x whose own differentiation composes natively with f when the inner
-# backend is the same framework: g then simply calls f (no boundary, no copies).
-_NATIVE_FRAMEWORK = {"jax": "jax", "autograd": "autograd"}
+# The frameworks whose own differentiation composes natively with f when the inner backend
+# is the same framework: g then simply calls f (no boundary, no copies).
+_NATIVE_FRAMEWORKS = frozenset({"jax", "autograd"})
 
 
 class DifferentiateWith:
@@ -91,21 +94,20 @@ class DifferentiateWith:
         )
         if framework is None:
             return self.inner.value(x, args)
-        if _NATIVE_FRAMEWORK.get(framework) == self.backend.name:
+        if framework in _NATIVE_FRAMEWORKS and framework == self.backend.name:
             return self.f(x, *args)
-        bridge = importlib.import_module(f"diffinterface._bridges.{framework}")
+        bridge = importlib.import_module(kind(framework).bridge)  # type: ignore[arg-type]
         return bridge.call(self.inner, x, args)
 
     def _call_structured(self, x: Any, args: tuple[Any, ...]) -> Any:
         """g on a dict / list / tuple x: its leaves as one vector, cut back inside f."""
         leaves, treedef = optree.tree_flatten(x, none_is_leaf=True)
-        shapes = tuple(tuple(np.shape(a)) for a in leaves)
-        key = (treedef, shapes)
+        key = (treedef, tuple(tuple(np.shape(a)) for a in leaves))
         g = self._structured.get(key)
         if g is None:
-            fl = Flattening.layout(treedef, shapes)
+            structure = Structure(x)
             g = self._structured[key] = DifferentiateWith(
-                lambda v, *a: self.f(fl.unravel(v), *a), self.backend
+                lambda v, *a: self.f(structure.build(structure.cut(v)), *a), self.backend
             )
         xp = array_namespace(*leaves)
         return g(xp.concat([xp.reshape(a, (-1,)) for a in leaves]), *args)
@@ -113,7 +115,7 @@ class DifferentiateWith:
 
 def _framework_of_arg(a: Any) -> str | None:
     """The framework of an argument after x: its arrays may be traced too."""
-    return _framework_of(a) if kind_of(a) or _is_autograd_box(a) else None
+    return _framework_of(a) if kind_of(a) else None
 
 
 def _is_autograd_box(a: Any) -> bool:
@@ -142,13 +144,12 @@ def _open_autograd_containers(x: Any) -> Any:
 
 
 def _framework_of(x: Any) -> str | None:
-    """The framework whose AD may be tracing x: "jax", "torch", "autograd", or None."""
-    kind = kind_of(x)
-    if kind in ("jax", "torch"):
-        return kind
-    if _is_autograd_box(x):
-        return "autograd"
-    if kind == "numpy" or isinstance(x, int | float | complex | np.generic):
+    """The kind of x whose framework's AD may be tracing it ("jax", "torch", "autograd",
+    ...: a kind with a DifferentiateWith boundary), or None for plain values."""
+    name = kind_of(x)
+    if name is not None and kind(name).bridge is not None:
+        return name
+    if name is not None or isinstance(x, int | float | complex | np.generic):
         return None
     raise InvalidArgumentError(
         f"A di.DifferentiateWith function was called with x of type {type(x).__name__}; "
@@ -156,10 +157,10 @@ def _framework_of(x: Any) -> str | None:
     )
 
 
-def _to(kind: str, a: Any) -> Any:
-    """An array as an array of ``kind``; anything else unchanged."""
+def _to(target: str, a: Any) -> Any:
+    """An array as an array of kind ``target``; anything else unchanged."""
     src = kind_of(a)
-    return a if src is None else converter(src, kind)(a)
+    return a if src is None else converter(src, target)(a)
 
 
 class InnerCalls:
@@ -194,16 +195,12 @@ class InnerCalls:
 
     def pushforward(self, x: Any, tx: Any, args: tuple[Any, ...]) -> Any:
         """J(x)·tx (tx one tangent, or a tuple of tangents computed as one batch)."""
-        from diffinterface._operators.pushforward import prepare_pushforward, pushforward
-
         contexts = tuple(Constant(a) for a in args)
         prep = self._prep("pushforward", prepare_pushforward, x, tx, contexts)
         return pushforward(self.f, self.backend, x, tx, *contexts, prep=prep)
 
     def pullback(self, x: Any, ty: Any, args: tuple[Any, ...]) -> Any:
         """tyᵀ·J(x) (ty one cotangent, or a tuple of cotangents computed as one batch)."""
-        from diffinterface._operators.pullback import prepare_pullback, pullback
-
         contexts = tuple(Constant(a) for a in args)
         prep = self._prep("pullback", prepare_pullback, x, ty, contexts)
         return pullback(self.f, self.backend, x, ty, *contexts, prep=prep)

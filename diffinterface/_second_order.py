@@ -17,14 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from diffinterface._adapter import Adapter, Fn, Kernel
+from diffinterface._adapter import Adapter, Fn, Kernel, Problem, adapter_for, kernel
 from diffinterface._arrays import converter
 from diffinterface._backend_types import SecondOrder
+from diffinterface._derived import derivative_function, gradient_function
 from diffinterface._differentiate_with import DifferentiateWith
 from diffinterface._errors import UnsupportedError
-from diffinterface._operators.derivative import build_derivative
-from diffinterface._operators.hvp import gradient_function
-from diffinterface._prep import Problem
 
 __all__ = ["SecondOrderAdapter"]
 
@@ -39,15 +37,16 @@ class SecondOrderAdapter(Adapter):
 
     supports_mutation = False
 
-    def __init__(self, config: SecondOrder, outer: Adapter, inner: Adapter) -> None:
+    def __init__(self, config: SecondOrder) -> None:
         super().__init__(config)
-        self.outer, self.inner = outer, inner
+        self.outer, self.inner = adapter_for(config.outer), adapter_for(config.inner)
+        outer = self.outer
         self.native_kind = outer.native_kind  # type: ignore[misc]
         self.accepted_kinds = outer.accepted_kinds  # type: ignore[misc]
         self._same_framework = config.outer.name == config.inner.name
         # across frameworks f runs on the host at every call, outside the compiled code
         self.compiles = outer.compiles and self._same_framework  # type: ignore[misc]
-        self.MUTATION_HINT = outer.MUTATION_HINT  # type: ignore[misc]
+        self.mutation_hint = outer.mutation_hint  # type: ignore[misc]
         self._forward = getattr(config.outer, "mode", "forward") == "forward"
 
     # -- arrays: the outer backend's ----------------------------------------------------
@@ -59,9 +58,6 @@ class SecondOrderAdapter(Adapter):
 
     def ones(self, template: Any, like: Any) -> Any:
         return self.outer.ones(template, like)
-
-    def to_native(self, a: Any) -> Any:
-        return self.outer.to_native(a)
 
     def compile(self, kernel: Kernel, example_args: tuple[Any, ...]) -> Kernel:
         return self.outer.compile(kernel, example_args)
@@ -88,7 +84,8 @@ class SecondOrderAdapter(Adapter):
         return UnsupportedError(_FIRST_ORDER.format(config=c, outer=c.outer, inner=c.inner))
 
     # -- second-order kernels -------------------------------------------------------------
-    def native_hvp(self, fn: Fn, p: Problem) -> Kernel:
+    @kernel("hvp")
+    def hvp(self, fn: Fn, p: Problem) -> Kernel:
         grad = self._carried(gradient_function(self.inner, fn, self._inner_problem(p)))
         if p.batch is None:
             single = self.outer.pushforward if self._forward else self.outer.pullback
@@ -96,7 +93,8 @@ class SecondOrderAdapter(Adapter):
         batch = self.outer.pushforward_batch if self._forward else self.outer.pullback_batch
         return batch(grad, False)
 
-    def native_hessian(self, fn: Fn, p: Problem) -> Kernel:
+    @kernel("hessian")
+    def hessian(self, fn: Fn, p: Problem) -> Kernel:
         grad = self._carried(gradient_function(self.inner, fn, self._inner_problem(p)))
         batch = self.outer.pushforward_batch if self._forward else self.outer.pullback_batch
         columns = batch(grad, False)
@@ -111,12 +109,9 @@ class SecondOrderAdapter(Adapter):
 
         return hessian
 
-    def native_second_derivative(self, fn: Fn, p: Problem) -> Kernel:
-        first = build_derivative(self.inner, fn, self._inner_problem(p))
-
-        def derivative_only(x: Any, *consts: Any) -> Any:
-            return first(x, *consts)[1]
-
+    @kernel("second_derivative")
+    def second_derivative(self, fn: Fn, p: Problem) -> Kernel:
+        derivative_only = derivative_function(self.inner, fn, self._inner_problem(p))
         push = self.outer.pushforward(self._carried(derivative_only), False)
         value = self._carried(fn)
         one = self.outer.ones(p.x, p.x)

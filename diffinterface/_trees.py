@@ -1,78 +1,174 @@
-"""The two tree operations a prepared call on structured x makes every time: take the
-leaves of a tree that has x's structure, and build x's structure from leaves.
+"""x's structure: one array, or a nested dict / list / tuple of arrays (a model's parameters).
 
-optree does both for any structure, and is what everything else uses; it takes about
-1.4 µs to flatten a dict of two arrays (optree 0.20). Model parameters are almost always
-plain dicts with string keys, lists and tuples, nested; for those a plan made once at
-preparation, a getter and a builder per node (``operator.itemgetter`` where the node's
-children are leaves), does the same in a fraction of that, and gives the same leaves in
-the same order (checked against optree when the plan is made).
+A :class:`Structure` is made once, at preparation, from x. It takes the leaves of a tree
+that has x's structure and builds x's structure from leaves, as optree does but from a
+plan (a getter and a builder per node, ``operator.itemgetter`` where a node's children are
+leaves): about 0.1 µs for a dict of arrays, against 1.4 µs for optree 0.20, with the same
+leaves in the same order (checked against optree when the plan is made). Dict keys come
+back in x's own insertion order.
+
+The operators see x as one array: a structure of one leaf is that leaf (no reshape), a
+structure of several leaves is the vector of all their entries (:meth:`Structure.join`,
+and :meth:`Structure.cut` back). One array x is the structure of one leaf.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from functools import partial
 from operator import itemgetter
 from typing import Any
 
+import numpy as np
 import optree
 
-__all__ = ["Structure"]
+from diffinterface._arrays import describe, kind_of, signature, to_input_array
+from diffinterface._errors import InvalidArgumentError
+
+__all__ = ["Structure", "is_structure"]
 
 _PLAIN = (dict, list, tuple)
 
-#: a node's getter: the leaves under it (a tuple or list), or None for another structure
-Getter = Callable[[Any], Sequence[Any] | None]
-#: a node's builder: the node, from the leaves of the whole structure
-Builder = Callable[[Sequence[Any]], Any]
+
+def is_structure(x: Any) -> bool:
+    """Whether x is a dict, list or tuple (of arrays), rather than one array."""
+    return isinstance(x, _PLAIN)
 
 
 class Structure:
-    """x's structure (an optree tree spec), with fast ``leaves`` and ``build``.
+    """The structure of x and the shapes of its leaves (see the module's docstring).
 
     ``leaves(tree)`` gives tree's leaves in optree's order if tree has x's structure, else
-    None. The leaves themselves are not looked at (a list where x has an array comes back
-    as a leaf): the caller compares their signatures. ``build(leaves)`` gives x's
-    structure with these leaves, as ``optree.tree_unflatten`` builds it (dict keys in x's
-    insertion order).
+    None (the leaves themselves are not looked at: callers compare their signatures).
+    ``build(leaves)`` gives x's structure with these leaves.
     """
 
     def __init__(self, tree: Any) -> None:
+        self.is_array = not is_structure(tree)
         leaves, self.treedef = optree.tree_flatten(tree, none_is_leaf=True)
-        self.leaves: Getter
-        self.build: Builder
-        if _plain(tree):
+        self.shapes = tuple(tuple(np.shape(a)) for a in leaves)
+        self.offsets = tuple(np.cumsum([0, *(math.prod(s) for s in self.shapes)]).tolist())
+        self.leaves: Callable[[Any], Sequence[Any] | None]
+        self.build: Callable[[Sequence[Any]], Any]
+        if self.is_array:
+            self.leaves, self.build = _one, itemgetter(0)
+        elif _plain(tree):
             self.leaves, self.build = _plan(tree, self.treedef, [0])
             got = self.leaves(tree)
-            if (
-                got is None
-                or len(got) != len(leaves)
-                or any(a is not b for a, b in zip(got, leaves, strict=True))
-            ):
+            if got is None or any(a is not b for a, b in zip(got, leaves, strict=True)):
                 raise AssertionError("the plan of a structure disagrees with optree's leaves")
         else:
             self.leaves = self._optree_leaves
             self.build = partial(optree.tree_unflatten, self.treedef)
 
+    @staticmethod
+    def of(tree: Any, role: str = "x") -> tuple[Structure, list[Any]]:
+        """The structure of ``tree`` and its leaves as arrays.
+
+        Raises:
+            InvalidArgumentError: a leaf is not a real floating array, or the leaves differ
+                in array type, dtype or device.
+        """
+        if not is_structure(tree):
+            x = to_input_array(tree, role)
+            return Structure(x), [x]
+        leaves = optree.tree_leaves(tree, none_is_leaf=True)
+        if not leaves:
+            raise InvalidArgumentError(f"{role} is an empty {type(tree).__name__}; give arrays.")
+        if not any(kind_of(a) for a in leaves):
+            raise InvalidArgumentError(
+                f"{role} is a {type(tree).__name__} of numbers; expected a NumPy array (pass "
+                f"np.asarray({role})) or a structure (dict, list, tuple) of arrays."
+            )
+        arrays = [to_input_array(a, f"{role} leaf #{i}") for i, a in enumerate(leaves)]
+        sigs = [signature(a) for a in arrays]
+        if len({(s[0], str(s[2]), str(s[3:])) for s in sigs}) > 1:
+            found = ", ".join(sorted({describe(s) for s in sigs}))
+            raise InvalidArgumentError(
+                f"The arrays of {role} must share one array type, dtype and device, so that "
+                f"they can be differentiated as one vector; found {found}. Convert them, e.g. "
+                "to float64 NumPy arrays."
+            )
+        structure = Structure(tree)
+        return structure, arrays
+
     def _optree_leaves(self, tree: Any) -> list[Any] | None:
         leaves, treedef = optree.tree_flatten(tree, none_is_leaf=True)
         return leaves if treedef == self.treedef else None
 
-    def mapping(self, fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
-        """``fn`` applied to each leaf of a tree of x's structure, or to one array (through
-        optree for any other tree). Not for a tuple of x's structures: when x is a tuple,
-        that would pass for x with tuples as leaves."""
+    @property
+    def size(self) -> int:
+        """The number of entries of all leaves together."""
+        return int(self.offsets[-1])
 
-        def map_leaves(tree: Any) -> Any:
-            leaves = self.leaves(tree)
-            if leaves is not None:
-                return self.build([fn(a) for a in leaves])
-            if not isinstance(tree, _PLAIN):  # one array (such as f's value)
-                return fn(tree)
-            return optree.tree_map(fn, tree, none_is_leaf=True)
+    def join(self, leaves: Sequence[Any], xp: Any) -> Any:
+        """The leaves as the one array the operators see: the leaf itself for one leaf,
+        else the vector of all entries (a stack of such vectors for leaves with a leading
+        batch axis of ``lead`` entries is :meth:`join_batch`)."""
+        if len(leaves) == 1:
+            return leaves[0]
+        return xp.concat([xp.reshape(a, (-1,)) for a in leaves])
 
-        return map_leaves
+    def join_batch(self, batch: Sequence[Sequence[Any]], xp: Any) -> Any:
+        """A stack (on a new first axis) of the joined leaves of each tree of a batch."""
+        return xp.stack([self.join(leaves, xp) for leaves in batch])
+
+    def cut(self, v: Any, lead: int = 0) -> list[Any]:
+        """An array joined by :meth:`join` (after ``lead`` leading axes kept in front of
+        each leaf's shape) as x's leaves."""
+        if len(self.shapes) == 1:
+            return [v]
+        front = tuple(v.shape[:lead])
+        bounds = zip(self.offsets[:-1], self.offsets[1:], self.shapes, strict=True)
+        return [v[(..., slice(a, b))].reshape(front + s) for a, b, s in bounds]
+
+    def block_leaves(self, matrix: Any, shaped: str, lead: int = 0) -> list[Any]:
+        """A Jacobian (``shaped`` "yx": ``lead`` output axes, then x's entries) as x's
+        leaves of blocks ``y.shape + leaf.shape``, or a Hessian ("xx": x's entries twice)
+        as rows of blocks ``leaf_i.shape + leaf_j.shape`` (a list of lists)."""
+        if shaped == "yx":
+            return self.cut(matrix, lead)
+        if len(self.shapes) == 1:
+            return [[matrix]]
+        bounds = zip(self.offsets[:-1], self.offsets[1:], self.shapes, strict=True)
+        return [self.cut(matrix[a:b].reshape((*s, self.size)), len(s)) for a, b, s in bounds]
+
+    def build_blocks(self, leaves: list[Any], shaped: str) -> Any:
+        """The blocks of :meth:`block_leaves` in x's structure (of x's structures)."""
+        if shaped == "yx":
+            return self.build(leaves)
+        return self.build([self.build(row) for row in leaves])
+
+    def describe(self) -> str:
+        if self.is_array:
+            return f"an array of shape {list(self.shapes[0])}"
+        return f"{self.treedef} with shapes {list(self.shapes)}"
+
+    def difference(self, prepared: Sequence[Any], tree: Any) -> str:
+        """The first entry of ``tree`` that differs from x's structure and the prepared leaf
+        signatures, by its key path."""
+        paths = ["x" + "".join(f"[{k!r}]" for k in p) for p in optree.treespec_paths(self.treedef)]
+        want = dict(zip(paths, prepared, strict=True))
+        got_paths, got_leaves, _ = optree.tree_flatten_with_path(tree, none_is_leaf=True)
+        got = {
+            "x" + "".join(f"[{k!r}]" for k in p): signature(a)
+            for p, a in zip(got_paths, got_leaves, strict=True)
+        }
+        for key in want.keys() - got.keys():
+            return f"prepared with {key} ({describe(want[key])}), called without it"
+        for key in got.keys() - want.keys():
+            return f"called with {key} ({describe(got[key])}), prepared without it"
+        for key, sig in want.items():
+            if got[key] != sig:
+                return f"{key} was prepared as {describe(sig)}, called as {describe(got[key])}"
+        return (
+            f"prepared {self.describe()}, called {optree.tree_structure(tree, none_is_leaf=True)}"
+        )
+
+
+def _one(t: Any) -> tuple[Any]:
+    return (t,)
 
 
 def _taker(keys: Sequence[Any]) -> Callable[[Any], tuple[Any, ...]]:
@@ -86,7 +182,9 @@ def _taker(keys: Sequence[Any]) -> Callable[[Any], tuple[Any, ...]]:
     return itemgetter(*keys)
 
 
-def _plan(tree: Any, treedef: Any, next_leaf: list[int]) -> tuple[Getter, Builder]:
+def _plan(
+    tree: Any, treedef: Any, next_leaf: list[int]
+) -> tuple[Callable[[Any], Sequence[Any] | None], Callable[[Sequence[Any]], Any]]:
     """The getter and builder of this node of a structure of plain dicts (string keys),
     lists and tuples, whose first leaf is leaf number ``next_leaf[0]``."""
     kind = type(tree)
@@ -99,7 +197,7 @@ def _plan(tree: Any, treedef: Any, next_leaf: list[int]) -> tuple[Getter, Builde
         else:
             children.append(_plan(tree[key], child_def, next_leaf))
     n = len(keys)
-    take: Callable[[Any], Sequence[Any]] = _taker(keys) if kind is dict else _identity
+    take: Callable[[Any], Sequence[Any]] = _taker(keys) if kind is dict else _same
     flat = all(type(c) is int for c in children)
 
     def get(t: Any) -> Sequence[Any] | None:
@@ -146,7 +244,7 @@ def _plan(tree: Any, treedef: Any, next_leaf: list[int]) -> tuple[Getter, Builde
     return get, build
 
 
-def _identity(t: Any) -> Any:
+def _same(t: Any) -> Any:
     return t
 
 

@@ -77,3 +77,12 @@ def assert_contract(result: Any, x: Any, shape: tuple[int, ...]) -> None:
 @pytest.fixture(params=BACKENDS, ids=backend_id)
 def backend(request: pytest.FixtureRequest) -> Any:
     return request.param
+
+
+def shares_memory(a: Any, b: Any) -> bool:
+    """Whether two results (NumPy arrays or torch tensors) may share memory."""
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        return bool(a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr())
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+        return bool(np.may_share_memory(a, b))
+    return False

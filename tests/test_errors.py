@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import diffinterface as di
-from diffinterface import _backend_types
+from diffinterface import _adapter, _backend_types
 from diffinterface.testsuite._collections import energy as scalar_fn
 from diffinterface.testsuite._collections import wave as vector_fn
 
@@ -61,19 +61,19 @@ def test_bad_backends() -> None:
 
 def test_missing_framework_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     entry = _backend_types._REGISTRY["jax"]
-    missing = type(entry)(entry.config, entry.adapter, "jax_is_not_installed_here", "jax")
+    missing = type(entry)(entry.config, "jax_is_not_installed_here", "jax")
     monkeypatch.setitem(_backend_types._REGISTRY, "jax", missing)
-    _backend_types.adapter_for.cache_clear()
+    _adapter.adapter_for.cache_clear()
     try:
         with pytest.raises(ImportError, match=r"pip install 'diffinterface\[jax\]'"):
             di.gradient(scalar_fn, di.AutoJAX(mode="forward"), X)
     finally:
-        _backend_types.adapter_for.cache_clear()
+        _adapter.adapter_for.cache_clear()
 
 
 def test_bad_out() -> None:
     with pytest.raises(
-        di.InvalidArgumentError, match=r"out= must be a numpy array of shape \(4,\)"
+        di.InvalidArgumentError, match=r"out= must be a NumPy array of shape \(4,\)"
     ):
         di.gradient(scalar_fn, "torch", X, out=np.zeros(3))
     with pytest.raises(di.InvalidArgumentError, match="dtype float64"):

@@ -13,8 +13,7 @@ from typing import Any
 import numpy as np
 
 import diffinterface as di
-from diffinterface._operators.gradient import GRADIENT
-from diffinterface._prep import prepare
+from tests._counting import CountingFunction
 
 
 def _sum_exp(x: Any) -> Any:
@@ -24,23 +23,22 @@ def _sum_exp(x: Any) -> Any:
 
 def test_jax_prepares_a_kernel_without_the_value_and_both_are_right() -> None:
     x = np.linspace(-1.0, 1.0, 5)
-    prep = di.prepare_gradient(_sum_exp, "jax", x)
-    assert prep.kernel is not None and prep.plain_kernel is not None
-    np.testing.assert_allclose(di.gradient(_sum_exp, "jax", x, prep=prep), np.exp(x))
-    value, g = di.value_and_gradient(_sum_exp, "jax", x, prep=prep)
+    f = CountingFunction(_sum_exp)
+    prep = di.prepare_gradient(f, "jax", x)
+    assert f.calls == 3  # its output's shape, then one trace per kernel: two kernels
+    np.testing.assert_allclose(di.gradient(f, "jax", x, prep=prep), np.exp(x))
+    value, g = di.value_and_gradient(f, "jax", x, prep=prep)
     np.testing.assert_allclose(value, np.sum(np.exp(x)))
     np.testing.assert_allclose(g, np.exp(x))
+    assert f.calls == 3  # prepared calls run compiled code
 
 
 def test_an_unprepared_call_compiles_only_the_kernel_it_runs() -> None:
     x = np.linspace(-1.0, 1.0, 5)
-    plain = prepare(GRADIENT, _sum_exp, di.AutoJAX(), x, None, (), None, "plain")
-    value = prepare(GRADIENT, _sum_exp, di.AutoJAX(), x, None, (), None, "value")
-    assert plain.kernel is None and plain.plain_kernel is not None
-    assert value.kernel is not None and value.plain_kernel is None
-    # backends that do not compile keep one kernel for both
-    numpy_prep = prepare(GRADIENT, _sum_exp, di.AutoAutograd(), x, None, (), None, "plain")
-    assert numpy_prep.kernel is not None and numpy_prep.plain_kernel is None
+    for call in (di.gradient, di.value_and_gradient):
+        f = CountingFunction(_sum_exp)
+        call(f, "jax", x)
+        assert f.calls == 2  # its output's shape, then one trace for one kernel
 
 
 class _Counted:

@@ -19,7 +19,8 @@ import numpy as np
 import optree
 
 import diffinterface as di
-from diffinterface._backend_types import Backend, BackendLike, adapter_for, resolve_backend
+from diffinterface._adapter import adapter_for
+from diffinterface._backend_types import Backend, BackendLike, resolve_backend
 from diffinterface.testsuite._scenario import Scenario
 
 __all__ = ["Case", "CaseResult", "Report", "cases", "default_tolerance", "test_differentiation"]

@@ -1,1 +1,3 @@
-"""One module per operator: public functions, then the generic kernel builder."""
+"""The public operators, one module each: the operator, its value variant and its
+preparation. What they compute and how each derives from pushforward and pullback is in
+``diffinterface._derived``; the prepared call in ``diffinterface._preparation``."""

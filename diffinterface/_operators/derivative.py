@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from diffinterface._adapter import Adapter, Fn, Kernel
 from diffinterface._backend_types import BackendLike
 from diffinterface._contexts import Context
-from diffinterface._operators._results import finish
-from diffinterface._prep import OperatorSpec, Prep, Problem, execute, prepare
+from diffinterface._derived import DERIVATIVE
+from diffinterface._operators._call import run, written
+from diffinterface._preparation import Prep
+from diffinterface._prepare import prepare
 
 __all__ = ["derivative", "prepare_derivative", "value_and_derivative"]
 
@@ -39,8 +40,7 @@ def derivative(
         InvalidArgumentError: x is not a scalar (use pushforward or jacobian).
         PreparationMismatchError: ``prep`` was made for other arguments.
     """
-    _, d = execute(DERIVATIVE, f, backend, x, None, contexts, prep, y, plain=True)
-    return finish(d, None, out)
+    return run(DERIVATIVE, f, backend, x, None, contexts, prep, True, out, y)
 
 
 def value_and_derivative(
@@ -53,19 +53,5 @@ def value_and_derivative(
     y: Any = None,
 ) -> tuple[Any, Any]:
     """``(f(x), dy/dx)``; arguments as in :func:`derivative`."""
-    value, d = execute(DERIVATIVE, f, backend, x, None, contexts, prep, y)
-    return value, finish(d, None, out)
-
-
-def build_derivative(adapter: Adapter, fn: Fn, p: Problem) -> Kernel:
-    """Generic kernel ``(x, *consts) -> (y, dy/dx)``: a pushforward of the tangent 1."""
-    push = adapter.pushforward(fn, p.mutates)
-    one = adapter.ones(p.x, p.x)
-
-    def kernel(x: Any, *consts: Any) -> Any:
-        return push(x, one, *consts)
-
-    return kernel
-
-
-DERIVATIVE = OperatorSpec("derivative", build_derivative, scalar_x=True, outputs=("y", "y"))
+    value, d = run(DERIVATIVE, f, backend, x, None, contexts, prep, False, y=y)
+    return value, written(d, out)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from diffinterface._adapter import Adapter, Fn, Kernel
 from diffinterface._backend_types import BackendLike
 from diffinterface._contexts import Context
-from diffinterface._operators._results import finish
-from diffinterface._prep import OperatorSpec, Prep, Problem, execute, prepare
+from diffinterface._derived import GRADIENT
+from diffinterface._operators._call import run, written
+from diffinterface._preparation import Prep
+from diffinterface._prepare import prepare
 
 __all__ = ["gradient", "prepare_gradient", "value_and_gradient"]
 
@@ -17,7 +18,12 @@ __all__ = ["gradient", "prepare_gradient", "value_and_gradient"]
 def prepare_gradient(
     f: Callable[..., Any], backend: BackendLike, x: Any, *contexts: Context
 ) -> Prep:
-    """Prepare :func:`gradient` and :func:`value_and_gradient` for these arguments."""
+    """Prepare :func:`gradient` and :func:`value_and_gradient` for these arguments.
+
+    Returns:
+        The preparation (compiled kernels, buffers, and what they were made for) to pass
+        as ``prep=``.
+    """
     return prepare(GRADIENT, f, backend, x, None, contexts)
 
 
@@ -29,14 +35,14 @@ def gradient(
     prep: Prep | None = None,
     out: Any = None,
 ) -> Any:
-    """The gradient of a scalar-valued ``f(x, *contexts)``, shaped like x.
+    """The gradient of a scalar-valued ``f(x, *contexts)``, shaped like x (in x's structure
+    for a dict / list / tuple of arrays).
 
     Raises:
         InvalidArgumentError: f(x) is not a scalar (use jacobian).
         PreparationMismatchError: ``prep`` was made for other arguments.
     """
-    _, g = execute(GRADIENT, f, backend, x, None, contexts, prep, plain=True, out=out)
-    return finish(g, None, out)
+    return run(GRADIENT, f, backend, x, None, contexts, prep, True, out)
 
 
 def value_and_gradient(
@@ -48,19 +54,5 @@ def value_and_gradient(
     out: Any = None,
 ) -> tuple[Any, Any]:
     """``(f(x), ∇f(x))``; arguments as in :func:`gradient`."""
-    value, g = execute(GRADIENT, f, backend, x, None, contexts, prep)
-    return value, finish(g, None, out)
-
-
-def build_gradient(adapter: Adapter, fn: Fn, p: Problem) -> Kernel:
-    """Generic kernel ``(x, *consts) -> (y, ∇f)``: a pullback of the cotangent 1."""
-    pull = adapter.pullback(fn, p.mutates)
-    one = adapter.ones(p.y, p.x)
-
-    def kernel(x: Any, *consts: Any) -> Any:
-        return pull(x, one, *consts)
-
-    return kernel
-
-
-GRADIENT = OperatorSpec("gradient", build_gradient, scalar_y=True, outputs=("y", "x"))
+    value, g = run(GRADIENT, f, backend, x, None, contexts, prep, False)
+    return value, written(g, out)

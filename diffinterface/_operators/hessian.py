@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
-from diffinterface._adapter import Adapter, Fn, Kernel
 from diffinterface._backend_types import BackendLike
 from diffinterface._contexts import Context
-from diffinterface._operators._results import as_matrix, finish
-from diffinterface._operators.hvp import gradient_function
-from diffinterface._prep import OperatorSpec, Prep, Problem, execute, prepare
+from diffinterface._derived import HESSIAN
+from diffinterface._operators._call import run, written
+from diffinterface._preparation import Prep
+from diffinterface._prepare import prepare
 
 __all__ = ["hessian", "prepare_hessian", "value_gradient_and_hessian"]
 
@@ -42,8 +41,7 @@ def hessian(
         InvalidArgumentError: f(x) is not a scalar.
         PreparationMismatchError: ``prep`` was made for other arguments.
     """
-    _, _, h = execute(HESSIAN, f, backend, x, None, contexts, prep, flat=flat, plain=True)
-    return finish(as_matrix(h, x, flat), None, out)
+    return run(HESSIAN, f, backend, x, None, contexts, prep, True, out, flat=flat)
 
 
 def value_gradient_and_hessian(
@@ -56,23 +54,6 @@ def value_gradient_and_hessian(
     flat: bool = False,
 ) -> tuple[Any, Any, Any]:
     """``(f(x), ∇f(x), H(x))``; ``out=`` is a pair (gradient array, Hessian array)."""
-    value, g, h = execute(HESSIAN, f, backend, x, None, contexts, prep, flat=flat)
+    value, g, h = run(HESSIAN, f, backend, x, None, contexts, prep, False, flat=flat)
     out_g, out_h = (None, None) if out is None else out
-    return value, finish(g, None, out_g), finish(as_matrix(h, x, flat), None, out_h)
-
-
-def build_hessian(adapter: Adapter, fn: Fn, p: Problem) -> Kernel:
-    """Generic kernel ``(x, *consts) -> (y, ∇f, H)``: batched pushforward of the gradient."""
-    x_shape = tuple(p.x.shape)
-    n = math.prod(x_shape)
-    push = adapter.pushforward_batch(gradient_function(adapter, fn, p), p.mutates)
-
-    def kernel(x: Any, *consts: Any) -> Any:
-        basis = adapter.eye(n, p.x).reshape((n, *x_shape))
-        g, cols = push(x, basis, *consts)
-        return fn(x, *consts), g, cols.reshape(x_shape + x_shape)
-
-    return kernel
-
-
-HESSIAN = OperatorSpec("hessian", build_hessian, scalar_y=True, outputs=("y", "x", "xx"))
+    return value, written(g, out_g), written(h, out_h)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from diffinterface._adapter import Adapter, Fn, Kernel
 from diffinterface._backend_types import BackendLike
 from diffinterface._contexts import Context
-from diffinterface._operators._results import batch_of, finish
-from diffinterface._operators.gradient import build_gradient
-from diffinterface._prep import OperatorSpec, Prep, Problem, execute, prepare
+from diffinterface._derived import HVP
+from diffinterface._operators._call import run, written
+from diffinterface._preparation import Prep
+from diffinterface._prepare import prepare
 
 __all__ = ["gradient_and_hvp", "hvp", "prepare_hvp"]
 
@@ -39,8 +39,7 @@ def hvp(
         InvalidArgumentError: f(x) is not a scalar, or tangents of the wrong shape/dtype.
         PreparationMismatchError: ``prep`` was made for other arguments.
     """
-    _, hv = execute(HVP, f, backend, x, tx, contexts, prep, plain=True)
-    return finish(hv, batch_of(tx, x), out)
+    return run(HVP, f, backend, x, tx, contexts, prep, True, out)
 
 
 def gradient_and_hvp(
@@ -53,27 +52,6 @@ def gradient_and_hvp(
     out: tuple[Any, Any] | None = None,
 ) -> tuple[Any, Any]:
     """``(∇f(x), H(x)·tx)``; ``out=`` is a pair (gradient array, hvp result)."""
-    g, hv = execute(HVP, f, backend, x, tx, contexts, prep)
+    g, hv = run(HVP, f, backend, x, tx, contexts, prep, False)
     out_g, out_hv = (None, None) if out is None else out
-    return finish(g, None, out_g), finish(hv, batch_of(tx, x), out_hv)
-
-
-def gradient_function(adapter: Adapter, fn: Fn, p: Problem) -> Fn:
-    """``(x, *consts) -> ∇f(x)``, built by the adapter so that it can be differentiated."""
-    grad = build_gradient(adapter, fn, p)
-
-    def gradient_only(x: Any, *consts: Any) -> Any:
-        return grad(x, *consts)[1]
-
-    return gradient_only
-
-
-def build_hvp(adapter: Adapter, fn: Fn, p: Problem) -> Kernel:
-    """Generic kernel ``(x, t, *consts) -> (∇f, H t)``: pushforward of the gradient."""
-    g = gradient_function(adapter, fn, p)
-    if p.batch is None:
-        return adapter.pushforward(g, p.mutates)
-    return adapter.pushforward_batch(g, p.mutates)
-
-
-HVP = OperatorSpec("hvp", build_hvp, tangents="x", scalar_y=True, outputs=("x", "x"))
+    return written(g, out_g), written(hv, out_hv)

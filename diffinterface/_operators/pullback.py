@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from diffinterface._adapter import Adapter, Fn, Kernel
 from diffinterface._backend_types import BackendLike
 from diffinterface._contexts import Context
-from diffinterface._operators._results import batch_of, finish
-from diffinterface._prep import OperatorSpec, Prep, Problem, execute, prepare
+from diffinterface._derived import PULLBACK
+from diffinterface._operators._call import run, written
+from diffinterface._preparation import Prep
+from diffinterface._prepare import prepare
 
 __all__ = ["prepare_pullback", "pullback", "value_and_pullback"]
 
@@ -31,24 +32,27 @@ def pullback(
     out: Any = None,
     y: Any = None,
 ) -> Any:
-    """The vector-Jacobian product ``tyᵀ·J(x)`` of ``f(x, *contexts)`` (shape of x).
+    """The vector-Jacobian product ``tyᵀ·J(x)`` of ``f(x, *contexts)`` (shaped like x).
 
     Args:
         f: ``f(x, *contexts) -> y``, or with ``y=`` a mutating ``f(y, x, *contexts)``.
         backend: a backend object or name.
-        x: the point.
+        x: the point: an array, a number, or a dict / list / tuple of arrays.
         ty: a cotangent shaped like f(x), or a tuple of them (then a tuple of results).
         prep: a preparation from :func:`prepare_pullback`.
         out: array (tuple of arrays for a batch) to write the result into.
         y: output buffer of a mutating f; it receives f(x).
+
+    Returns:
+        tyᵀ·J shaped like x (in x's structure), or a tuple of them for a tuple of
+        cotangents.
 
     Raises:
         InvalidArgumentError: cotangents or out of the wrong shape or dtype.
         PreparationMismatchError: ``prep`` was made for other arguments.
         UnsupportedError: ``y=`` with a backend that cannot differentiate mutation.
     """
-    _, tx = execute(PULLBACK, f, backend, x, ty, contexts, prep, y, plain=True)
-    return finish(tx, batch_of(ty), out)
+    return run(PULLBACK, f, backend, x, ty, contexts, prep, True, out, y)
 
 
 def value_and_pullback(
@@ -62,14 +66,5 @@ def value_and_pullback(
     y: Any = None,
 ) -> tuple[Any, Any]:
     """``(f(x), tyᵀ·J(x))``; arguments as in :func:`pullback`."""
-    value, tx = execute(PULLBACK, f, backend, x, ty, contexts, prep, y)
-    return value, finish(tx, batch_of(ty), out)
-
-
-def _build(adapter: Adapter, fn: Fn, p: Problem) -> Kernel:
-    if p.batch is None:
-        return adapter.pullback(fn, p.mutates)
-    return adapter.pullback_batch(fn, p.mutates)
-
-
-PULLBACK = OperatorSpec("pullback", _build, tangents="y", outputs=("y", "x"))
+    value, tx = run(PULLBACK, f, backend, x, ty, contexts, prep, False, y=y)
+    return value, written(tx, out)

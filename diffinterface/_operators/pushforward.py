@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from diffinterface._adapter import Adapter, Fn, Kernel
 from diffinterface._backend_types import BackendLike
 from diffinterface._contexts import Context
-from diffinterface._operators._results import batch_of, finish
-from diffinterface._prep import OperatorSpec, Prep, Problem, execute, prepare
+from diffinterface._derived import PUSHFORWARD
+from diffinterface._operators._call import run, written
+from diffinterface._preparation import Prep
+from diffinterface._prepare import prepare
 
 __all__ = ["prepare_pushforward", "pushforward", "value_and_pushforward"]
 
@@ -36,19 +37,21 @@ def pushforward(
     Args:
         f: ``f(x, *contexts) -> y``, or with ``y=`` a mutating ``f(y, x, *contexts)``.
         backend: a backend object or name.
-        x: the point.
+        x: the point: an array, a number, or a dict / list / tuple of arrays.
         tx: a tangent shaped like x, or a tuple of them (then a tuple of results).
         prep: a preparation from :func:`prepare_pushforward`.
         out: array (tuple of arrays for a batch) to write the result into.
         y: output buffer of a mutating f; it receives f(x).
+
+    Returns:
+        J·tx in x's array type, or a tuple of them for a tuple of tangents.
 
     Raises:
         InvalidArgumentError: tangents or out of the wrong shape or dtype.
         PreparationMismatchError: ``prep`` was made for other arguments.
         UnsupportedError: ``y=`` with a backend that cannot differentiate mutation.
     """
-    _, ty = execute(PUSHFORWARD, f, backend, x, tx, contexts, prep, y, plain=True)
-    return finish(ty, batch_of(tx, x), out)
+    return run(PUSHFORWARD, f, backend, x, tx, contexts, prep, True, out, y)
 
 
 def value_and_pushforward(
@@ -62,14 +65,5 @@ def value_and_pushforward(
     y: Any = None,
 ) -> tuple[Any, Any]:
     """``(f(x), J(x)·tx)``; arguments as in :func:`pushforward`."""
-    value, ty = execute(PUSHFORWARD, f, backend, x, tx, contexts, prep, y)
-    return value, finish(ty, batch_of(tx, x), out)
-
-
-def _build(adapter: Adapter, fn: Fn, p: Problem) -> Kernel:
-    if p.batch is None:
-        return adapter.pushforward(fn, p.mutates)
-    return adapter.pushforward_batch(fn, p.mutates)
-
-
-PUSHFORWARD = OperatorSpec("pushforward", _build, tangents="x", outputs=("y", "y"))
+    value, ty = run(PUSHFORWARD, f, backend, x, tx, contexts, prep, False, y=y)
+    return value, written(ty, out)

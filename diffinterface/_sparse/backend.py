@@ -12,14 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from diffinterface._backend_types import (
-    AutoAutograd,
-    AutoFiniteDiff,
-    AutoJAX,
-    AutoTorch,
-    Backend,
-    backend,
-)
+from diffinterface._backend_types import Backend, backend
 from diffinterface._errors import InvalidArgumentError
 from diffinterface._sparse.detectors import TracerSparsityDetector
 
@@ -49,7 +42,7 @@ class GreedyColoring:
 
 
 @dataclass(frozen=True)
-class AutoSparse:
+class AutoSparse(Backend):
     """Sparse Jacobians and Hessians with a dense ``backend`` doing the products.
 
     Args:
@@ -71,6 +64,8 @@ class AutoSparse:
     sparsity_detector: Any = field(default_factory=TracerSparsityDetector)
     coloring: GreedyColoring = field(default_factory=GreedyColoring)
     name: ClassVar[str] = "sparse"
+    adapter: ClassVar[str] = "diffinterface._sparse.adapter:SparseAdapter"
+    first_order: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -105,7 +100,7 @@ def _resolve_inner(b: Any) -> Backend:
         )
     if isinstance(b, str):
         return backend(b)
-    if isinstance(b, AutoJAX | AutoTorch | AutoAutograd | AutoFiniteDiff):
+    if isinstance(b, Backend) and b.first_order:
         return b
     raise InvalidArgumentError(
         f"AutoSparse needs a dense backend such as di.AutoJAX(mode='forward') or a backend "

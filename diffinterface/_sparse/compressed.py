@@ -10,54 +10,19 @@ nonzeros of the pattern. A call runs the compiled products and gathers the nonze
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from diffinterface._adapter import Adapter, Fn, Kernel
+from diffinterface._adapter import Adapter, Fn, Kernel, Problem
 from diffinterface._arrays import converter
+from diffinterface._derived import HVP, uses_forward_mode
 from diffinterface._errors import DiffInterfaceError, InvalidArgumentError
-from diffinterface._operators.hvp import build_hvp
-from diffinterface._operators.jacobian import uses_forward_mode
-from diffinterface._prep import Problem
 from diffinterface._sparse.backend import AutoSparse
 from diffinterface._sparse.colorings import column_coloring, row_coloring, star_coloring
 
-__all__ = ["build_sparse", "is_sparse", "write_sparse_out"]
-
-
-def is_sparse(a: Any) -> bool:
-    """Whether ``a`` is a scipy.sparse matrix or array (without importing scipy)."""
-    return type(a).__module__.startswith("scipy.sparse")
-
-
-def build_sparse(
-    operator: str,
-    config: AutoSparse,
-    adapter: Adapter,
-    fn: Fn,
-    p: Problem,
-    consts: tuple[Any, ...],
-    call: tuple[Callable[..., Any], Any, tuple[Any, ...], Any],
-) -> Kernel:
-    """The compiled kernel of a sparse ``jacobian`` or ``hessian``.
-
-    Args:
-        operator: ``"jacobian"`` or ``"hessian"``.
-        config: the AutoSparse backend.
-        adapter: the dense backend's adapter.
-        fn, p, consts: the native function, problem and Constant values (as in ``prepare``).
-        call: the user's ``(f, x, contexts, y)``, which the sparsity detector sees.
-
-    Raises:
-        InvalidArgumentError: the detected or given pattern has the wrong shape.
-        UnsupportedError: the detector cannot follow f.
-    """
-    if operator == "jacobian":
-        return _jacobian(config, adapter, fn, p, consts, call)
-    return _hessian(config, adapter, fn, p, consts, call)
+__all__ = ["sparse_hessian", "sparse_jacobian"]
 
 
 def _checked(pattern: Any, shape: tuple[int, int], what: str) -> Any:
@@ -77,22 +42,19 @@ def _seeds(adapter: Adapter, colors: np.ndarray, shape: tuple[int, ...], like: A
     k = int(colors.max()) + 1 if colors.size else 0
     dtype = np.dtype(str(like.dtype).removeprefix("torch."))
     seeds = (colors[None, :] == np.arange(k)[:, None]).astype(dtype).reshape((k, *shape))
-    native = adapter.to_native(seeds)
     device = getattr(like, "device", None)
-    if hasattr(native, "to") and device is not None:
-        native = native.to(device)
-    return native
+    return converter("numpy", adapter.native_kind, device)(seeds)
 
 
-def _jacobian(
-    config: AutoSparse,
-    adapter: Adapter,
-    fn: Fn,
-    p: Problem,
-    consts: tuple[Any, ...],
-    call: tuple[Callable[..., Any], Any, tuple[Any, ...], Any],
-) -> Kernel:
-    f, x, contexts, y = call
+def sparse_jacobian(config: AutoSparse, adapter: Adapter, fn: Fn, p: Problem) -> Kernel:
+    """``(x, *consts) -> (y, J)`` with J a scipy.sparse CSR array: the pattern detected and
+    coloured here, one batched product per call (compiled by the dense backend).
+
+    Raises:
+        InvalidArgumentError: the detected or given pattern has the wrong shape.
+        UnsupportedError: the detector cannot follow f.
+    """
+    f, x, contexts, y = p.source
     x_shape, y_shape = tuple(p.x.shape), tuple(p.y.shape)
     n, m = math.prod(x_shape), math.prod(y_shape)
     detected = config.sparsity_detector.jacobian_sparsity(f, x, contexts, y, m)
@@ -114,7 +76,7 @@ def _jacobian(
     def compressed(xv: Any, *cs: Any) -> Any:
         return product(xv, seeds, *cs)
 
-    compiled = adapter.compile(compressed, (p.x, *consts))
+    compiled = adapter.compile(compressed, (p.x, *p.consts))
     to_numpy = converter(adapter.native_kind, "numpy")
     indptr, indices = pattern.indptr, pattern.indices
 
@@ -126,15 +88,10 @@ def _jacobian(
     return kernel
 
 
-def _hessian(
-    config: AutoSparse,
-    adapter: Adapter,
-    fn: Fn,
-    p: Problem,
-    consts: tuple[Any, ...],
-    call: tuple[Callable[..., Any], Any, tuple[Any, ...], Any],
-) -> Kernel:
-    f, x, contexts, _ = call
+def sparse_hessian(config: AutoSparse, adapter: Adapter, fn: Fn, p: Problem) -> Kernel:
+    """``(x, *consts) -> (y, ∇f, H)`` with H a scipy.sparse CSR array, from one batch of
+    HVPs along the seeds of a star colouring (see :func:`sparse_jacobian`)."""
+    f, x, contexts, _ = p.source
     x_shape = tuple(p.x.shape)
     n = math.prod(x_shape)
     detected = config.sparsity_detector.hessian_sparsity(f, x, contexts)
@@ -143,15 +100,19 @@ def _hessian(
     k = int(colors.max()) + 1 if colors.size else 0
     seeds = _seeds(adapter, colors, x_shape, p.x)
     batched = Problem(x=p.x, y=p.y, batch=k, mutates=p.mutates)
-    native = getattr(adapter, "native_hvp", None)
-    hvp = native(fn, batched) if native is not None else build_hvp(adapter, fn, batched)
+    own = adapter.declared("hvp", False)
+    hvp = (
+        getattr(adapter, own.method)(fn, batched)
+        if own is not None
+        else HVP.build(adapter, fn, batched)
+    )
     gather = _star_gather(pattern, colors, k)
 
     def compressed(xv: Any, *cs: Any) -> Any:
         g, products = hvp(xv, seeds, *cs)
         return fn(xv, *cs), g, products
 
-    compiled = adapter.compile(compressed, (p.x, *consts))
+    compiled = adapter.compile(compressed, (p.x, *p.consts))
     to_numpy = converter(adapter.native_kind, "numpy")
     indptr, indices = pattern.indptr, pattern.indices
 
@@ -179,29 +140,3 @@ def _star_gather(pattern: Any, colors: np.ndarray, k: int) -> np.ndarray:
             "internal error: the Hessian colouring is not a star colouring; please report it."
         )
     return np.where(direct, colors[cols] * n + rows, colors[rows] * n + cols)
-
-
-def write_sparse_out(result: Any, out: Any) -> Any:
-    """Copy a sparse result's values into ``out`` (a CSR array with the same pattern).
-
-    Raises:
-        InvalidArgumentError: ``out`` is not a scipy.sparse CSR matrix or array with the
-            same shape and pattern (indptr and indices) as the result.
-    """
-    same = (
-        sp.issparse(out)
-        and out.format == "csr"
-        and out.shape == result.shape
-        and np.array_equal(out.indptr, result.indptr)
-        and np.array_equal(out.indices, result.indices)
-        and out.dtype == result.dtype
-    )
-    if not same:
-        raise InvalidArgumentError(
-            f"out= for a sparse result must be a scipy.sparse CSR array with the result's "
-            f"shape {result.shape}, dtype {result.dtype} and pattern, e.g. the result of an "
-            f"earlier call with the same preparation (its .data is overwritten); got "
-            f"{type(out).__name__}."
-        )
-    out.data[...] = result.data
-    return out

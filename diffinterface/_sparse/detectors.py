@@ -19,10 +19,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from diffinterface._arrays import kind_of
-from diffinterface._backend_types import Backend, BackendLike, adapter_for, resolve_backend
+from diffinterface._adapter import adapter_for
+from diffinterface._arrays import kind, kind_of
+from diffinterface._backend_types import Backend, BackendLike, resolve_backend
 from diffinterface._contexts import Cache
 from diffinterface._errors import InvalidArgumentError, UnsupportedError
+from diffinterface._operators.hessian import hessian
+from diffinterface._operators.jacobian import jacobian
 
 __all__ = [
     "DenseSparsityDetector",
@@ -33,11 +36,8 @@ __all__ = [
 
 
 def _numpy(a: Any) -> Any:
-    if kind_of(a) == "torch":
-        return a.detach().cpu().numpy()
-    if kind_of(a) == "jax":
-        return np.asarray(a)
-    return a
+    name = kind_of(a)
+    return a if name is None else kind(name).to_numpy(a)
 
 
 @dataclass(frozen=True)
@@ -66,14 +66,14 @@ class TracerSparsityDetector:
         self, f: Callable[..., Any], x: Any, contexts: tuple[Any, ...], y: Any, m: int
     ) -> Any:
         """Boolean CSR pattern (m = f(x).size, x.size) of f's Jacobian at every x."""
-        from diffinterface._sparse.tracing import trace_jacobian
+        from diffinterface._sparse.tracing import trace_jacobian  # imports scipy
 
         args = self._args(contexts, y)
         return trace_jacobian(f, tuple(x.shape), x.dtype, args)
 
     def hessian_sparsity(self, f: Callable[..., Any], x: Any, contexts: tuple[Any, ...]) -> Any:
         """Symmetric boolean CSR pattern (x.size, x.size) of a scalar f's Hessian."""
-        from diffinterface._sparse.tracing import trace_hessian
+        from diffinterface._sparse.tracing import trace_hessian  # imports scipy
 
         return trace_hessian(f, tuple(x.shape), x.dtype, self._args(contexts, None))
 
@@ -115,20 +115,16 @@ class DenseSparsityDetector:
         self, f: Callable[..., Any], x: Any, contexts: tuple[Any, ...], y: Any, m: int
     ) -> Any:
         """Boolean CSR pattern (f(x).size, x.size) of f's Jacobian at x."""
-        import diffinterface as di
-
         extra: dict[str, Any] = (
             {} if y is None else {"y": y.clone() if hasattr(y, "clone") else np.array(y)}
         )
-        jac = di.jacobian(f, self.backend, x, *contexts, **extra)
+        jac = jacobian(f, self.backend, x, *contexts, **extra)
         return self._pattern(jac, m, math.prod(tuple(x.shape)))
 
     def hessian_sparsity(self, f: Callable[..., Any], x: Any, contexts: tuple[Any, ...]) -> Any:
         """Symmetric boolean CSR pattern (x.size, x.size) of a scalar f's Hessian at x."""
-        import diffinterface as di
-
         n = math.prod(tuple(x.shape))
-        p = self._pattern(di.hessian(f, self.backend, x, *contexts), n, n)
+        p = self._pattern(hessian(f, self.backend, x, *contexts), n, n)
         return (p + p.T).tocsr()
 
 
@@ -170,9 +166,7 @@ SparsityDetector = TracerSparsityDetector | DenseSparsityDetector | KnownSparsit
 
 
 def _dense(b: Any, owner: str) -> Backend:
-    from diffinterface._sparse.backend import AutoSparse
-
     resolved = resolve_backend(b)
-    if isinstance(resolved, AutoSparse):
+    if not resolved.first_order:
         raise InvalidArgumentError(f"{owner} needs a dense backend, got {b!r}.")
     return resolved

@@ -26,7 +26,18 @@ import scipy.sparse as sp
 
 from diffinterface._errors import UnsupportedError
 
-__all__ = ["IndexSetArray"]
+__all__ = ["IndexSetArray", "register_namespace"]
+
+#: what the namespace module (``diffinterface._sparse.tracing``) registers, for the
+#: arrays' ``__array_namespace__`` and NumPy ufuncs
+_REGISTERED: dict[str, Any] = {}
+
+
+def register_namespace(namespace: Any, ufunc_names: dict[str, str]) -> None:
+    """Register the tracer's array namespace and the NumPy ufuncs' names in it."""
+    _REGISTERED["namespace"] = namespace
+    _REGISTERED["ufunc names"] = ufunc_names
+
 
 _UNSUPPORTED = (
     "The sparsity tracer does not implement {what}. Write f with the operations listed in "
@@ -37,11 +48,11 @@ _UNSUPPORTED = (
 )
 
 
-def _unsupported(what: str) -> UnsupportedError:
+def unsupported(what: str) -> UnsupportedError:
     return UnsupportedError(_UNSUPPORTED.format(what=what))
 
 
-class _Space:
+class Space:
     """What every tracer of one detection shares: input count and whether pairs are tracked."""
 
     def __init__(self, n: int, second_order: bool, dtype: Any) -> None:
@@ -89,7 +100,7 @@ class IndexSetArray:
 
     __array_priority__ = 1000
 
-    def __init__(self, space: _Space, shape: tuple[int, ...], g: Any, h: Any) -> None:
+    def __init__(self, space: Space, shape: tuple[int, ...], g: Any, h: Any) -> None:
         self.space, self.shape, self.g, self.h = space, tuple(shape), g, h
 
     # -- array attributes ---------------------------------------------------------------
@@ -122,46 +133,43 @@ class IndexSetArray:
         return f"IndexSetArray(shape={self.shape}, nnz={self.g.nnz})"
 
     def __array_namespace__(self, api_version: str | None = None) -> Any:
-        from diffinterface._sparse.tracing import NAMESPACE
-
-        return NAMESPACE
+        return _REGISTERED["namespace"]
 
     # -- things that need values --------------------------------------------------------
     def __bool__(self) -> bool:
-        raise _unsupported(
+        raise unsupported(
             "control flow on the values of x (an `if`, `while`, `and`/`or` or bool() on an "
             "array that depends on x): the global pattern cannot follow one branch. Use "
             "xp.where(condition, a, b), which the tracer follows as both branches"
         )
 
     def __float__(self) -> float:
-        raise _unsupported("float() of an array that depends on x")
+        raise unsupported("float() of an array that depends on x")
 
     def __int__(self) -> int:
-        raise _unsupported("int() of an array that depends on x")
+        raise unsupported("int() of an array that depends on x")
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        raise _unsupported(
+        raise unsupported(
             "converting an array that depends on x to NumPy (np.asarray, writing it into a "
             "NumPy array, or a NumPy function other than a ufunc)"
         )
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        raise _unsupported("writing into arrays (item assignment)")
+        raise unsupported("writing into arrays (item assignment)")
 
     def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
-        from diffinterface._sparse.tracing import _UFUNC_NAMES, NAMESPACE
-
-        name = _UFUNC_NAMES.get(ufunc.__name__, ufunc.__name__)
-        func = getattr(NAMESPACE, name, None) if method == "__call__" and not kwargs else None
+        name = _REGISTERED["ufunc names"].get(ufunc.__name__, ufunc.__name__)
+        func = getattr(_REGISTERED["namespace"], name, None)
+        func = func if method == "__call__" and not kwargs else None
         if func is None:
-            raise _unsupported(f"the NumPy ufunc np.{ufunc.__name__}.{method}")
+            raise unsupported(f"the NumPy ufunc np.{ufunc.__name__}.{method}")
         return func(*inputs)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
-        raise _unsupported(f"the array method or attribute .{name}")
+        raise unsupported(f"the array method or attribute .{name}")
 
     # -- operators ----------------------------------------------------------------------
     def __add__(self, o: Any) -> IndexSetArray:
@@ -210,37 +218,37 @@ class IndexSetArray:
         return abs(self)
 
     def __lt__(self, o: Any) -> IndexSetArray:
-        return _condition(self, o)
+        return condition(self, o)
 
     def __le__(self, o: Any) -> IndexSetArray:
-        return _condition(self, o)
+        return condition(self, o)
 
     def __gt__(self, o: Any) -> IndexSetArray:
-        return _condition(self, o)
+        return condition(self, o)
 
     def __ge__(self, o: Any) -> IndexSetArray:
-        return _condition(self, o)
+        return condition(self, o)
 
     def __eq__(self, o: Any) -> IndexSetArray:  # type: ignore[override]
-        return _condition(self, o)
+        return condition(self, o)
 
     def __ne__(self, o: Any) -> IndexSetArray:  # type: ignore[override]
-        return _condition(self, o)
+        return condition(self, o)
 
     __hash__ = None  # type: ignore[assignment]
 
     def __and__(self, o: Any) -> IndexSetArray:
-        return _condition(self, o)
+        return condition(self, o)
 
     __rand__ = __or__ = __ror__ = __and__
 
     def __invert__(self) -> IndexSetArray:
-        return _condition(self, self)
+        return condition(self, self)
 
     def __getitem__(self, key: Any) -> IndexSetArray:
         if any(isinstance(k, IndexSetArray) for k in (key if isinstance(key, tuple) else (key,))):
-            raise _unsupported("indexing with an array that depends on x")
-        return _structural(lambda p: p[key], self)
+            raise unsupported("indexing with an array that depends on x")
+        return structural(lambda p: p[key], self)
 
     # -- methods ------------------------------------------------------------------------
     def reshape(self, *shape: Any) -> IndexSetArray:
@@ -269,14 +277,14 @@ class IndexSetArray:
 # -- lifting and combining -------------------------------------------------------------
 
 
-def _space_of(arrays: Sequence[Any]) -> _Space:
+def _space_of(arrays: Sequence[Any]) -> Space:
     for a in arrays:
         if isinstance(a, IndexSetArray):
             return a.space
     raise AssertionError("no traced array among the arguments")
 
 
-def _lift(a: Any, space: _Space) -> IndexSetArray:
+def lift(a: Any, space: Space) -> IndexSetArray:
     """A traced array as it is; a constant as a traced array that depends on nothing."""
     if isinstance(a, IndexSetArray):
         return a
@@ -287,10 +295,10 @@ def _lift(a: Any, space: _Space) -> IndexSetArray:
     return IndexSetArray(space, shape, g, h)
 
 
-def _structural(op: Callable[..., np.ndarray], *arrays: Any) -> IndexSetArray:
+def structural(op: Callable[..., np.ndarray], *arrays: Any) -> IndexSetArray:
     """Apply ``op`` (a NumPy function of arrays) to element positions, then gather rows."""
     space = _space_of(arrays)
-    traced = [_lift(a, space) for a in arrays]
+    traced = [lift(a, space) for a in arrays]
     positions, start = [], 0
     for t in traced:
         positions.append(np.arange(start, start + t.size).reshape(t.shape))
@@ -308,7 +316,7 @@ def _broadcast_rows(shape: tuple[int, ...], out: tuple[int, ...]) -> np.ndarray:
     return np.broadcast_to(np.arange(math.prod(shape)).reshape(shape), out).reshape(-1)
 
 
-def _binary(a: Any, b: Any, kind: str) -> IndexSetArray:
+def binary(a: Any, b: Any, kind: str) -> IndexSetArray:
     """Combine two operands elementwise with broadcasting.
 
     ``kind``: "linear" (sum of the sets' dependencies, no new pairs: +, −, max, where),
@@ -316,7 +324,7 @@ def _binary(a: Any, b: Any, kind: str) -> IndexSetArray:
     "nonlinear" (every pair of the union).
     """
     space = _space_of((a, b))
-    ta, tb = _lift(a, space), _lift(b, space)
+    ta, tb = lift(a, space), lift(b, space)
     shape = tuple(np.broadcast_shapes(ta.shape, tb.shape))
     ra, rb = _broadcast_rows(ta.shape, shape), _broadcast_rows(tb.shape, shape)
     ga, gb = _gather(ta.g, ra), _gather(tb.g, rb)
@@ -333,7 +341,7 @@ def _binary(a: Any, b: Any, kind: str) -> IndexSetArray:
     return IndexSetArray(space, shape, g, h)
 
 
-def _unary(a: Any, kind: str) -> IndexSetArray:
+def unary(a: Any, kind: str) -> IndexSetArray:
     """``kind``: "linear" (sets kept), "zero" (derivative 0 almost everywhere: sets
     dropped), "nonlinear" (pairs of the set added)."""
     if kind == "linear":
@@ -346,9 +354,9 @@ def _unary(a: Any, kind: str) -> IndexSetArray:
     return IndexSetArray(space, a.shape, a.g, h)
 
 
-def _condition(a: Any, b: Any) -> IndexSetArray:
+def condition(a: Any, b: Any) -> IndexSetArray:
     """A comparison: its derivative is zero, and its value is unknown to a global tracer."""
-    return _unary(_binary(a, b, "linear"), "zero")
+    return unary(binary(a, b, "linear"), "zero")
 
 
 def _reduce(a: Any, axis: Any, keepdims: bool, nonlinear: bool) -> IndexSetArray:
@@ -368,7 +376,7 @@ def _reduce(a: Any, axis: Any, keepdims: bool, nonlinear: bool) -> IndexSetArray
     return IndexSetArray(space, out_shape, g, h)
 
 
-def _linear_map(space: _Space, weights: Any, t: IndexSetArray, shape: tuple[int, ...]) -> Any:
+def linear_map(space: Space, weights: Any, t: IndexSetArray, shape: tuple[int, ...]) -> Any:
     g = weights @ t.g
     h = None if t.h is None else weights @ t.h
     return IndexSetArray(space, shape, g, h)
@@ -378,40 +386,40 @@ def _linear_map(space: _Space, weights: Any, t: IndexSetArray, shape: tuple[int,
 
 
 def add(a: Any, b: Any) -> IndexSetArray:
-    return _binary(a, b, "linear")
+    return binary(a, b, "linear")
 
 
 subtract = add
 
 
 def multiply(a: Any, b: Any) -> IndexSetArray:
-    return _binary(a, b, "product")
+    return binary(a, b, "product")
 
 
 def divide(a: Any, b: Any) -> IndexSetArray:
     if not isinstance(b, IndexSetArray):
-        return _binary(a, b, "linear")
-    return _binary(a, b, "quotient")
+        return binary(a, b, "linear")
+    return binary(a, b, "quotient")
 
 
 def pow(a: Any, b: Any) -> IndexSetArray:
     if isinstance(b, IndexSetArray):
-        return _binary(a, b, "nonlinear")
+        return binary(a, b, "nonlinear")
     if np.all(np.asarray(b) == 0):
-        return _unary(_binary(a, b, "linear"), "zero")
+        return unary(binary(a, b, "linear"), "zero")
     if np.all(np.asarray(b) == 1):
-        return _binary(a, b, "linear")
-    return _unary(_binary(a, b, "linear"), "nonlinear")
+        return binary(a, b, "linear")
+    return unary(binary(a, b, "linear"), "nonlinear")
 
 
-def _nonlinear_binary(a: Any, b: Any) -> IndexSetArray:
-    return _binary(a, b, "nonlinear")
+def nonlinear_binary(a: Any, b: Any) -> IndexSetArray:
+    return binary(a, b, "nonlinear")
 
 
 def abs(a: Any) -> Any:
     if not isinstance(a, IndexSetArray):
         return np.abs(a)
-    return _unary(a, "linear")  # piecewise linear: second derivative zero almost everywhere
+    return unary(a, "linear")  # piecewise linear: second derivative zero almost everywhere
 
 
 # -- reductions, linear algebra --------------------------------------------------------
@@ -437,7 +445,7 @@ def matmul(a: Any, b: Any) -> IndexSetArray:
     space = _space_of((a, b))
     if isinstance(a, IndexSetArray) and isinstance(b, IndexSetArray):
         if a.ndim > 2 or b.ndim > 2:
-            raise _unsupported("batched matmul of two traced arrays (more than 2 axes)")
+            raise unsupported("batched matmul of two traced arrays (more than 2 axes)")
         left = a if a.ndim == 2 else reshape(a, (1, -1))
         right = b if b.ndim == 2 else reshape(b, (-1, 1))
         out = sum(left[:, :, None] * right[None, :, :], axis=1)
@@ -448,7 +456,7 @@ def matmul(a: Any, b: Any) -> IndexSetArray:
         const = const.detach().cpu().numpy()
     const = np.asarray(const)
     if const.ndim not in (1, 2) or traced.ndim not in (1, 2):
-        raise _unsupported("matmul with operands of more than 2 axes")
+        raise unsupported("matmul with operands of more than 2 axes")
     if traced_right:
         shape = np.matmul(const, np.empty(traced.shape)).shape
         nz = sp.csr_array(const.reshape(-1, const.shape[-1]) != 0)
@@ -461,7 +469,7 @@ def matmul(a: Any, b: Any) -> IndexSetArray:
     else:  # out[i, c] = Σ_k T[i, k] B[k, c]
         rows = 1 if traced.ndim == 1 else traced.shape[0]
         weights = sp.kron(sp.eye_array(rows, dtype=bool), nz.T, format="csr")
-    return _linear_map(space, weights.astype(bool), traced, shape)
+    return linear_map(space, weights.astype(bool), traced, shape)
 
 
 def vecdot(a: Any, b: Any, axis: int = -1) -> IndexSetArray:
@@ -472,20 +480,20 @@ def vecdot(a: Any, b: Any, axis: int = -1) -> IndexSetArray:
 
 
 def reshape(a: Any, shape: Any, copy: Any = None) -> IndexSetArray:
-    return _structural(lambda p: np.reshape(p, shape), a)
+    return structural(lambda p: np.reshape(p, shape), a)
 
 
 def permute_dims(a: Any, axes: Any) -> IndexSetArray:
-    return _structural(lambda p: np.transpose(p, axes), a)
+    return structural(lambda p: np.transpose(p, axes), a)
 
 
 def matrix_transpose(a: Any) -> IndexSetArray:
-    return _structural(lambda p: np.swapaxes(p, -1, -2), a)
+    return structural(lambda p: np.swapaxes(p, -1, -2), a)
 
 
 def concat(arrays: Sequence[Any], axis: int | None = 0) -> IndexSetArray:
-    return _structural(lambda *ps: np.concatenate(ps, axis=axis), *arrays)
+    return structural(lambda *ps: np.concatenate(ps, axis=axis), *arrays)
 
 
 def stack(arrays: Sequence[Any], axis: int = 0) -> IndexSetArray:
-    return _structural(lambda *ps: np.stack(ps, axis=axis), *arrays)
+    return structural(lambda *ps: np.stack(ps, axis=axis), *arrays)

@@ -16,33 +16,35 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from diffinterface._arrays import ArrayKind, register_kind
 from diffinterface._errors import UnsupportedError
 from diffinterface._sparse.tracer import (
     IndexSetArray,
-    _binary,
-    _condition,
-    _lift,
-    _linear_map,
-    _nonlinear_binary,
-    _Space,
-    _structural,
-    _unary,
-    _unsupported,
+    Space,
     abs,
     add,
+    binary,
     concat,
+    condition,
     divide,
+    lift,
+    linear_map,
     matmul,
     matrix_transpose,
     max,
     multiply,
+    nonlinear_binary,
     permute_dims,
     pow,
     prod,
+    register_namespace,
     reshape,
     stack,
+    structural,
     subtract,
     sum,
+    unary,
+    unsupported,
     vecdot,
 )
 
@@ -60,15 +62,15 @@ def cumsum(a: Any, axis: int | None = None, dtype: Any = None) -> IndexSetArray:
     rows = positions[..., later].reshape(-1)
     cols = positions[..., earlier].reshape(-1)
     weights = sp.csr_array((np.ones(rows.size, dtype=bool), (rows, cols)), shape=(a.size, a.size))
-    return _linear_map(a.space, weights, a, a.shape)
+    return linear_map(a.space, weights, a, a.shape)
 
 
 def diff(a: Any, n: int = 1, axis: int = -1) -> IndexSetArray:
     """Differences of neighbours along ``axis``, ``n`` times."""
     for _ in range(n):
         length = a.shape[axis]
-        ahead = _structural(lambda p, k=length: np.take(p, np.arange(1, k), axis=axis), a)
-        behind = _structural(lambda p, k=length: np.take(p, np.arange(k - 1), axis=axis), a)
+        ahead = structural(lambda p, k=length: np.take(p, np.arange(1, k), axis=axis), a)
+        behind = structural(lambda p, k=length: np.take(p, np.arange(k - 1), axis=axis), a)
         a = subtract(ahead, behind)
     return a
 
@@ -77,15 +79,15 @@ def where(condition: Any, a: Any, b: Any) -> IndexSetArray:
     """Both branches: the result may depend on either (the condition has zero derivative)."""
     shape = condition.shape if isinstance(condition, IndexSetArray) else np.shape(condition)
     if not isinstance(a, IndexSetArray) and not isinstance(b, IndexSetArray):
-        a = _lift(a, condition.space)
-    return _binary(_binary(a, b, "linear"), np.zeros(shape), "linear")
+        a = lift(a, condition.space)
+    return binary(binary(a, b, "linear"), np.zeros(shape), "linear")
 
 
 def _make_unary(kind: str, numpy_name: str) -> Callable[[Any], Any]:
     def func(a: Any) -> Any:
         if not isinstance(a, IndexSetArray):
             return getattr(np, numpy_name)(a)
-        return _unary(a, kind)
+        return unary(a, kind)
 
     return func
 
@@ -124,7 +126,7 @@ _LINEAR_UNARY = {name: name for name in ["negative", "positive", "real", "conj"]
 
 def _structural_function(np_func: Callable[..., Any]) -> Callable[..., IndexSetArray]:
     def func(a: Any, *args: Any, **kwargs: Any) -> IndexSetArray:
-        return _structural(lambda p: np_func(p, *args, **kwargs), a)
+        return structural(lambda p: np_func(p, *args, **kwargs), a)
 
     return func
 
@@ -194,7 +196,7 @@ class _Namespace:
             raise AttributeError(name)
         if name in _NUMPY_PASSTHROUGH:
             return getattr(np, name)
-        raise _unsupported(f"xp.{name}")
+        raise unsupported(f"xp.{name}")
 
 
 def _numpy_fallback(func: Callable[..., Any], name: str) -> Callable[..., Any]:
@@ -235,9 +237,9 @@ def _namespace() -> _Namespace:
         "divide": divide,
         "pow": pow,
         "power": pow,
-        "atan2": _nonlinear_binary,
-        "arctan2": _nonlinear_binary,
-        "hypot": _nonlinear_binary,
+        "atan2": nonlinear_binary,
+        "arctan2": nonlinear_binary,
+        "hypot": nonlinear_binary,
         "maximum": add,
         "minimum": add,
         "where": where,
@@ -267,10 +269,10 @@ def _namespace() -> _Namespace:
         "astype": astype,
         "zeros_like": zeros_like,
         "ones_like": ones_like,
-        "greater": _condition,
-        "less": _condition,
-        "greater_equal": _condition,
-        "less_equal": _condition,
+        "greater": condition,
+        "less": condition,
+        "greater_equal": condition,
+        "less_equal": condition,
     }
     for kind, names in (
         ("nonlinear", _NONLINEAR_UNARY),
@@ -284,6 +286,23 @@ def _namespace() -> _Namespace:
 
 
 NAMESPACE = _namespace()
+register_namespace(NAMESPACE, _UFUNC_NAMES)
+
+
+class TracerArrays(ArrayKind):
+    """The sparsity tracer's index-set arrays: their namespace is the tracer's."""
+
+    name = "index sets"
+    library = "the sparsity tracer"
+
+    def is_array(self, a: Any) -> bool:
+        return isinstance(a, IndexSetArray)
+
+    def namespace(self, arrays: tuple[Any, ...]) -> Any:
+        return NAMESPACE
+
+
+register_kind(TracerArrays(), ("diffinterface._sparse.tracer",))
 
 
 # -- detection -------------------------------------------------------------------------
@@ -291,7 +310,7 @@ NAMESPACE = _namespace()
 
 def _inputs(shape: tuple[int, ...], dtype: Any, second_order: bool) -> IndexSetArray:
     n = math.prod(shape)
-    space = _Space(n, second_order, dtype)
+    space = Space(n, second_order, dtype)
     g = sp.eye_array(n, dtype=bool, format="csr")
     h = sp.csr_array((n, n * n), dtype=bool) if second_order else None
     return IndexSetArray(space, shape, g, h)
@@ -303,12 +322,12 @@ def _run(f: Callable[..., Any], x: IndexSetArray, args: tuple[Any, ...]) -> Inde
     except UnsupportedError:
         raise
     except TypeError as e:
-        raise _unsupported(f"an operation of f on traced arrays ({e})") from e
+        raise unsupported(f"an operation of f on traced arrays ({e})") from e
     if isinstance(out, IndexSetArray):
         return out
     if hasattr(out, "shape") or isinstance(out, int | float | np.generic):
-        return _lift(out, x.space)  # f(x) does not depend on x
-    raise _unsupported(f"an output of type {type(out).__name__} (f must return one array)")
+        return lift(out, x.space)  # f(x) does not depend on x
+    raise unsupported(f"an output of type {type(out).__name__} (f must return one array)")
 
 
 def trace_jacobian(

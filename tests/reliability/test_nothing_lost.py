@@ -15,8 +15,7 @@ import pytest
 import torch
 
 import diffinterface as di
-from diffinterface._arrays import shares_memory
-from tests.conftest import BACKENDS, backend_id, to_numpy
+from tests.conftest import BACKENDS, backend_id, shares_memory, to_numpy
 
 X = np.array([[0.3, -0.7, 1.1], [0.2, 0.9, -1.3]])
 C = np.array([[1.5, 0.5, -2.0], [0.25, 1.0, 3.0]])

@@ -1,0 +1,251 @@
+"""The torch backend's eager kernels: backward passes on a detached leaf made from x.
+
+Each runs f once, with autograd recording, outside inference mode (where autograd records
+nothing: ``torch.enable_grad()`` does not leave it), on leaves made from x, and marks the
+thread as differentiating while f runs (see ``_torch_arrays.tracked``): a nested di call
+inside f then computes through its x. Results are detached.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from typing import Any
+
+import torch
+import torch.autograd.forward_ad as fwad
+
+from diffinterface._adapter import Fn, Kernel, Problem
+from diffinterface._trees import Structure
+from diffinterface.backends._torch_arrays import running_f
+from diffinterface.backends._torch_compat import backward
+
+__all__ = [
+    "FORWARD_AD",
+    "dual_pushforward",
+    "dual_second_derivative",
+    "grad",
+    "gradient",
+    "hessian",
+    "hvp",
+    "like",
+    "pullback",
+    "structured_gradient",
+    "structured_hvp",
+]
+
+#: torch's forward-AD levels are process-global: two threads entering them at once corrupt
+#: each other's tangents. Reentrant, for forward over forward (SecondOrder).
+FORWARD_AD = threading.RLock()
+
+#: the largest x (in elements) whose Hessian basis a preparation keeps (8 MB in float64)
+KEPT_BASIS = 1024
+
+
+def _leaf(x: Any) -> Any:
+    """A fresh leaf that autograd tracks, sharing x's memory (a copy of an inference
+    tensor, which autograd cannot track outside inference mode)."""
+    if x.is_inference():
+        return x.clone().requires_grad_(True)
+    return x.detach().requires_grad_(True)
+
+
+def with_grad(compute: Any, x: Any, *args: Any) -> Any:
+    """``compute(leaves, *args)`` on leaves made from x (a tensor or a tuple of them) with
+    autograd recording, marked as running f (see the module's docstring); entering the
+    contexts costs more than many small operators, so only when needed."""
+    if torch.is_grad_enabled() and not torch.is_inference_mode_enabled():
+        return running_f(compute, _leaves(x), *args)
+    with torch.inference_mode(False), torch.enable_grad():
+        return running_f(compute, _leaves(x), *args)
+
+
+def _leaves(x: Any) -> Any:
+    return tuple(map(_leaf, x)) if type(x) is tuple else _leaf(x)
+
+
+def grad(y: Any, x: Any, u: Any, *, batched: bool = False, create_graph: bool = False) -> Any:
+    """``uᵀ ∂y/∂x`` by eager backward (``u`` None: ones, for a one-element y); zeros where
+    y does not depend on x (made here: ``materialize_grads=True`` costs ≈ 3 µs)."""
+    g = None
+    if y.requires_grad and not (batched and u.shape[0] == 0):  # else f ignores x, or no u
+        (g,) = backward(y, (x,), u, create_graph, batched)
+    if g is None:
+        shape = (u.shape[0], *x.shape) if batched else x.shape
+        return torch.zeros(shape, dtype=x.dtype, device=x.device)
+    return g
+
+
+def like(t: Any, ref: Any) -> Any:
+    """Tangent ``t`` as an ordinary tensor of ``ref``'s dtype: ``torch.func.jvp`` promotes a
+    0-d float32 tangent to float64 through Python-number arithmetic (``0.5 * x``) and returns
+    an immutable "ZeroTensor" where the tangent vanishes (a second derivative of 2x)."""
+    if t._is_zerotensor():
+        return torch.zeros(t.shape, dtype=ref.dtype, device=t.device)
+    return t if t.dtype == ref.dtype else t.to(ref.dtype)
+
+
+def pullback(fn: Fn, batched: bool) -> Kernel:
+    """``(x, u, *consts) -> (y, uᵀJ)`` (a stack for ``batched``) on a detached leaf."""
+
+    def value_and_pull(xl: Any, u: Any, consts: tuple[Any, ...]) -> Any:
+        y = fn(xl, *consts)
+        return y.detach(), grad(y, xl, u, batched=batched)
+
+    def pull(x: Any, u: Any, *consts: Any) -> Any:
+        return with_grad(value_and_pull, x, u.detach(), consts)
+
+    return pull
+
+
+def gradient(fn: Fn) -> Kernel:
+    def value_and_gradient(xl: Any, consts: tuple[Any, ...]) -> Any:
+        y = fn(xl, *consts)
+        return y.detach(), grad(y, xl, None)
+
+    def gradient(x: Any, *consts: Any) -> Any:
+        return with_grad(value_and_gradient, x, consts)
+
+    return gradient
+
+
+def hvp(fn: Fn, batched: bool) -> Kernel:
+    def gradient_and_hvp(xl: Any, t: Any, consts: tuple[Any, ...]) -> Any:
+        g = grad(fn(xl, *consts), xl, None, create_graph=True)
+        return g.detach(), grad(g, xl, t, batched=batched)
+
+    def hvp(x: Any, t: Any, *consts: Any) -> Any:
+        return with_grad(gradient_and_hvp, x, t.detach(), consts)
+
+    return hvp
+
+
+def hessian(fn: Fn, p: Problem) -> Kernel:
+    """Double backward, the second one batched over a basis; a small basis (≈ 6 µs to
+    build at n = 100) is made once and read by every call and thread; keeping a large one
+    would double the memory a Hessian needs, for little gain."""
+    shape = tuple(p.x.shape)
+    n = math.prod(shape)
+
+    def new_basis(like: Any) -> Any:
+        return torch.eye(n, dtype=like.dtype, device=like.device).reshape((n, *shape))
+
+    kept = new_basis(p.x) if n <= KEPT_BASIS else None
+
+    def derivatives(xl: Any, consts: tuple[Any, ...]) -> Any:
+        reuse = (
+            kept is not None
+            and type(xl) is torch.Tensor
+            and xl.dtype == kept.dtype
+            and xl.device == kept.device
+        )
+        y = fn(xl, *consts)
+        g = grad(y, xl, None, create_graph=True)
+        h = grad(g, xl, kept if reuse else new_basis(xl), batched=True)
+        if reuse and h.untyped_storage().data_ptr() == kept.untyped_storage().data_ptr():  # type: ignore[union-attr]
+            h = h.clone()  # the basis itself came back (g is xl): the next call reads it
+        return y.detach(), g.detach(), h.reshape(shape + shape)
+
+    def hessian(x: Any, *consts: Any) -> Any:
+        return with_grad(derivatives, x, consts)
+
+    return hessian
+
+
+def structured_gradient(fn: Fn, tree: Structure, with_value: bool) -> Kernel:
+    """The gradient of ``fn(x, *consts)`` for x a structure of tensors, as x's leaves
+    (after f's value when ``with_value``): autograd records no joining of the leaves into a
+    vector and no cutting it back."""
+
+    def derivatives(leaves: tuple[Any, ...], consts: tuple[Any, ...]) -> Any:
+        y = fn(tree.build(leaves), *consts)
+        grads = backward(y, leaves, None, False) if y.requires_grad else (None,) * len(leaves)
+        g = [torch.zeros_like(a) if d is None else d for a, d in zip(leaves, grads, strict=True)]
+        if not with_value:
+            return g
+        value = y.detach()
+        if y.is_leaf or y._is_view():  # f returned (a view of) a leaf: not the caller's
+            value = value.clone()
+        return value, g
+
+    def gradient(x: Any, *consts: Any) -> Any:
+        return with_grad(derivatives, tuple(tree.leaves(x)), consts)  # type: ignore[arg-type]
+
+    return gradient
+
+
+def structured_hvp(fn: Fn, tree: Structure, batch: int | None, with_gradient: bool) -> Kernel:
+    """``H·t`` for x and t structures of tensors (t a tuple of ``batch`` of them) as x's
+    leaves (stacked on a first axis for a batch), after the gradient when
+    ``with_gradient``: a double backward pass over the leaves."""
+
+    def zeros(a: Any) -> Any:
+        shape = a.shape if batch is None else (batch, *a.shape)
+        return torch.zeros(shape, dtype=a.dtype, device=a.device)
+
+    def derivatives(leaves: tuple[Any, ...], tangents: tuple[Any, ...], consts: Any) -> Any:
+        y = fn(tree.build(leaves), *consts)
+        grads = backward(y, leaves, None, True) if y.requires_grad else (None,) * len(leaves)
+        # the gradient's entries that depend on x; the others add nothing to H·t
+        pairs = [
+            (g, t)
+            for g, t in zip(grads, tangents, strict=True)
+            if g is not None and g.requires_grad
+        ]
+        products: tuple[Any, ...] = (None,) * len(leaves)
+        if pairs:
+            outputs, cotangents = zip(*pairs, strict=True)
+            products = torch.autograd.grad(
+                outputs, leaves, cotangents, allow_unused=True, is_grads_batched=batch is not None
+            )
+        hv = [zeros(a) if h is None else h for a, h in zip(leaves, products, strict=True)]
+        if not with_gradient:
+            return hv
+        pairs_g = zip(leaves, grads, strict=True)
+        return [torch.zeros_like(a) if d is None else d.detach() for a, d in pairs_g], hv
+
+    def hvp(x: Any, t: Any, *consts: Any) -> Any:
+        if batch is None:
+            tangents = tuple(tree.leaves(t) or ())
+        else:  # one stack per leaf
+            columns = zip(*(tree.leaves(ti) or () for ti in t), strict=True)
+            tangents = tuple(torch.stack(column) for column in columns)
+        tangents = tuple(a.detach() for a in tangents)
+        return with_grad(derivatives, tuple(tree.leaves(x)), tangents, consts)  # type: ignore[arg-type]
+
+    return hvp
+
+
+def dual_pushforward(fn: Fn) -> Kernel:
+    """Eager forward mode with dual tensors: works on code that writes into buffers."""
+
+    def push(x: Any, t: Any, *consts: Any) -> Any:
+        with FORWARD_AD, fwad.dual_level():
+            y = fn(fwad.make_dual(x.detach(), t.detach()), *consts)
+            primal, tangent = fwad.unpack_dual(y)
+        if tangent is None:
+            tangent = torch.zeros_like(primal)
+        return primal.detach(), like(tangent, primal)
+
+    return push
+
+
+def dual_second_derivative(fn: Fn) -> Kernel:
+    """Reverse over dual forward mode, for code that writes into buffers: f runs once, the
+    second derivative is one batched backward pass of the first."""
+
+    def derivatives(xl: Any, consts: tuple[Any, ...]) -> Any:
+        with fwad.dual_level():
+            y = fn(fwad.make_dual(xl, torch.ones_like(xl)), *consts)
+            primal, d = fwad.unpack_dual(y)
+        if d is None:
+            d = torch.zeros_like(primal)
+        basis = torch.eye(d.numel(), dtype=d.dtype, device=d.device)
+        dd = grad(d.reshape(-1), xl, basis, batched=True).reshape(d.shape)
+        return primal.detach(), d.detach(), dd
+
+    def second(x: Any, *consts: Any) -> Any:
+        with FORWARD_AD:
+            return with_grad(derivatives, x, consts)
+
+    return second

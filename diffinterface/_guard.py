@@ -1,0 +1,123 @@
+"""The acceptance guard of a preparation: was it made for this call?
+
+``guard(spec, f, backend, x, t, contexts)`` compares the operator, f and the backend (by
+identity first), and the signatures of x's leaves, of the tangents' leaves and of the
+contexts with those the preparation was made for. Everything it reads is bound when it
+is made: it runs on every prepared call. ``y=`` and the explanation of a difference are
+the general path's (``diffinterface._mismatch``).
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from diffinterface._arrays import signature
+from diffinterface._backend_types import resolve_backend
+from diffinterface._contexts import context_signature
+from diffinterface._errors import DiffInterfaceError
+from diffinterface._trees import Structure
+
+if TYPE_CHECKING:
+    from diffinterface._preparation import Call
+
+__all__ = [
+    "guard_for",
+    "leaves_check",
+    "same_backend",
+    "same_function",
+    "tangents_check",
+    "types_check",
+]
+
+
+def same_function(prepared: Any, called: Any) -> bool:
+    """Whether ``called`` is the f a preparation was made for. A bound method counts as the
+    same when it binds the same function to the same object: ``obj.f`` is a new object at
+    every attribute access."""
+    return prepared is called or (isinstance(prepared, types.MethodType) and prepared == called)
+
+
+def same_backend(called: Any, prepared: Any) -> bool:
+    """Whether ``called`` (an object or a name) is the prepared backend; names resolve to
+    one cached object, so identity decides without comparing fields."""
+    if called is prepared:
+        return True
+    try:
+        config = resolve_backend(called)
+    except DiffInterfaceError:
+        return False
+    return config is prepared or config == prepared
+
+
+def leaves_check(structure: Structure, signatures: tuple[Any, ...]) -> Callable[[Any], bool]:
+    """``check(tree)``: whether tree has the structure and these leaf signatures."""
+    if structure.is_array:
+        (sig,) = signatures
+        return lambda a: signature(a) == sig
+    leaves_of = structure.leaves
+
+    def check(tree: Any) -> bool:
+        leaves = leaves_of(tree)
+        return leaves is not None and tuple(map(signature, leaves)) == signatures
+
+    return check
+
+
+def guard_for(call: Call) -> Callable[..., bool]:
+    """The guard of a preparation made for ``call`` (see the module's docstring)."""
+    spec, f, backend, prepared_contexts = call.spec, call.f, call.backend, call.contexts
+    x_ok = leaves_check(call.structure, call.x)
+    t_ok = tangents_check(call)
+
+    def guard(s: Any, g: Any, b: Any, x: Any, t: Any, contexts: tuple[Any, ...]) -> bool:
+        return (
+            s is spec
+            and (g is f or same_function(f, g))
+            and (b is backend or same_backend(b, backend))
+            and x_ok(x)
+            and t_ok(t)
+            and (context_signature(contexts) if contexts else ()) == prepared_contexts
+        )
+
+    return guard
+
+
+def tangents_check(call: Call) -> Callable[[Any], bool]:
+    tangents = call.tangents
+    if tangents is None:
+        return lambda t: t is None
+    layout, signatures = tangents.signature
+    checks = [leaves_check(tangents.like, sig) for sig in signatures]
+    if layout == "one":
+        return checks[0]
+    count = len(checks)
+    return lambda t: (
+        type(t) is tuple and len(t) == count and all(check(ti) for check, ti in zip(checks, t))  # noqa: B905
+    )
+
+
+def types_check(call: Call) -> Callable[[Any, Any], bool]:
+    """``check(x, t)``: whether the leaves of x and of the tangents have the prepared types,
+    before a compiled kernel (which compares shapes and dtypes) runs."""
+    x_types, leaves_of = call.x_types, call.structure.leaves
+    tangents = call.tangents
+    if tangents is None:
+        if call.structure.is_array:
+            (only,) = x_types
+            return lambda x, t: type(x) is only and t is None
+        return lambda x, t: tuple(map(type, leaves_of(x) or ())) == x_types and t is None
+    like_leaves, t_types, one = tangents.like.leaves, tangents.types, tangents.batch is None
+
+    def check(x: Any, t: Any) -> bool:
+        if tuple(map(type, leaves_of(x) or ())) != x_types:
+            return False
+        if one:
+            return tuple(map(type, like_leaves(t) or ())) == t_types
+        return (
+            type(t) is tuple
+            and tuple(type(a) for ti in t for a in like_leaves(ti) or ()) == t_types
+        )
+
+    return check

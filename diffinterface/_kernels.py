@@ -1,0 +1,216 @@
+"""Step 3 of preparation: choose, build and compile the kernels of one operator.
+
+The kernel is the adapter's own where it declares one (see ``diffinterface._adapter``),
+else the operator's generic one built from pushforwards and pullback
+(``diffinterface._derived``). Around it, :func:`_layout` puts x's structure and the
+batch of tangents into the one array and stacks the operators compute with, and cuts
+x-shaped results back into x's leaves; where the backend compiles, that layout is part
+of the compiled code, and the compiled code of the plain operator drops the value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from diffinterface._adapter import Adapter, Kernel, Problem
+from diffinterface._derived import OperatorSpec
+from diffinterface._errors import DiffInterfaceError
+from diffinterface._namespace import array_namespace
+from diffinterface._trees import Structure
+
+if TYPE_CHECKING:
+    from diffinterface._prepare import Arguments, NativeProblem, Variant
+    from diffinterface._tangents import Tangents
+
+__all__ = ["Kernels", "build_kernels"]
+
+
+@dataclass(frozen=True)
+class Kernels:
+    """The kernels of one preparation (None where not made for this variant)."""
+
+    all: Kernel | None  # every output of the value variant, as a tuple
+    last: Kernel | None  # the plain operator's result alone
+    writes_out: Kernel | None  # ``all`` taking ``out=`` for the last output
+    run_first: bool  # compiled and pure: a prepared call starts them before its checks
+    passed: frozenset[str]  # outputs handed to the caller as they are (sparse matrices)
+    blocks: Callable[[Any], Any] | None  # compiled cut of a Jacobian or Hessian into blocks
+
+
+def build_kernels(
+    args: Arguments, problem: NativeProblem, tangents: Tangents | None, variant: Variant
+) -> Kernels:
+    """Build (and compile) the kernels of a preparation.
+
+    Raises:
+        the exception f raises while the backend traces it, with a note.
+    """
+    spec, adapter, structure = args.spec, problem.adapter, args.structure
+    batch = None if tangents is None else tangents.batch
+    own = adapter.declared(spec.name, True) if not structure.is_array and args.y is None else None
+    flat_own = None if own is not None else adapter.declared(spec.name, False)
+    declared = own or flat_own
+
+    consts, source = problem.consts, _source(args)
+
+    def kernel(last_only: bool) -> Kernel:
+        gives_last = last_only and declared is not None and declared.last_only
+        if own is not None:
+            p = Problem(problem.x, problem.y, batch, args.mutates, structure, gives_last, consts)
+            raw = getattr(adapter, own.method)(problem.fn, p)
+        else:
+            p = Problem(
+                problem.x_flat, problem.y, batch, args.mutates, None, gives_last, consts, source
+            )
+            raw = (
+                getattr(adapter, flat_own.method)(problem.fn_flat, p)
+                if flat_own is not None
+                else spec.build(adapter, problem.fn_flat, p)
+            )
+        outputs = spec.outputs[-1:] if gives_last else spec.outputs
+        laid_out = _layout(raw, spec, outputs, structure, batch, own is not None, gives_last)
+        return _last_output(laid_out) if last_only and not gives_last else laid_out
+
+    t_example = () if tangents is None else (tangents.native(adapter),)
+    example = (problem.x, *t_example, *problem.consts)
+    wants_last = variant != "all" and args.y is None
+    wants_all = variant != "last" or args.y is not None
+    uncompiled = None
+    try:
+        if adapter.compiles:
+            uncompiled = kernel(wants_last)
+            last = adapter.compile(uncompiled, example) if wants_last else None
+            everything = adapter.compile(kernel(False), example) if wants_all else None
+        else:  # one kernel for both variants, unless the adapter's gives the last alone
+            own_last = _own_last(declared)
+            everything = (
+                adapter.compile(kernel(False), example) if wants_all or not own_last else None
+            )
+            last = adapter.compile(kernel(True), example) if wants_last and own_last else None
+            if wants_last and last is None:
+                last = _last_output(everything)  # type: ignore[arg-type]
+    except DiffInterfaceError:
+        raise
+    except Exception as e:  # JAX traces f here
+        e.add_note(f"(raised while diffinterface compiled {spec.name} with {args.config!r})")
+        raise
+    writes = None
+    if flat_own is not None and flat_own.writes_out and structure.is_array and args.y is None:
+        writes = everything
+    return Kernels(
+        all=everything,
+        last=last,
+        writes_out=writes,
+        run_first=adapter.compiles and args.y is None,
+        passed=adapter.raw_outputs if spec.name in ("jacobian", "hessian") else frozenset(),
+        blocks=_compiled_blocks(args, adapter, structure, uncompiled, example),
+    )
+
+
+def _source(args: Arguments) -> tuple[Any, ...]:
+    """The caller's (f, x, contexts, y) with x as the one array the operators see."""
+    structure, f = args.structure, args.f
+    if structure.is_array:
+        return (f, args.leaves[0], args.contexts, args.y)
+    unravel = lambda v: structure.build(structure.cut(v))  # noqa: E731
+    xp = array_namespace(*args.leaves)
+    x = structure.join(args.leaves, xp)
+    if args.y is not None:
+        return (lambda y, v, *a: f(y, unravel(v), *a), x, args.contexts, args.y)
+    return (lambda v, *a: f(unravel(v), *a), x, args.contexts, args.y)
+
+
+def _own_last(declared: Any) -> bool:
+    return declared is not None and declared.last_only
+
+
+def _last_output(kernel: Kernel) -> Kernel:
+    def last_output(*args: Any, **kwargs: Any) -> Any:
+        return kernel(*args, **kwargs)[-1]
+
+    return last_output
+
+
+def _layout(
+    raw: Kernel,
+    spec: OperatorSpec,
+    outputs: tuple[str, ...],
+    structure: Structure,
+    batch: int | None,
+    takes_structure: bool,
+    single: bool,
+) -> Kernel:
+    """``raw`` (a kernel of the one array and stacked tangents) on x and tangents in the
+    caller's layout (native leaves), with x-shaped results as x's leaves.
+
+    ``takes_structure``: ``raw`` takes x and tangents in their structure itself.
+    ``single``: ``raw`` returns the last output alone.
+    """
+    join_x = not structure.is_array and not takes_structure
+    shaped_t = spec.tangents
+    stack_t = shaped_t is not None and (batch is not None or (join_x and shaped_t == "x"))
+    if takes_structure:
+        stack_t = False
+    last = len(outputs) - 1
+    cut = [
+        (i, 1 if batch is not None and i == last and spec.tangents is not None else 0)
+        for i, o in enumerate(outputs)
+        if o == "x" and join_x
+    ]
+    if not join_x and not stack_t and not cut:
+        return raw
+    leaves_of, join = structure.leaves, structure.join
+
+    def joined_tangent(t: Any, xp: Any) -> Any:
+        if shaped_t == "x" and join_x:
+            return join(leaves_of(t), xp)  # type: ignore[arg-type]
+        return t
+
+    def laid_out(x: Any, *rest: Any) -> Any:
+        if join_x:
+            leaves = leaves_of(x)
+            xp = array_namespace(*leaves)  # type: ignore[misc]
+            x = join(leaves, xp)  # type: ignore[arg-type]
+        if stack_t:
+            t, rest = rest[0], rest[1:]
+            xp = array_namespace(x)
+            if batch is None:
+                t = joined_tangent(t, xp)
+            else:
+                t = xp.stack([joined_tangent(ti, xp) for ti in t])
+            rest = (t, *rest)
+        results = raw(x, *rest)
+        if not cut:
+            return results
+        if single:
+            return structure.cut(results, cut[0][1])
+        results = list(results)
+        for i, lead in cut:
+            results[i] = structure.cut(results[i], lead)
+        return tuple(results)
+
+    return laid_out
+
+
+def _compiled_blocks(
+    args: Arguments, adapter: Adapter, structure: Structure, kernel: Kernel | None, example: Any
+) -> Callable[[Any], Any] | None:
+    """The cut of a Jacobian or Hessian of a structured x into blocks, compiled by a
+    backend that compiles when the results stay its own arrays (slicing them one op at a
+    time would cost more than the kernel); None elsewhere."""
+    shaped = next((o for o in args.spec.outputs if o in ("yx", "xx")), None)
+    if (
+        shaped is None
+        or kernel is None
+        or structure.is_array
+        or not adapter.compiles
+        or args.x_kind != adapter.native_kind
+        or shaped in adapter.raw_outputs
+    ):
+        return None
+    result = adapter.output_template(kernel, example[0], example[1:])
+    matrix = result if not isinstance(result, tuple) else result[-1]
+    lead = len(matrix.shape) - (1 if shaped == "yx" else 2)
+    return adapter.compile(lambda m: structure.block_leaves(m, shaped, lead), (matrix,))

@@ -1,0 +1,52 @@
+"""The one way an operator function runs: prepare when there is no preparation, then call
+the preparation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from diffinterface._backend_types import BackendLike
+from diffinterface._derived import OperatorSpec
+from diffinterface._errors import InvalidArgumentError
+from diffinterface._preparation import Prep
+from diffinterface._prepare import prepare
+from diffinterface._results import write_out
+
+__all__ = ["run", "written"]
+
+
+def run(
+    spec: OperatorSpec,
+    f: Callable[..., Any],
+    backend: BackendLike,
+    x: Any,
+    t: Any,
+    contexts: tuple[Any, ...],
+    prep: Prep | None,
+    last_only: bool,
+    out: Any = None,
+    y: Any = None,
+    flat: bool = False,
+) -> Any:
+    """``prep``'s results for this call (preparing first when ``prep`` is None): the last
+    output with ``last_only`` (written into ``out`` when given), else all of them.
+
+    Raises:
+        InvalidArgumentError: ``prep`` is not a preparation.
+        PreparationMismatchError: ``prep`` was made for other arguments.
+    """
+    if prep is None:
+        prep = prepare(
+            spec, f, backend, x, t, contexts, y, "last" if last_only and y is None else "all"
+        )
+    elif type(prep) is not Prep:
+        raise InvalidArgumentError(
+            f"prep= must come from di.prepare_{spec.name}(...); got {type(prep).__name__}."
+        )
+    return prep(spec, f, backend, x, t, contexts, last_only, y, out, flat)
+
+
+def written(result: Any, out: Any) -> Any:
+    """``result``, or ``out`` with ``result`` written into it."""
+    return result if out is None else write_out(out, result)

@@ -1,0 +1,220 @@
+"""The prepared call: one :class:`Prep` object, one acceptance guard, one general path.
+
+Every call of an operator goes through :meth:`Prep.__call__` (an unprepared call prepares
+first, see ``diffinterface._prepare``):
+
+* the **guard** (made at preparation) compares what is cheap to compare: the operator, f
+  and the backend by identity, and the signatures of x's leaves, the tangents and the
+  contexts; a call it accepts runs the **composed kernel** (conversions, the backend's
+  kernel and the finishing of its results, put together at preparation);
+* where the kernels are compiled and pure (JAX), the order is chosen once, at preparation:
+  the compiled call starts first, since it checks shapes and dtypes itself, and the rest
+  of the guard runs while it computes;
+* anything else takes the **general path**: it normalises the arguments (a Python number
+  as x or tangent, ``y=``, ``out=``, ``flat=``) and runs the same kernel, or explains the
+  mismatch (``diffinterface._mismatch``).
+
+f and the kernels run at most once per call: an exception they raise propagates once,
+with its own type, and a note naming the operator and backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from diffinterface._arrays import describe
+from diffinterface._derived import OperatorSpec
+from diffinterface._errors import DiffInterfaceError, InvalidArgumentError, PreparationMismatchError
+from diffinterface._results import write_out
+from diffinterface._tangents import Tangents
+from diffinterface._trees import Structure
+
+__all__ = ["Call", "Prep", "Run"]
+
+#: ``run(x, t, contexts)``: a composed kernel, from the caller's arguments to results
+Run = Callable[[Any, Any, tuple[Any, ...]], Any]
+#: ``guard(spec, f, backend, x, t, contexts) -> bool``
+Guard = Callable[..., bool]
+
+
+@dataclass(frozen=True)
+class Call:
+    """What one preparation was made for, as the guard and the mismatch report see it."""
+
+    spec: OperatorSpec
+    f: Callable[..., Any]
+    backend: Any  # the Backend object
+    structure: Structure
+    x: tuple[Any, ...]  # signatures of x's leaves
+    x_types: tuple[type, ...]  # the types of x's leaves
+    tangents: Tangents | None
+    contexts: tuple[Any, ...]  # context_signature
+    y: Any  # the signature of y= (mutating f), else None
+
+
+class Prep:
+    """A preparation for one operator: the composed kernels and what they were made for.
+
+    Build it with the matching ``di.prepare_<operator>`` and pass it as ``prep=``. Using it
+    for other arguments raises :class:`~diffinterface.PreparationMismatchError`.
+    """
+
+    __slots__ = (
+        "_call",
+        "_explain",
+        "_guard",
+        "_normalise",
+        "_note",
+        "_run_all",
+        "_run_flat",
+        "_run_last",
+        "_run_out",
+        "_types",
+        "_unwrap",
+    )
+
+    def __init__(
+        self,
+        call: Call,
+        guard: Guard,
+        run_all: Run | None,
+        run_last: Run | None,
+        run_flat: tuple[Run | None, Run | None],
+        run_out: Callable[..., Any] | None,
+        normalise: Callable[[Any, Any], tuple[Any, Any]],
+        explain: Callable[..., str | None],
+        types: Callable[[Any, Any], bool] | None,
+        unwrap: Callable[[BaseException], BaseException],
+    ) -> None:
+        self._call = call
+        self._guard = guard
+        self._run_all, self._run_last, self._run_flat = run_all, run_last, run_flat
+        self._run_out = run_out
+        self._normalise, self._explain = normalise, explain
+        #: the pre-check of a run-first preparation (x's and the tangents' leaf types)
+        self._types = types
+        self._unwrap = unwrap
+        self._note = f"(raised while diffinterface computed {call.spec.name} with {call.backend!r})"
+
+    @property
+    def operator(self) -> str:
+        return self._call.spec.name
+
+    @property
+    def f(self) -> Callable[..., Any]:
+        return self._call.f
+
+    @property
+    def backend(self) -> Any:
+        return self._call.backend
+
+    def __repr__(self) -> str:
+        t = self._call.tangents
+        batch = None if t is None else t.batch
+        structure = self._call.structure
+        x = describe(self._call.x[0]) if structure.is_array else structure.describe()
+        return f"Prep({self.operator}, backend={self.backend!r}, x={x}, batch={batch})"
+
+    def __call__(
+        self,
+        spec: OperatorSpec,
+        f: Callable[..., Any],
+        backend: Any,
+        x: Any,
+        t: Any,
+        contexts: tuple[Any, ...],
+        last_only: bool,
+        y: Any = None,
+        out: Any = None,
+        flat: bool = False,
+    ) -> Any:
+        """The operator's results for this call: all outputs as a tuple, or the last one
+        alone with ``last_only`` (written into ``out`` when given).
+
+        Raises:
+            PreparationMismatchError: the preparation was made for other arguments.
+        """
+        run = self._run_last if last_only else self._run_all
+        if y is None and out is None and not flat and run is not None:
+            if self._types is None:
+                if self._guard(spec, f, backend, x, t, contexts):
+                    return self._run(run, x, t, contexts)
+            elif self._types(x, t):  # run first; the compiled call checks shapes and dtypes
+                try:
+                    result = run(x, t, contexts)
+                except Exception as e:
+                    report = self._explain(spec, f, backend, x, t, contexts, None)
+                    if report is not None:
+                        raise PreparationMismatchError(report) from None
+                    original = self._failed(e)
+                    if original is e:
+                        raise
+                    raise original from None
+                if self._guard(spec, f, backend, x, t, contexts):
+                    return result
+                report = self._explain(spec, f, backend, x, t, contexts, None)
+                if report is not None:
+                    raise PreparationMismatchError(report)
+                return result
+        return self._general(spec, f, backend, x, t, contexts, last_only, y, out, flat)
+
+    def _run(self, run: Run, x: Any, t: Any, contexts: tuple[Any, ...]) -> Any:
+        try:
+            return run(x, t, contexts)
+        except Exception as e:
+            original = self._failed(e)
+            if original is e:
+                raise
+            raise original from None
+
+    def _general(
+        self,
+        spec: OperatorSpec,
+        f: Callable[..., Any],
+        backend: Any,
+        x: Any,
+        t: Any,
+        contexts: tuple[Any, ...],
+        last_only: bool,
+        y: Any,
+        out: Any,
+        flat: bool,
+    ) -> Any:
+        """Normalise the arguments, check them, run, and write ``y=`` and ``out=``."""
+        x, t = self._normalise(x, t)
+        report = self._explain(spec, f, backend, x, t, contexts, y)
+        if report is not None:
+            raise PreparationMismatchError(report)
+        every = not last_only or y is not None  # a mutating f's value is written into y
+        run = self._run_all if every else self._run_last
+        if flat:
+            run = self._run_flat[0 if every else 1]
+        if run is None:
+            raise InvalidArgumentError(
+                f"This preparation of {spec.name} was made by an unprepared call, for "
+                f"{'the plain operator' if every else 'its value variant'} only; prepare "
+                f"with di.prepare_{spec.name}(...) to use it for both."
+            )
+        writes = self._run_out
+        if last_only and writes is not None and y is None and type(out) is np.ndarray and not flat:
+            return self._run(lambda x, t, c: writes(x, t, c, out), x, t, contexts)
+        result = self._run(run, x, t, contexts)
+        if y is not None:
+            write_out(y, result[0], "y")
+            if last_only:
+                result = result[-1]
+        if out is not None and last_only:
+            return write_out(out, result)
+        return result
+
+    def _failed(self, e: Exception) -> BaseException:
+        """``e`` with a note naming the operator and backend, or the exception that f
+        raised where ``e`` is a framework's wrapper of it."""
+        original = self._unwrap(e)
+        if not isinstance(original, DiffInterfaceError):
+            original.add_note(self._note)
+        return original

@@ -1,0 +1,158 @@
+"""Results: a kernel's native outputs as the caller gets them, and ``out=``.
+
+A kernel returns native arrays in the layout the operators compute in (x-shaped outputs
+of a structured x as x's leaves; a batch of tangents as one stack). :func:`finisher`
+composes, at preparation, the function that converts each output to x's array kind and
+device and lays it out: x's structure, a tuple per tangent of a batch, a Jacobian or
+Hessian as blocks (or one matrix with ``flat=True``). :func:`write_out` copies a result
+into the caller's ``out=``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import optree
+
+from diffinterface._arrays import identity, kind, kind_of
+from diffinterface._errors import InvalidArgumentError
+from diffinterface._trees import Structure, is_structure
+
+__all__ = ["finisher", "write_out"]
+
+Convert = Callable[[Any], Any]
+
+
+def finisher(
+    outputs: Sequence[str],
+    structure: Structure,
+    batch: int | None,
+    convert: Sequence[Convert],
+    flat: bool,
+    passed: frozenset[str] = frozenset(),
+    blocks: Callable[[Any], Any] | None = None,
+    y_shape: tuple[int, ...] = (),
+) -> Callable[[Any], Any]:
+    """The function from the kernel's outputs (a tuple with several, one output alone
+    with one) to the caller's results.
+
+    Args:
+        outputs: what each output is shaped like: "y", "x", "yx" or "xx".
+        structure: x's structure.
+        batch: the number of tangents of a batch (x- or y-shaped outputs of the last
+            position are stacked), None for one.
+        convert: per output, native array → x's kind and device.
+        flat: Jacobians and Hessians of structured x as one matrix rather than blocks.
+        passed: kinds of outputs handed over as they are (AutoSparse's sparse matrices).
+        blocks: a Jacobian or Hessian (converted) as the nested leaves of its blocks
+            (compiled where the results are a compiling backend's arrays), default
+            :meth:`Structure.block_leaves`.
+        y_shape: the shape of f's output (a Jacobian's leading axes).
+    """
+    parts = [
+        _part(
+            shaped,
+            structure,
+            batch if i == len(outputs) - 1 else None,
+            conv,
+            flat,
+            passed,
+            blocks,
+            y_shape,
+        )
+        for i, (shaped, conv) in enumerate(zip(outputs, convert, strict=True))
+    ]
+    if len(parts) == 1:
+        return parts[0]
+    if all(p is identity for p in parts):
+        return tuple
+    return lambda results: tuple([p(r) for p, r in zip(parts, results)])  # noqa: B905
+
+
+def _part(
+    shaped: str,
+    structure: Structure,
+    batch: int | None,
+    convert: Convert,
+    flat: bool,
+    passed: frozenset[str],
+    blocks: Callable[[Any], Any] | None,
+    y_shape: tuple[int, ...],
+) -> Convert:
+    """The finishing of one output (see :func:`finisher`)."""
+    if shaped in passed:
+        return identity
+    build, n = structure.build, structure.size
+    if shaped == "yx" or shaped == "xx":
+        if flat:
+            rows = math.prod(y_shape) if shaped == "yx" else n
+            return lambda r: convert(r).reshape((rows, n))
+        if structure.is_array:
+            return convert
+        lead = len(y_shape)
+        cut = blocks or (lambda m: structure.block_leaves(m, shaped, lead))
+        return lambda r: structure.build_blocks(cut(convert(r)), shaped)
+    if batch is not None:
+        if shaped == "x" and not structure.is_array:  # leaves with a leading batch axis
+            return lambda r: tuple(
+                build([_item(a, i) for a in map(convert, r)]) for i in range(batch)
+            )
+        return lambda r: _split(convert(r), batch)
+    if shaped == "x" and not structure.is_array:
+        return lambda r: build([convert(a) for a in r])
+    return convert
+
+
+def _split(stacked: Any, batch: int) -> tuple[Any, ...]:
+    return tuple(_item(stacked, i) for i in range(batch))
+
+
+def _item(stacked: Any, i: int) -> Any:
+    """``stacked[i]``, a 0-d array rather than a NumPy scalar for a stack of 0-d results."""
+    part = stacked[i]
+    return np.asarray(part) if isinstance(part, np.generic) else part
+
+
+def copying(convert: Convert) -> Convert:
+    """``convert`` followed by a copy (for a result that may share memory with x)."""
+
+    def convert_and_copy(r: Any) -> Any:
+        a = convert(r)
+        name = kind_of(a)
+        return kind(name).copy(a) if name else a
+
+    return convert_and_copy
+
+
+def write_out(out: Any, result: Any, role: str = "out") -> Any:
+    """Copy ``result`` (an array, a structure of arrays, or a tuple of them for a batch)
+    into the caller's ``out`` and return ``out``.
+
+    Raises:
+        InvalidArgumentError: ``out`` has another kind, structure, shape or dtype, or holds
+            immutable arrays.
+    """
+    if result is out:  # a kernel wrote straight into the caller's array
+        return out
+    if type(result) is tuple and not (type(out) is tuple and len(out) == len(result)):
+        raise InvalidArgumentError(
+            f"With a tuple of {len(result)} tangents, {role}= must be a tuple of "
+            f"{len(result)} arrays; got {type(out).__name__}."
+        )
+    if is_structure(result) or is_structure(out):
+        spec_out = optree.tree_structure(out, none_is_leaf=True)
+        spec_result = optree.tree_structure(result, none_is_leaf=True)
+        if spec_out != spec_result:
+            raise InvalidArgumentError(
+                f"{role}= must have the result's structure {spec_result}; got {spec_out}."
+            )
+        optree.tree_map(lambda o, r: write_out(o, r, role), out, result, none_is_leaf=True)
+        return out
+    name = kind_of(result)
+    if name is None:
+        raise InvalidArgumentError(f"{role}= is given for a result that is not an array.")
+    kind(name).write(out, result, role)
+    return out

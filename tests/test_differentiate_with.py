@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
+import torch.autograd.forward_ad as fwad
 import torch.func as tf
 
 import diffinterface as di
@@ -226,3 +227,26 @@ def test_bad_arguments() -> None:
         repr(di.DifferentiateWith(wave, "jax"))
         == "DifferentiateWith(wave, AutoJAX(mode='reverse'))"
     )
+
+
+# -- torch's eager forward mode and older batching (issue 18, items 4 and 5) -----------------
+
+
+def test_torch_pushforward_inside_a_callers_forward_mode_level() -> None:
+    """The torch backend's pushforwards (plain, batched, mutating f) inside an open level."""
+
+    def mutating(x: Any) -> Any:
+        y = torch.zeros_like(x)
+        y[...] = wave(x)
+        return y
+
+    x, t = torch.tensor(X0), torch.tensor(W)
+    jac = wave_jacobian(X0)
+    with fwad.dual_level():
+        assert_close(di.pushforward(wave, "torch", x, t), jac @ W, 1e-12)
+        assert_close(di.pushforward(mutating, "torch", x, t), jac @ W, 1e-12)
+        batch = di.pushforward(wave, "torch", x, (t, 2 * t))
+        assert_close(batch[1], 2 * jac @ W, 1e-12)
+        assert_close(di.jacobian(wave, di.AutoTorch("forward"), x), jac, 1e-12)
+        with pytest.raises(di.UnsupportedError, match="carries a tangent of that level"):
+            di.pushforward(wave, "torch", fwad.make_dual(x, t), t)

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from diffinterface._arrays import ArrayKind, nested_error, register_kind
+from diffinterface._arrays import ArrayKind, register_kind
+from diffinterface._conversions import nested_error
 from diffinterface.backends._torch_compat import is_functorch_wrapped
 
 __all__ = ["TorchArrays", "running_f", "tracked"]

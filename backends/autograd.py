@@ -19,10 +19,12 @@ import numpy as np
 from autograd import grad, make_jvp, make_vjp
 from autograd.builtins import tuple as atuple
 from autograd.differential_operators import value_and_grad
+from autograd.tracer import getval
 from autograd.numpy.numpy_boxes import ArrayBox
 
 from diffinterface._adapter import Adapter, Fn, Kernel, Problem, kernel
-from diffinterface._arrays import NUMPY, ArrayKind, nested_error, register_kind
+from diffinterface._arrays import NUMPY, ArrayKind, register_kind
+from diffinterface._conversions import nested_error
 
 __all__ = ["AutogradAdapter", "AutogradArrays"]
 
@@ -146,21 +148,23 @@ class AutogradAdapter(Adapter):
 
     @kernel("hessian")
     def hessian(self, fn: Fn, p: Problem) -> Kernel:
-        """Reverse over reverse, f traced once: one forward pass of the value and gradient,
-        one backward pass per row."""
+        """Reverse over reverse, f traced once: one forward pass gives the value (kept
+        aside, unboxed) and the gradient, then one backward pass per row."""
         shape = np.shape(p.x)
         n = int(np.prod(shape))
         basis = np.eye(n, dtype=p.x.dtype).reshape((n, *shape))
 
         def hessian(x: Any, *consts: Any) -> Any:
-            def value_and_gradient(v: Any) -> Any:
-                y, g = value_and_grad(lambda w: fn(w, *consts))(v)
-                return atuple((y, _like(g, v)))
+            value: list[Any] = []
 
-            vjp, (y, g) = make_vjp(value_and_gradient)(x)
-            no_value = np.zeros_like(y)
-            rows = _stack([_like(vjp((no_value, e)), x) for e in basis], x)
-            return y, g, rows.reshape(shape + shape)
+            def gradient(v: Any) -> Any:
+                y, g = value_and_grad(lambda w: fn(w, *consts))(v)
+                value.append(getval(y))
+                return _like(g, v)
+
+            vjp, g = make_vjp(gradient)(x)
+            rows = _stack([_like(vjp(e), x) for e in basis], x)
+            return value[0], g, rows.reshape(shape + shape)
 
         return hessian
 

@@ -18,7 +18,8 @@ import jax
 import numpy as np
 
 from diffinterface._adapter import Adapter, Fn, Kernel, Problem, kernel
-from diffinterface._arrays import ArrayKind, nested_error, register_kind
+from diffinterface._arrays import ArrayKind, register_kind
+from diffinterface._conversions import nested_error
 from diffinterface._derived import gradient_function
 from diffinterface.backends._jax_compat import fast_call
 

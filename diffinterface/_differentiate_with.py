@@ -26,9 +26,10 @@ import numpy as np
 import optree
 
 from diffinterface._adapter import adapter_for
-from diffinterface._arrays import converter, kind, kind_of, signature
+from diffinterface._arrays import kind, kind_of, signature
 from diffinterface._backend_types import BackendLike, resolve_backend
 from diffinterface._contexts import Constant, is_static
+from diffinterface._conversions import converter
 from diffinterface._errors import InvalidArgumentError
 from diffinterface._namespace import array_namespace
 from diffinterface._operators.pullback import prepare_pullback, pullback

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from diffinterface._preparation import Call
 
 __all__ = [
+    "call_check",
     "guard_for",
     "leaves_check",
     "same_backend",
@@ -67,21 +68,32 @@ def leaves_check(structure: Structure, signatures: tuple[Any, ...]) -> Callable[
 
 def guard_for(call: Call) -> Callable[..., bool]:
     """The guard of a preparation made for ``call`` (see the module's docstring)."""
-    spec, f, backend, prepared_contexts = call.spec, call.f, call.backend, call.contexts
-    x_ok = leaves_check(call.structure, call.x)
-    t_ok = tangents_check(call)
+    same_call, x_ok, t_ok = (
+        call_check(call),
+        leaves_check(call.structure, call.x),
+        tangents_check(call),
+    )
 
     def guard(s: Any, g: Any, b: Any, x: Any, t: Any, contexts: tuple[Any, ...]) -> bool:
+        return x_ok(x) and t_ok(t) and same_call(s, g, b, contexts)
+
+    return guard
+
+
+def call_check(call: Call) -> Callable[..., bool]:
+    """``check(spec, f, backend, contexts)``: the guard without the arrays, which a compiled
+    kernel that ran first has checked itself (with :func:`types_check` before it)."""
+    spec, f, backend, prepared_contexts = call.spec, call.f, call.backend, call.contexts
+
+    def same_call(s: Any, g: Any, b: Any, contexts: tuple[Any, ...]) -> bool:
         return (
             s is spec
             and (g is f or same_function(f, g))
             and (b is backend or same_backend(b, backend))
-            and x_ok(x)
-            and t_ok(t)
             and (context_signature(contexts) if contexts else ()) == prepared_contexts
         )
 
-    return guard
+    return same_call
 
 
 def tangents_check(call: Call) -> Callable[[Any], bool]:

@@ -12,19 +12,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal
 
 from diffinterface._adapter import Adapter, Kernel, Problem
+from diffinterface._arguments import Arguments, NativeProblem
 from diffinterface._derived import OperatorSpec
 from diffinterface._errors import DiffInterfaceError
 from diffinterface._namespace import array_namespace
+from diffinterface._tangents import Tangents
 from diffinterface._trees import Structure
 
-if TYPE_CHECKING:
-    from diffinterface._prepare import Arguments, NativeProblem, Variant
-    from diffinterface._tangents import Tangents
+__all__ = ["Kernels", "Variant", "build_kernels"]
 
-__all__ = ["Kernels", "build_kernels"]
+#: which kernels a preparation makes: both, or the one an unprepared call needs
+Variant = Literal["both", "last", "all"]
 
 
 @dataclass(frozen=True)

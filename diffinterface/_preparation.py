@@ -70,10 +70,10 @@ class Prep:
         "_normalise",
         "_note",
         "_run_all",
+        "_run_first",
         "_run_flat",
         "_run_last",
         "_run_out",
-        "_types",
         "_unwrap",
     )
 
@@ -87,7 +87,7 @@ class Prep:
         run_out: Callable[..., Any] | None,
         normalise: Callable[[Any, Any], tuple[Any, Any]],
         explain: Callable[..., str | None],
-        types: Callable[[Any, Any], bool] | None,
+        run_first: tuple[Callable[[Any, Any], bool], Callable[..., bool]] | None,
         unwrap: Callable[[BaseException], BaseException],
     ) -> None:
         self._call = call
@@ -95,8 +95,9 @@ class Prep:
         self._run_all, self._run_last, self._run_flat = run_all, run_last, run_flat
         self._run_out = run_out
         self._normalise, self._explain = normalise, explain
-        #: the pre-check of a run-first preparation (x's and the tangents' leaf types)
-        self._types = types
+        #: a run-first preparation's checks before its kernel runs (the types of x's and the
+        #: tangents' leaves) and after (operator, f, backend, contexts); None: check first
+        self._run_first = run_first
         self._unwrap = unwrap
         self._note = f"(raised while diffinterface computed {call.spec.name} with {call.backend!r})"
 
@@ -140,10 +141,10 @@ class Prep:
         """
         run = self._run_last if last_only else self._run_all
         if y is None and out is None and not flat and run is not None:
-            if self._types is None:
+            if self._run_first is None:
                 if self._guard(spec, f, backend, x, t, contexts):
                     return self._run(run, x, t, contexts)
-            elif self._types(x, t):  # run first; the compiled call checks shapes and dtypes
+            elif self._run_first[0](x, t):  # the compiled call checks shapes and dtypes
                 try:
                     result = run(x, t, contexts)
                 except Exception as e:
@@ -154,7 +155,7 @@ class Prep:
                     if original is e:
                         raise
                     raise original from None
-                if self._guard(spec, f, backend, x, t, contexts):
+                if self._run_first[1](spec, f, backend, contexts):
                     return result
                 report = self._explain(spec, f, backend, x, t, contexts, None)
                 if report is not None:

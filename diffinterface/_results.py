@@ -102,7 +102,7 @@ def _part(
             )
         return lambda r: _split(convert(r), batch)
     if shaped == "x" and not structure.is_array:
-        return lambda r: build([convert(a) for a in r])
+        return build if convert is identity else lambda r: build([convert(a) for a in r])
     return convert
 
 

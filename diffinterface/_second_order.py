@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from diffinterface._adapter import Adapter, Fn, Kernel, Problem, adapter_for, kernel
-from diffinterface._arrays import converter
 from diffinterface._backend_types import SecondOrder
+from diffinterface._conversions import converter
 from diffinterface._derived import derivative_function, gradient_function
 from diffinterface._differentiate_with import DifferentiateWith
 from diffinterface._errors import UnsupportedError

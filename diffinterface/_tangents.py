@@ -17,7 +17,8 @@ import numpy as np
 import optree
 
 from diffinterface._adapter import Adapter
-from diffinterface._arrays import converter, kind_of, signature, to_input_array
+from diffinterface._arrays import kind_of, signature
+from diffinterface._conversions import converter, to_input_array
 from diffinterface._derived import OperatorSpec
 from diffinterface._errors import InvalidArgumentError
 from diffinterface._trees import Structure

@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 import optree
 
-from diffinterface._arrays import describe, kind_of, signature, to_input_array
+from diffinterface._arrays import describe, kind_of, signature
+from diffinterface._conversions import to_input_array
 from diffinterface._errors import InvalidArgumentError
 
 __all__ = ["Structure", "is_structure"]

@@ -23,6 +23,7 @@ FOLDERS = {"diffinterface": "diffinterface", "backends": "diffinterface.backends
 LAYERS: list[tuple[str, ...]] = [
     ("diffinterface._errors",),
     ("diffinterface._arrays",),
+    ("diffinterface._conversions",),
     (
         "diffinterface._trees",
         "diffinterface._contexts",
@@ -33,6 +34,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("diffinterface._adapter", "diffinterface._derived"),
     (
         "diffinterface._functions",
+        "diffinterface._arguments",
         "diffinterface._tangents",
         "diffinterface._results",
         "diffinterface._guard",

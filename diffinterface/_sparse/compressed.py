@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from diffinterface._adapter import Adapter, Fn, Kernel, Problem
-from diffinterface._arrays import converter
+from diffinterface._conversions import converter
 from diffinterface._derived import HVP, uses_forward_mode
 from diffinterface._errors import DiffInterfaceError, InvalidArgumentError
 from diffinterface._sparse.backend import AutoSparse

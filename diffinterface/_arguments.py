@@ -1,0 +1,175 @@
+"""Steps 1 and 2 of preparation: the caller's arguments checked and taken apart, and the
+problem in the backend's arrays, with f evaluated (or traced) once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from diffinterface._adapter import Adapter, adapter_for
+from diffinterface._arrays import identity, kind, kind_of
+from diffinterface._backend_types import Backend, BackendLike, resolve_backend
+from diffinterface._contexts import Cache, check_contexts, is_static
+from diffinterface._conversions import check_dtype, converter
+from diffinterface._derived import OperatorSpec
+from diffinterface._errors import DiffInterfaceError, InvalidArgumentError, UnsupportedError
+from diffinterface._functions import (
+    checked_output,
+    native_function,
+    numbers_as_arrays,
+    on_structure,
+)
+from diffinterface._namespace import array_namespace
+from diffinterface._trees import Structure
+
+__all__ = ["Arguments", "NativeProblem", "arguments", "native_problem"]
+
+
+@dataclass(frozen=True)
+class Arguments:
+    """The caller's arguments, checked and normalised (arrays of their own kind)."""
+
+    spec: OperatorSpec
+    f: Callable[..., Any]
+    config: Backend
+    structure: Structure
+    leaves: list[Any]
+    x_kind: str
+    contexts: tuple[Any, ...]
+    y: Any
+    mutates: bool  # f writes into arrays (y= or Cache): the backend must allow it
+
+
+@dataclass(frozen=True)
+class NativeProblem:
+    """The problem in the backend's arrays: fn of the one array the operators see."""
+
+    adapter: Adapter
+    fn: Callable[..., Any]  # fn(x in its structure, *consts)
+    fn_flat: Callable[..., Any]  # fn(the one array, *consts)
+    x: Any  # x's structure of native arrays
+    x_flat: Any  # the one array
+    consts: tuple[Any, ...]
+    const_in: tuple[Callable[[Any], Any] | None, ...]
+    x_in: Callable[[Any], Any]  # one leaf to native
+    y: Any  # the output template
+
+
+def arguments(
+    spec: OperatorSpec,
+    f: Callable[..., Any],
+    backend: BackendLike,
+    x: Any,
+    contexts: tuple[Any, ...],
+    y: Any,
+) -> Arguments:
+    """Step 1: check the arguments and take x apart into its structure and leaves."""
+    if not callable(f):
+        raise InvalidArgumentError(f"f must be callable, got {type(f).__name__}.")
+    config = resolve_backend(backend)
+    structure, leaves = Structure.of(x)
+    if spec.scalar_x and not structure.is_array:
+        raise InvalidArgumentError(
+            f"{spec.name} needs a scalar x; got a {type(x).__name__}. Use gradient, "
+            "pushforward or jacobian for structured inputs."
+        )
+    if spec.scalar_x and tuple(leaves[0].shape) != ():
+        raise InvalidArgumentError(
+            f"{spec.name} needs a scalar (0-d) x; got shape {tuple(leaves[0].shape)}. Use "
+            "pushforward or jacobian for array inputs."
+        )
+    check_contexts(contexts)
+    if y is not None and kind_of(y) is None:
+        raise InvalidArgumentError(
+            f"y= must be an array that f(y, x) writes its output into; got {type(y).__name__}."
+        )
+    x_kind = kind_of(leaves[0])
+    assert x_kind is not None
+    mutates = y is not None or any(isinstance(c, Cache) for c in contexts)
+    return Arguments(spec, f, config, structure, leaves, x_kind, contexts, y, mutates)
+
+
+def native_problem(args: Arguments) -> NativeProblem:
+    """Step 2: the problem in the backend's arrays, and f evaluated (or traced) once.
+
+    Raises:
+        UnsupportedError: the backend cannot differentiate mutation.
+        InvalidArgumentError: f returned no array, a Python number, another library's
+            array, a non-floating array, or (for gradient, hvp, hessian) a non-scalar.
+    """
+    adapter = adapter_for(args.config).for_operator(args.spec.name)
+    if args.y is not None and not adapter.supports_mutation:
+        raise UnsupportedError(
+            f"{type(args.config).__name__} cannot differentiate a mutating function f(y, x): "
+            f"its arrays are immutable. {adapter.mutation_hint}, or rewrite f to return its "
+            "output."
+        )
+    if args.mutates and not adapter.supports_mutation:
+        raise UnsupportedError(
+            f"{args.config!r} cannot give f a writable di.Cache buffer: its arrays are "
+            f"immutable. {adapter.mutation_hint}, or pass the scratch space as di.Constant "
+            "and write f without in-place updates."
+        )
+    check_dtype(args.leaves[0], args.x_kind, adapter.native_kind, "x", args.config)
+    x_in = identity if args.x_kind in adapter.accepted_kinds else _to(adapter, args.x_kind)
+    native = [x_in(a) for a in args.leaves]
+    const_in = tuple(_const_converter(adapter, c) for c in args.contexts)
+    consts = tuple(conv(c.value) for conv, c in zip(const_in, args.contexts, strict=True) if conv)
+    fn = native_function(args.f, args.contexts, args.y, args.structure)
+    fn_flat = on_structure(fn, args.structure)
+    if adapter.plain_values:
+        fn_flat = numbers_as_arrays(fn_flat)
+    x_flat = args.structure.join(native, array_namespace(*native))
+    y = _output_template(args, adapter, fn_flat, x_flat, consts)
+    return NativeProblem(
+        adapter, fn, fn_flat, args.structure.build(native), x_flat, consts, const_in, x_in, y
+    )
+
+
+def _output_template(
+    args: Arguments, adapter: Adapter, fn: Callable[..., Any], x: Any, consts: tuple[Any, ...]
+) -> Any:
+    try:
+        out = adapter.output_template(checked_output(fn, args.config, args.y), x, consts)
+    except DiffInterfaceError:
+        raise
+    except Exception as e:
+        e.add_note(
+            f"(raised inside f while diffinterface prepared {args.spec.name} with {args.config!r})"
+        )
+        raise
+    if isinstance(out, np.generic | int | float):
+        out = np.asarray(out)
+    name = kind_of(out)
+    if not (kind(name).is_real_floating(out) if name else np.issubdtype(out.dtype, np.floating)):
+        raise InvalidArgumentError(
+            f"f returned an array of dtype {out.dtype}; differentiation needs a real floating "
+            "output (float32 or float64): compute it in one of those (an integer or bool "
+            "output is piecewise constant and has no useful derivative; bfloat16 is not "
+            "supported)."
+        )
+    if args.spec.scalar_y and tuple(out.shape) != ():
+        raise InvalidArgumentError(
+            f"{args.spec.name} needs f to return a scalar (0-d) array; f returned shape "
+            f"{tuple(out.shape)}. Use jacobian for array outputs, or reduce the output "
+            "(e.g. xp.sum)."
+        )
+    return out
+
+
+def _to(adapter: Adapter, src: str) -> Callable[[Any], Any]:
+    return converter(src, adapter.native_kind)
+
+
+def _const_converter(adapter: Adapter, c: Any) -> Callable[[Any], Any] | None:
+    """How a context's value is passed to the kernel; None when ``fn`` supplies it itself
+    (a Cache buffer, or a static Constant folded in at preparation)."""
+    if isinstance(c, Cache) or is_static(c.value):
+        return None
+    name = kind_of(c.value)
+    if name is None or name in adapter.accepted_kinds:
+        return identity  # unhashable non-arrays (nested data) are handed to f as they are
+    return _to(adapter, name)

@@ -4,6 +4,7 @@ autograd and torch.func, HIPS autograd, finite differences and di operators)."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import autograd
@@ -232,6 +233,18 @@ def test_bad_arguments() -> None:
 # -- torch's eager forward mode and older batching (issue 18, items 4 and 5) -----------------
 
 
+@pytest.mark.parametrize("inner", FRAMEWORKS)
+def test_torch_eager_forward_mode_reaches_the_inner_backend(inner: str) -> None:
+    """Inside forward_ad.dual_level() (gradcheck's check_forward_ad opens one), the inner
+    torch backend used to open a nested level and fail."""
+    g = di.DifferentiateWith(wave, inner)
+    with fwad.dual_level():
+        y = g(fwad.make_dual(torch.tensor(X0), torch.tensor(W)))
+        value, jvp = fwad.unpack_dual(y)
+    assert_close(value, wave(X0), 1e-15)
+    assert_close(jvp, wave_jacobian(X0) @ W, tol(inner))
+
+
 def test_torch_pushforward_inside_a_callers_forward_mode_level() -> None:
     """The torch backend's pushforwards (plain, batched, mutating f) inside an open level."""
 
@@ -250,3 +263,27 @@ def test_torch_pushforward_inside_a_callers_forward_mode_level() -> None:
         assert_close(di.jacobian(wave, di.AutoTorch("forward"), x), jac, 1e-12)
         with pytest.raises(di.UnsupportedError, match="carries a tangent of that level"):
             di.pushforward(wave, "torch", fwad.make_dual(x, t), t)
+
+
+@pytest.mark.parametrize("inner", FRAMEWORKS)
+def test_torch_batched_gradients_reach_the_inner_backend(inner: str) -> None:
+    """torch's older vmap (is_grads_batched, vectorized functional.jacobian) used to hand
+    its batched tensors to the NumPy conversion ("Batching rule not implemented for
+    aten::detach")."""
+    g = di.DifferentiateWith(wave, inner)
+    jac, rtol = wave_jacobian(X0), tol(inner)
+    x = torch.tensor(X0, requires_grad=True)
+    basis = torch.eye(4, dtype=torch.float64)
+    (rows,) = torch.autograd.grad(g(x), x, basis, is_grads_batched=True)
+    assert_close(rows, jac, rtol)
+    for strategy in ("reverse-mode", "forward-mode"):
+        got = torch.autograd.functional.jacobian(g, x, vectorize=True, strategy=strategy)
+        assert_close(got, jac, rtol)
+    # the older vmap over g itself: one inner call per example
+    xs = torch.stack([x.detach(), 2 * x.detach()])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        values = torch._vmap_internals.vmap(g)(xs)
+        assert_close(values[1], wave(2 * X0), 1e-15)
+        with pytest.raises(di.UnsupportedError, match=r"torch\.func\.vmap"):
+            torch._vmap_internals.vmap(torch._vmap_internals.vmap(g))(xs[None])

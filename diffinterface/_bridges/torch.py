@@ -4,10 +4,16 @@
 pushforward, so ``.backward()``, ``torch.autograd.grad``, forward-mode AD and the
 ``torch.func`` transforms (grad, vjp, jvp, jacrev, jacfwd; vmap through a loop over the
 batch) all reach the inner backend. Tensors other than x are constants.
+
+torch's older batching, which ``torch.autograd.grad(is_grads_batched=True)``,
+``autograd.functional.jacobian(vectorize=True)`` and gradcheck's batched checks use, knows
+nothing of ``torch.autograd.Function``: its batched tensors reach ``forward`` themselves,
+and are taken apart there (see :func:`_legacy_batched`).
 """
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 import torch
@@ -21,6 +27,12 @@ _ONLY_X = (
     "A di.DifferentiateWith function is differentiated only with respect to its first "
     "argument x, but argument #{i} requires grad. Pass the differentiated quantities in x "
     "(concatenate them), or pass argument #{i} detached (.detach())."
+)
+_NESTED_LEGACY_VMAP = (
+    "A di.DifferentiateWith function was called under two nested levels of torch's older "
+    "vmap (torch._vmap_internals, used by is_grads_batched=True and gradcheck), or batched "
+    "by an outer level only: not supported. Use torch.func.vmap (with torch.func.vjp or "
+    "jacrev) for nested batches."
 )
 _SECOND_ORDER = (
     "Second-order differentiation through a di.DifferentiateWith function is not "
@@ -42,7 +54,7 @@ class _Boundary(torch.autograd.Function):
 
     @staticmethod
     def forward(x: Any, inner: InnerCalls, *args: Any) -> Any:
-        return inner.value(x, args)
+        return _legacy_batched(_value, None, inner, x, *args)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
@@ -79,7 +91,7 @@ class _Linear(torch.autograd.Function):
     @classmethod
     def forward(cls, x: Any, t: Any, inner: InnerCalls, *args: Any) -> Any:
         _check_first_order(x)
-        return getattr(inner, cls.operator)(x, t.contiguous(), args)
+        return _legacy_batched(_linear(cls.operator), 1, inner, x, t, *args)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
@@ -98,8 +110,8 @@ class _Linear(torch.autograd.Function):
         _check_first_order(x)
         if in_dims[1] is not None and all(d is None for i, d in enumerate(in_dims) if i != 1):
             # a batch of tangents at one x (jacrev, jacfwd): one batched inner call
-            ts = tuple(t.movedim(in_dims[1], 0).contiguous())
-            return torch.stack(getattr(inner, cls.operator)(x, ts, args)), 0
+            ts = t.movedim(in_dims[1], 0)
+            return _linear(cls.operator)(inner, x, ts, *args, batched=True), 0
         return _loop(cls, info, in_dims, (x, t, inner, *args)), 0
 
 
@@ -109,6 +121,67 @@ class _Pushforward(_Linear):
 
 class _Pullback(_Linear):
     operator = "pullback"
+
+
+def _value(inner: InnerCalls, x: Any, *args: Any) -> Any:
+    return inner.value(x, args)
+
+
+@cache
+def _linear(operator: str) -> Any:
+    """``operator(x, t)`` of the inner backend for plain tensors (t one tangent, or a batch
+    of them on axis 0 when ``batched``). The inputs are detached: the outer framework's
+    tangents, which a caller's forward-mode level may attach, are not the inner backend's."""
+
+    def compute(inner: InnerCalls, x: Any, t: Any, *args: Any, batched: bool = False) -> Any:
+        method = getattr(inner, operator)
+        consts = tuple(a.detach() if isinstance(a, torch.Tensor) else a for a in args)
+        x, t = x.detach(), t.detach().contiguous()
+        if batched:
+            return torch.stack(method(x, tuple(t), consts))
+        return method(x, t, consts)
+
+    return compute
+
+
+def _legacy_batched(compute: Any, tangent: int | None, inner: InnerCalls, *inputs: Any) -> Any:
+    """``compute(inner, *inputs)`` where inputs may be batched by torch's older vmap
+    (``torch._vmap_internals``), whose batched tensors cannot be detached or converted to
+    NumPy: the batch (the innermost vmap level) is taken out, computed by one batched call
+    (only input #``tangent`` batched: a batch of tangents at one x) or example by example,
+    and put back. Other inputs go straight to ``compute``."""
+    batched = [_is_legacy_batched(a) for a in inputs]
+    if not any(batched):
+        return compute(inner, *inputs)
+    level = _legacy_level()
+    plain = [
+        torch._remove_batch_dim(a, level, 0, 0) if b else a
+        for a, b in zip(inputs, batched, strict=True)
+    ]
+    if any(map(_is_legacy_batched, plain)):
+        raise UnsupportedError(_NESTED_LEGACY_VMAP)
+    if tangent is not None and batched == [i == tangent for i in range(len(inputs))]:
+        result = compute(inner, *plain, batched=True)
+    else:
+        size = next(a.shape[0] for a, b in zip(plain, batched, strict=True) if b)
+        result = torch.stack(
+            [
+                compute(inner, *(a[i] if b else a for a, b in zip(plain, batched, strict=True)))
+                for i in range(size)
+            ]
+        )
+    return torch._add_batch_dim(result, 0, level)
+
+
+def _is_legacy_batched(a: Any) -> bool:
+    return isinstance(a, torch.Tensor) and torch._C._functorch.is_legacy_batchedtensor(a)
+
+
+def _legacy_level() -> int:
+    """The innermost level of torch's older vmap (private torch API, as torch 2.13 has it)."""
+    level = torch._C._vmapmode_increment_nesting()
+    torch._C._vmapmode_decrement_nesting()
+    return int(level) - 1
 
 
 def _check_first_order(x: Any) -> None:

@@ -6,11 +6,15 @@ mistake was made. Each message states what was wrong, with the values, and what 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 __all__ = [
     "DiffInterfaceError",
     "InvalidArgumentError",
     "PreparationMismatchError",
     "UnsupportedError",
+    "raise_original",
+    "register_original_finder",
 ]
 
 
@@ -32,3 +36,29 @@ class UnsupportedError(DiffInterfaceError, NotImplementedError):
 
 class PreparationMismatchError(DiffInterfaceError, ValueError):
     """A preparation was used with arguments other than the ones it was made for."""
+
+
+#: ``find(e)``: the exception that f raised, if ``e`` is a framework's wrapper of it (JAX
+#: turns an exception raised in a host callback into a ``JaxRuntimeError``), else None.
+#: Registered by the modules that call f inside a framework (diffinterface._bridges.jax).
+_ORIGINAL_FINDERS: list[Callable[[BaseException], BaseException | None]] = []
+
+
+def register_original_finder(find: Callable[[BaseException], BaseException | None]) -> None:
+    """Add ``find`` to the functions :func:`raise_original` asks."""
+    if find not in _ORIGINAL_FINDERS:
+        _ORIGINAL_FINDERS.append(find)
+
+
+def raise_original(e: BaseException) -> None:
+    """Raise the exception f raised, with its own type, traceback and chain, if ``e`` is a
+    framework's wrapper of it (see ``_ORIGINAL_FINDERS``); else return (the caller then
+    re-raises ``e``). Called where an exception from a kernel is caught."""
+    for find in _ORIGINAL_FINDERS:
+        original = find(e)
+        if original is not None:
+            context = original.__context__
+            try:
+                raise original
+            finally:  # raising it here made e its context: f's own context is kept instead
+                original.__context__ = context

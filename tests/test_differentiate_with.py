@@ -287,3 +287,101 @@ def test_torch_batched_gradients_reach_the_inner_backend(inner: str) -> None:
         assert_close(values[1], wave(2 * X0), 1e-15)
         with pytest.raises(di.UnsupportedError, match=r"torch\.func\.vmap"):
             torch._vmap_internals.vmap(torch._vmap_internals.vmap(g))(xs[None])
+
+
+# -- an exception from f under JAX keeps its type (issue 18, item 6) -----------------------------
+
+
+class _FromF(ValueError):
+    pass
+
+
+def _failing(exc: BaseException, calls: list[int]) -> Any:
+    """f that raises ``exc`` (chained to a KeyError) where x[0] > 2, counting its calls."""
+
+    def f(x: Any) -> Any:
+        calls.append(1)
+        if x[0] > 2:
+            try:
+                {}["key"]
+            except KeyError as e:
+                raise exc from e
+        return 2.0 * x
+
+    return f
+
+
+@pytest.mark.parametrize("exc", [_FromF("bad x"), KeyboardInterrupt("stop")], ids=type)
+@pytest.mark.parametrize("transform", ["call", "grad", "jvp", "vmap"])
+def test_an_error_from_f_surfaces_as_itself_under_jax(exc: BaseException, transform: str) -> None:
+    """Without jax.jit, the host call is evaluated at once: JAX's JaxRuntimeError is
+    replaced by f's own exception (BaseExceptions too), with its own chain, raised once."""
+    calls: list[int] = []
+    g = di.DifferentiateWith(_failing(exc, calls), "finitediff")
+    run = {
+        "call": g,
+        "grad": jax.grad(lambda v: jnp.sum(g(v))),
+        "jvp": lambda v: jax.jvp(g, (v,), (v,)),
+        "vmap": jax.vmap(g),
+    }[transform]
+    x = jnp.full((2, 3) if transform == "vmap" else (3,), 3.0)
+    with pytest.raises(type(exc)) as info:
+        run(x)
+    assert info.value is exc and str(exc) == str(info.value)
+    assert type(exc.__cause__) is KeyError and exc.__context__ is exc.__cause__
+    assert len(calls) == 2  # f at ones (for its output shape), then the failing call
+
+
+def test_original_error_finds_what_f_raised_from_jaxs_error() -> None:
+    """Under jax.jit JAX reports f's exception as a JaxRuntimeError (documented);
+    original_error finds f's exception from it, once, and nothing for other errors."""
+    from diffinterface._bridges.jax import original_error
+
+    g = di.DifferentiateWith(_failing(KeyboardInterrupt("stop"), []), "finitediff")
+    with pytest.raises(jax.errors.JaxRuntimeError) as info:
+        jax.jit(g)(jnp.full(3, 3.0))
+    original = original_error(info.value)
+    assert type(original) is KeyboardInterrupt and str(original) == "stop"
+    assert original_error(info.value) is None  # returned once
+    assert original_error(ValueError("stop")) is None
+    unrelated = jax.errors.JaxRuntimeError("INTERNAL: other\nKeyboardInterrupt: x")
+    assert original_error(unrelated) is None
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="needs core hook: raise_original(e) in _prep.note_failure, and (prepared) in the "
+    "except of execute's dispatch-first direct call, which today runs the kernel again",
+)
+@pytest.mark.parametrize("prepared", [False, True])
+def test_an_error_from_f_surfaces_as_itself_from_a_di_operator_over_jax(prepared: bool) -> None:
+    calls: list[int] = []
+    g = di.DifferentiateWith(_failing(_FromF("bad x"), calls), "finitediff")
+
+    def model(v: Any) -> Any:
+        return jnp.sum(g(v))
+
+    prep = di.prepare_gradient(model, "jax", np.ones(3)) if prepared else None
+    calls.clear()
+    with pytest.raises(_FromF, match="bad x"):
+        di.gradient(model, "jax", np.full(3, 3.0), prep=prep)
+    assert len(calls) == (1 if prepared else 2)  # the kernel ran once (and f at ones)
+
+
+def test_raise_original_is_what_the_core_hook_does() -> None:
+    """The line the core needs (``raise_original(e)`` where a kernel's exception is noted):
+    JAX's error from the JAX backend's compiled kernel becomes f's own exception, with f's
+    own chain, raised once (f ran at ones for its shape, then once more)."""
+    from diffinterface._errors import raise_original
+
+    calls: list[int] = []
+    exc = _FromF("bad x")
+    g = di.DifferentiateWith(_failing(exc, calls), "finitediff")
+    with pytest.raises(_FromF, match="bad x") as info:
+        try:
+            di.gradient(lambda v: jnp.sum(g(v)), "jax", np.full(3, 3.0))
+        except jax.errors.JaxRuntimeError as e:
+            raise_original(e)
+            raise
+    assert info.value is exc and type(exc.__context__) is KeyError
+    assert len(calls) == 2

@@ -7,6 +7,11 @@ backend. The JVP of ``value_p`` is ``push_p`` (linear in t), and the transposes 
 all work, under jax.jit too. Batching: a batch of tangents for one x is one batched inner
 call; any other batch is a ``lax.map`` over host calls. Derivatives of second order
 (jax.hessian of g) are refused with an error naming SecondOrder/finite differences.
+
+An exception raised in f on the host reaches JAX's caller as a ``JaxRuntimeError``; the
+host functions record it (``jax_host_errors``), so that it is raised as itself where the
+primitives are evaluated without ``jax.jit``, and :func:`original_error` finds it from
+JAX's error elsewhere.
 """
 
 from __future__ import annotations
@@ -19,10 +24,11 @@ import numpy as np
 from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
 
+from diffinterface._bridges.jax_host_errors import original_error, raised_as_itself, recorded
 from diffinterface._differentiate_with import InnerCalls
 from diffinterface._errors import InvalidArgumentError, UnsupportedError
 
-__all__ = ["call"]
+__all__ = ["call", "original_error"]
 
 _ONLY_X = (
     "A di.DifferentiateWith function is differentiated only with respect to its first "
@@ -113,7 +119,7 @@ def _host_value(inner: InnerCalls, layout: _Layout, dtype: Any) -> Any:
         y = inner.value(np.asarray(x), layout.merge(tuple(np.asarray(a) for a in arrays)))
         return np.asarray(y, dtype)
 
-    return run
+    return recorded(run)
 
 
 def _host_linear(
@@ -128,7 +134,7 @@ def _host_linear(
             return np.stack([np.asarray(r, dtype) for r in method(x, tuple(t), args)])
         return np.asarray(method(x, t, args), dtype)
 
-    return run
+    return recorded(run)
 
 
 # -- shapes -----------------------------------------------------------------------------------
@@ -170,7 +176,8 @@ def _linear_spec(
 def _value_impl(x: Any, *arrays: Any, inner: InnerCalls, layout: _Layout) -> Any:
     spec = _output_spec(inner, layout, x, arrays)
     host = _host_value(inner, layout, spec.dtype)
-    return jax.pure_callback(host, spec, x, *arrays, vmap_method="sequential")
+    with raised_as_itself():
+        return jax.pure_callback(host, spec, x, *arrays, vmap_method="sequential")
 
 
 def _value_abstract(x: Any, *arrays: Any, inner: InnerCalls, layout: _Layout) -> Any:
@@ -184,7 +191,8 @@ def _linear_impl(operator: str) -> Any:
     ) -> Any:
         spec = _linear_spec(operator, inner, layout, batched, x, t, arrays)
         host = _host_linear(inner, layout, operator, batched, spec.dtype)
-        return jax.pure_callback(host, spec, x, t, *arrays, vmap_method="sequential")
+        with raised_as_itself():
+            return jax.pure_callback(host, spec, x, t, *arrays, vmap_method="sequential")
 
     return impl
 
@@ -283,7 +291,8 @@ def _batch(p: Primitive) -> Any:
             full = [next(it) if d is not None else a for a, d in zip(args, dims, strict=True)]
             return p.bind(*full, **params)
 
-        return jax.lax.map(one, mapped), 0
+        with raised_as_itself():
+            return jax.lax.map(one, mapped), 0
 
     return rule
 

@@ -2,7 +2,8 @@
 that an enclosing differentiation is tracking.
 
 A tensor is *tracked* when an enclosing differentiation will take its derivative: it is
-inside a ``torch.func`` transform, or it requires grad while diffinterface's own torch
+inside a ``torch.func`` transform, a dual tensor of the caller's forward-mode level, or it
+requires grad while diffinterface's own torch
 differentiation runs f (:func:`running_f`) with grad mode on. A nested di call on a
 tracked tensor must keep derivatives flowing: the torch backend computes through it
 (double backward, composed transforms), other backends refuse it. A tensor that merely
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.autograd.forward_ad as fwad
 
 from diffinterface._arrays import ArrayKind, register_kind
 from diffinterface._conversions import nested_error
@@ -42,6 +44,8 @@ def tracked(t: Any) -> bool:
     """Whether an enclosing differentiation will take t's derivative (module docstring)."""
     if is_functorch_wrapped(t):
         return True
+    if fwad._current_level >= 0 and fwad.unpack_dual(t).tangent is not None:
+        return True  # a dual tensor of the caller's forward-mode level
     return bool(t.requires_grad) and torch.is_grad_enabled() and getattr(_STATE, "depth", 0) > 0
 
 

@@ -6,8 +6,10 @@ checked at torch 2.13), without the Python that ``grad`` spends normalising and
 validating its arguments (``_make_grads``): ≈ 9 µs of a small gradient, ≈ 20 µs of a batch.
 ``BATCHED_BACKWARD``: a batch of backward passes through ``torch._vmap_internals._vmap``,
 as ``grad(..., is_grads_batched=True)`` runs them. ``is_functorch_wrapped`` tells a tensor
-inside a ``torch.func`` transform (``torch._C._functorch``). A test asserts each is on at
-the versions in constraints.txt, so that an upgrade that loses one fails CI.
+inside a ``torch.func`` transform (``torch._C._functorch``). ``JVP_NESTING``: whether
+``torch.func.jvp`` counts its nesting where :func:`in_open_level` reads it
+(``torch._functorch.eager_transforms.JVP_NESTING``). A test asserts each is on at the
+versions in constraints.txt, so that an upgrade that loses one fails CI.
 """
 
 from __future__ import annotations
@@ -15,9 +17,18 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.autograd.forward_ad as fwad
+from torch._functorch import eager_transforms
 from torch.overrides import has_torch_function
 
-__all__ = ["BATCHED_BACKWARD", "ENGINE_BACKWARD", "backward", "is_functorch_wrapped"]
+__all__ = [
+    "BATCHED_BACKWARD",
+    "ENGINE_BACKWARD",
+    "JVP_NESTING",
+    "backward",
+    "in_open_level",
+    "is_functorch_wrapped",
+]
 
 _VERSION = tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2])
 _engine_run_backward: Any = getattr(torch.autograd.graph, "_engine_run_backward", None)
@@ -28,6 +39,17 @@ ENGINE_BACKWARD = _VERSION >= (2, 3) and _engine_run_backward is not None
 BATCHED_BACKWARD = ENGINE_BACKWARD and _vmap is not None
 
 is_functorch_wrapped: Any = torch._C._functorch.is_functorch_wrapped_tensor
+#: whether torch.func.jvp's nesting counter is where in_open_level reads it
+JVP_NESTING = hasattr(eager_transforms, "JVP_NESTING") and hasattr(fwad, "_current_level")
+
+
+def in_open_level() -> bool:
+    """Whether the caller has an eager forward-mode level open (``dual_level()``, as
+    ``gradcheck(check_forward_ad=True)`` opens), in which neither ``dual_level()`` nor an
+    outermost ``torch.func.jvp`` can open their own ("Nested forward mode AD is not
+    supported"); inside ``torch.func.jvp`` (its nesting counter above 0) a nested
+    ``torch.func.jvp`` works as usual."""
+    return fwad._current_level >= 0 and getattr(eager_transforms, "JVP_NESTING", 0) == 0
 
 
 def backward(

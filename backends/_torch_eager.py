@@ -16,9 +16,10 @@ import torch
 import torch.autograd.forward_ad as fwad
 
 from diffinterface._adapter import Fn, Kernel, Problem
+from diffinterface._errors import UnsupportedError
 from diffinterface._trees import Structure
 from diffinterface.backends._torch_arrays import running_f
-from diffinterface.backends._torch_compat import backward
+from diffinterface.backends._torch_compat import backward, in_open_level
 
 __all__ = [
     "FORWARD_AD",
@@ -28,6 +29,7 @@ __all__ = [
     "gradient",
     "hessian",
     "hvp",
+    "level_pushforward",
     "like",
     "pullback",
     "structured_gradient",
@@ -220,14 +222,45 @@ def dual_pushforward(fn: Fn) -> Kernel:
     """Eager forward mode with dual tensors: works on code that writes into buffers."""
 
     def push(x: Any, t: Any, *consts: Any) -> Any:
-        with FORWARD_AD, fwad.dual_level():
-            y = fn(fwad.make_dual(x.detach(), t.detach()), *consts)
-            primal, tangent = fwad.unpack_dual(y)
+        with FORWARD_AD:
+            if in_open_level():
+                return level_pushforward(fn, x, t, consts)
+            with fwad.dual_level():
+                y = fn(fwad.make_dual(x.detach(), t.detach()), *consts)
+                primal, tangent = fwad.unpack_dual(y)
         if tangent is None:
             tangent = torch.zeros_like(primal)
         return primal.detach(), like(tangent, primal)
 
     return push
+
+
+def level_pushforward(fn: Fn, x: Any, t: Any, consts: tuple[Any, ...]) -> Any:
+    """``(f(x), J·t)`` by dual tensors at the caller's open eager level (see
+    ``_torch_compat.in_open_level``). An input that carries a tangent of that level would
+    add the caller's derivative to J·t (one level cannot hold two): refused. (Tensors f
+    reads from elsewhere, closures or globals, are not checked: hold them constant.)"""
+    with fwad._set_fwd_grad_enabled(True):  # off inside a torch.autograd.Function
+        if any(_has_tangent(a) for a in (x, t, *consts)):
+            raise UnsupportedError(_TANGENT_AT_OPEN_LEVEL)
+        y = fn(fwad.make_dual(x, t), *consts)
+        primal, tangent = fwad.unpack_dual(y)
+    if tangent is None:
+        tangent = torch.zeros_like(primal)
+    return primal.detach(), like(tangent.detach(), primal)
+
+
+def _has_tangent(a: Any) -> bool:
+    return isinstance(a, torch.Tensor) and fwad.unpack_dual(a).tangent is not None
+
+
+_TANGENT_AT_OPEN_LEVEL = (
+    "di.pushforward with the torch backend was called inside an eager forward-mode level "
+    "(torch.autograd.forward_ad.dual_level()) with an input that carries a tangent of that "
+    "level: torch cannot nest eager forward-mode levels, so the outer derivative would be "
+    "lost. Detach the inputs (.detach()) for a first-order pushforward, or take the outer "
+    "derivative with torch.func.jvp, which nests."
+)
 
 
 def dual_second_derivative(fn: Fn) -> Kernel:

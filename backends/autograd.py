@@ -19,8 +19,8 @@ import numpy as np
 from autograd import grad, make_jvp, make_vjp
 from autograd.builtins import tuple as atuple
 from autograd.differential_operators import value_and_grad
-from autograd.tracer import getval
 from autograd.numpy.numpy_boxes import ArrayBox
+from autograd.tracer import getval
 
 from diffinterface._adapter import Adapter, Fn, Kernel, Problem, kernel
 from diffinterface._arrays import NUMPY, ArrayKind, register_kind

@@ -11,7 +11,6 @@ computation, so that it differentiates through them.
 from __future__ import annotations
 
 import math
-import sys
 from typing import Any, ClassVar
 
 import jax
@@ -128,14 +127,6 @@ class JaxAdapter(Adapter):
                 return compiled64(*args)
 
         return run_x64
-
-    def original_error(self, e: BaseException) -> BaseException:
-        """The exception f raised in a DifferentiateWith callback, where ``e`` is JAX's
-        wrapper of it (see ``diffinterface._bridges.jax``), else ``e``."""
-        bridge = sys.modules.get("diffinterface._bridges.jax")
-        find = getattr(bridge, "original_error", None)
-        found = None if find is None else find(e)
-        return e if found is None else found
 
     # -- primitives -------------------------------------------------------------------
     def pushforward(self, fn: Fn, mutates: bool) -> Kernel:

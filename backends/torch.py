@@ -16,6 +16,9 @@ enclosing differentiation gets the right derivative.
 Forward mode (``torch.func.jvp`` and dual tensors alike) keeps its levels in state shared
 by all threads, so forward-mode kernels hold one lock: a preparation may be used from many
 threads, and forward-mode calls then run one at a time. Reverse mode runs concurrently.
+Inside an eager forward-mode level that the caller opened (``forward_ad.dual_level()``, as
+``gradcheck(check_forward_ad=True)`` does), torch cannot open another one: pushforwards are
+then computed with dual tensors at the caller's level.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from diffinterface._adapter import Adapter, Fn, Kernel, Problem, kernel
 from diffinterface._derived import GRADIENT, HESSIAN, HVP
 from diffinterface.backends import _torch_eager as eager
 from diffinterface.backends._torch_arrays import tracked
-from diffinterface.backends._torch_compat import is_functorch_wrapped
+from diffinterface.backends._torch_compat import in_open_level, is_functorch_wrapped
 from diffinterface.backends._torch_eager import FORWARD_AD, like
 
 __all__ = ["TorchAdapter"]
@@ -73,6 +76,8 @@ class TorchAdapter(Adapter):
             x, t, *rest = _untracked(x, t, *consts)
             consts = tuple(rest)
             with FORWARD_AD:
+                if in_open_level():  # torch.func.jvp cannot open its own level here
+                    return eager.level_pushforward(fn, x, t, consts)
                 y, ty = jvp(lambda v: fn(v, *consts), (x,), (t,))  # type: ignore[misc]
             return y, like(ty, y)
 
@@ -81,11 +86,13 @@ class TorchAdapter(Adapter):
     def pushforward_batch(self, fn: Fn, mutates: bool) -> Kernel:
         if mutates:
             return self._loop(eager.dual_pushforward(fn))
-        no_tangents = self._loop(self.pushforward(fn, mutates))
+        one_by_one = self._loop(self.pushforward(fn, mutates))
 
         def push_batch(x: Any, ts: Any, *consts: Any) -> Any:
-            if ts.shape[0] == 0:  # vmap over an empty batch breaks reshape(-1) in f
-                return no_tangents(x, ts, *consts)
+            if ts.shape[0] == 0 or in_open_level():
+                # vmap over an empty batch breaks reshape(-1) in f; torch.func.jvp cannot
+                # run inside a caller's eager forward-mode level
+                return one_by_one(x, ts, *consts)
             x, ts, *rest = _untracked(x, ts, *consts)
             consts = tuple(rest)
 

@@ -199,11 +199,6 @@ class Adapter(abc.ABC):
         """``fn(x, *consts)`` on native arrays, in the framework's right numeric setting."""
         return fn(x, *consts)
 
-    def original_error(self, e: BaseException) -> BaseException:
-        """The exception f raised, where ``e`` is the framework's wrapper of it (JAX's
-        callbacks), else ``e``."""
-        return e
-
     # -- primitives -------------------------------------------------------------------
     @abc.abstractmethod
     def pushforward(self, fn: Fn, mutates: bool) -> Kernel:

@@ -7,6 +7,7 @@ mistake was made. Each message states what was wrong, with the values, and what 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 __all__ = [
     "DiffInterfaceError",
@@ -50,15 +51,23 @@ def register_original_finder(find: Callable[[BaseException], BaseException | Non
         _ORIGINAL_FINDERS.append(find)
 
 
-def raise_original(e: BaseException) -> None:
+def raise_original(e: BaseException, note: str | None = None) -> None:
     """Raise the exception f raised, with its own type, traceback and chain, if ``e`` is a
     framework's wrapper of it (see ``_ORIGINAL_FINDERS``); else return (the caller then
-    re-raises ``e``). Called where an exception from a kernel is caught."""
-    for find in _ORIGINAL_FINDERS:
-        original = find(e)
-        if original is not None:
-            context = original.__context__
-            try:
-                raise original
-            finally:  # raising it here made e its context: f's own context is kept instead
-                original.__context__ = context
+    re-raises ``e``). With ``note``, the exception that surfaces (f's own, or ``e``) gets
+    it, unless it is one of diffinterface's own errors. Called where an exception from a
+    kernel is caught, once per exception."""
+    original = next((o for o in map(_call_with(e), _ORIGINAL_FINDERS) if o is not None), e)
+    if note is not None and not isinstance(original, DiffInterfaceError):
+        original.add_note(note)
+    if original is e:
+        return
+    context = original.__context__
+    try:
+        raise original
+    finally:  # raising it here made e its context: f's own context is kept instead
+        original.__context__ = context
+
+
+def _call_with(e: BaseException) -> Callable[[Callable[[BaseException], Any]], Any]:
+    return lambda find: find(e)

@@ -28,7 +28,7 @@ import numpy as np
 
 from diffinterface._arrays import describe
 from diffinterface._derived import OperatorSpec
-from diffinterface._errors import DiffInterfaceError, InvalidArgumentError, PreparationMismatchError
+from diffinterface._errors import InvalidArgumentError, PreparationMismatchError, raise_original
 from diffinterface._results import write_out
 from diffinterface._tangents import Tangents
 from diffinterface._trees import Structure
@@ -74,7 +74,6 @@ class Prep:
         "_run_flat",
         "_run_last",
         "_run_out",
-        "_unwrap",
     )
 
     def __init__(
@@ -88,7 +87,6 @@ class Prep:
         normalise: Callable[[Any, Any], tuple[Any, Any]],
         explain: Callable[..., str | None],
         run_first: tuple[Callable[[Any, Any], bool], Callable[..., bool]] | None,
-        unwrap: Callable[[BaseException], BaseException],
     ) -> None:
         self._call = call
         self._guard = guard
@@ -98,7 +96,6 @@ class Prep:
         #: a run-first preparation's checks before its kernel runs (the types of x's and the
         #: tangents' leaves) and after (operator, f, backend, contexts); None: check first
         self._run_first = run_first
-        self._unwrap = unwrap
         self._note = f"(raised while diffinterface computed {call.spec.name} with {call.backend!r})"
 
     @property
@@ -151,10 +148,8 @@ class Prep:
                     report = self._explain(spec, f, backend, x, t, contexts, None)
                     if report is not None:
                         raise PreparationMismatchError(report) from None
-                    original = self._failed(e)
-                    if original is e:
-                        raise
-                    raise original from None
+                    raise_original(e, self._note)
+                    raise
                 if self._run_first[1](spec, f, backend, contexts):
                     return result
                 report = self._explain(spec, f, backend, x, t, contexts, None)
@@ -167,10 +162,8 @@ class Prep:
         try:
             return run(x, t, contexts)
         except Exception as e:
-            original = self._failed(e)
-            if original is e:
-                raise
-            raise original from None
+            raise_original(e, self._note)
+            raise
 
     def _general(
         self,
@@ -211,11 +204,3 @@ class Prep:
         if out is not None and last_only:
             return write_out(out, result)
         return result
-
-    def _failed(self, e: Exception) -> BaseException:
-        """``e`` with a note naming the operator and backend, or the exception that f
-        raised where ``e`` is a framework's wrapper of it."""
-        original = self._unwrap(e)
-        if not isinstance(original, DiffInterfaceError):
-            original.add_note(self._note)
-        return original

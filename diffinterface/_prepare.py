@@ -90,7 +90,6 @@ def prepare(
         normalise=normalise,
         explain=explainer(call),
         run_first=(types_check(call), call_check(call)) if kernels.run_first else None,
-        unwrap=problem.adapter.original_error,
     )
 
 

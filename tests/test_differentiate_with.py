@@ -348,11 +348,6 @@ def test_original_error_finds_what_f_raised_from_jaxs_error() -> None:
     assert original_error(unrelated) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs core hook: raise_original(e) in _prep.note_failure, and (prepared) in the "
-    "except of execute's dispatch-first direct call, which today runs the kernel again",
-)
 @pytest.mark.parametrize("prepared", [False, True])
 def test_an_error_from_f_surfaces_as_itself_from_a_di_operator_over_jax(prepared: bool) -> None:
     calls: list[int] = []

@@ -29,7 +29,7 @@ def test_the_example_backend_is_known_by_its_name() -> None:
 def test_a_misspelt_kernel_declaration_is_an_error() -> None:
     with pytest.raises(TypeError, match="'gradeint', which is not an operator"):
 
-        class Misspelt(Adapter):  # noqa: F841
+        class Misspelt(Adapter):
             @kernel("gradeint")
             def gradient(self, fn: Any, p: Any) -> Any:
                 return fn

@@ -93,9 +93,11 @@ class TorchArrays(ArrayKind):
         return a.clone()
 
     def shares_memory(self, a: Any, b: Any) -> bool:
-        return isinstance(b, torch.Tensor) and (
-            a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
-        )
+        if not isinstance(b, torch.Tensor):
+            return False
+        if is_functorch_wrapped(a) or is_functorch_wrapped(b):  # no storage to compare
+            return a is b
+        return bool(a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr())
 
     def write(self, out: Any, value: Any, role: str) -> None:
         self.check_out(out, value, role)

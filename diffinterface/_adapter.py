@@ -63,7 +63,7 @@ class Problem:
 
     ``x`` is x's example as the kernel takes it: one native array, or, for a kernel
     declared ``structured``, x's structure of native arrays (``structure`` describes it).
-    ``last_only``: the kernel returns the last output alone (the plain operator's result),
+    ``last_only``: the kernel returns the last output alone (the operator's own result),
     for a kernel declared ``last_only``.
     """
 
@@ -90,7 +90,7 @@ class KernelDeclaration:
     """An operator an adapter computes its own way, and what its kernel method takes:
     ``structured``: x in its structure (x-shaped results as x's leaves); ``last_only``: it
     honours ``Problem.last_only``; ``writes_out``: it takes ``out=`` (a NumPy array for
-    the plain result) and writes into it."""
+    the operator's own result) and writes into it."""
 
     operator: str
     method: str

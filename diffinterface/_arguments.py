@@ -27,6 +27,13 @@ from diffinterface._trees import Structure
 
 __all__ = ["Arguments", "NativeProblem", "arguments", "native_problem"]
 
+_MIXED = (
+    "f combines a NumPy array with the arrays it receives under {config!r} ({error}); that "
+    "library cannot compute with NumPy arrays. Pass the array as a context, "
+    "di.Constant(array), which the backend converts for f, or convert it inside f with "
+    "xp = di.array_namespace(x); xp.asarray(array)."
+)
+
 
 @dataclass(frozen=True)
 class Arguments:
@@ -49,9 +56,9 @@ class NativeProblem:
 
     adapter: Adapter
     fn: Callable[..., Any]  # fn(x in its structure, *consts)
-    fn_flat: Callable[..., Any]  # fn(the one array, *consts)
+    fn_of_array: Callable[..., Any]  # fn(the one array, *consts)
     x: Any  # x's structure of native arrays
-    x_flat: Any  # the one array
+    x_array: Any  # the one array
     consts: tuple[Any, ...]
     const_in: tuple[Callable[[Any], Any] | None, ...]
     x_in: Callable[[Any], Any]  # one leaf to native
@@ -119,13 +126,13 @@ def native_problem(args: Arguments) -> NativeProblem:
     const_in = tuple(_const_converter(adapter, c) for c in args.contexts)
     consts = tuple(conv(c.value) for conv, c in zip(const_in, args.contexts, strict=True) if conv)
     fn = native_function(args.f, args.contexts, args.y, args.structure)
-    fn_flat = on_structure(fn, args.structure)
+    fn_of_array = on_structure(fn, args.structure)
     if adapter.plain_values:
-        fn_flat = numbers_as_arrays(fn_flat)
-    x_flat = args.structure.join(native, array_namespace(*native))
-    y = _output_template(args, adapter, fn_flat, x_flat, consts)
+        fn_of_array = numbers_as_arrays(fn_of_array)
+    x_array = args.structure.join(native, array_namespace(*native))
+    y = _output_template(args, adapter, fn_of_array, x_array, consts)
     return NativeProblem(
-        adapter, fn, fn_flat, args.structure.build(native), x_flat, consts, const_in, x_in, y
+        adapter, fn, fn_of_array, args.structure.build(native), x_array, consts, const_in, x_in, y
     )
 
 
@@ -135,6 +142,13 @@ def _output_template(
     try:
         out = adapter.output_template(checked_output(fn, args.config, args.y), x, consts)
     except DiffInterfaceError:
+        raise
+    except TypeError as e:
+        if adapter.native_kind != "numpy" and "numpy.ndarray" in str(e):
+            raise InvalidArgumentError(_MIXED.format(config=args.config, error=e)) from e
+        e.add_note(
+            f"(raised inside f while diffinterface prepared {args.spec.name} with {args.config!r})"
+        )
         raise
     except Exception as e:
         e.add_note(

@@ -41,7 +41,7 @@ class Backend:
 
     Class attributes: ``name`` (the registered name, or what the configuration is);
     ``adapter``, the ``"module:Class"`` of its adapter; ``first_order``, whether it is a
-    plain backend that :class:`SecondOrder` and ``AutoSparse`` can wrap.
+    first-order backend that :class:`SecondOrder` and ``AutoSparse`` can wrap.
     """
 
     name: ClassVar[str]

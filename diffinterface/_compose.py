@@ -33,7 +33,7 @@ def compose(
     values = [(i, conv) for i, conv in enumerate(problem.const_in) if conv is not None]
     device = kind(args.x_kind).device(args.leaves[0])
     to_x = converter(adapter.native_kind, args.x_kind, device)
-    aliasing = _shares_memory(problem.y, (problem.x_flat, *problem.consts))
+    aliasing = _shares_memory(problem.y, (problem.x_array, *problem.consts))
     batch = None if tangents is None else tangents.batch
     y_shape = tuple(problem.y.shape)
 
@@ -75,9 +75,9 @@ def _composed(
 ) -> Run:
     """``run(x, t, contexts)``, in as few Python calls as the conversions allow (``t_in``
     None: the operator takes no tangents)."""
-    plain = x_in is identity and all(conv is identity for _, conv in values)
+    unconverted = x_in is identity and all(conv is identity for _, conv in values)
     slots = [i for i, _ in values]
-    if plain and t_in is None:
+    if unconverted and t_in is None:
         if not slots:
             return (
                 (lambda x, t, c: kernel(x))
@@ -85,7 +85,7 @@ def _composed(
                 else lambda x, t, c: finish(kernel(x))
             )
         return lambda x, t, c: finish(kernel(x, *[c[i].value for i in slots]))
-    if plain and t_in is identity:
+    if unconverted and t_in is identity:
         if not slots:
             return lambda x, t, c: finish(kernel(x, t))
         return lambda x, t, c: finish(kernel(x, t, *[c[i].value for i in slots]))

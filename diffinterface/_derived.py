@@ -4,7 +4,7 @@ Each :class:`OperatorSpec` names an operator, its argument rules, the outputs of
 kernel (value variant) and its generic kernel builder. A builder asks the adapter for
 batched or single pushforwards and pullbacks and returns a kernel of native arrays; an
 adapter that declares its own kernel for an operator (``diffinterface._adapter.kernel``)
-replaces the builder. Kernel outputs, in order (the last one is the plain operator's):
+replaces the builder. Kernel outputs, in order (the last one is the operator's own result):
 
 ======================  ====================  ==========================================
 operator                tangents              outputs

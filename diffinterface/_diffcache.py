@@ -1,7 +1,7 @@
 """``DiffCache`` and ``get_tmp``: scratch buffers that survive automatic differentiation.
 
 Code that writes into its own preallocated buffers breaks under AD: the values written are
-complex steps, tracked tensors or dual tensors that a plain float64 buffer cannot hold.
+complex steps, tracked tensors or dual tensors that an ordinary float64 buffer cannot hold.
 ``tmp = get_tmp(cache, x)`` hands out a buffer of the cache's shape whose array type, dtype,
 device and AD transform match ``x``, reusing one buffer per array type, dtype and device
 where that is sound and creating one per call where the framework demands it (inside

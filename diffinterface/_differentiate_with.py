@@ -9,7 +9,7 @@ backend's array type and back:
   evaluation, pushforward and pullback call the inner backend on the host;
 * torch tensors: ``diffinterface._bridges.torch`` — a ``torch.autograd.Function``;
 * HIPS autograd boxes: ``diffinterface._bridges.autograd`` — an autograd primitive;
-* NumPy arrays and Python numbers (plain calls, finite differences): f evaluated directly.
+* NumPy arrays and Python numbers (calls outside any AD, finite differences): f evaluated directly.
 
 Only ``x`` is differentiated: further arguments are constants (di.Constant for the inner
 backend). The inner preparations are made once per argument signature and reused.

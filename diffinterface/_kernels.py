@@ -5,7 +5,7 @@ else the operator's generic one built from pushforwards and pullback
 (``diffinterface._derived``). Around it, :func:`_layout` puts x's structure and the
 batch of tangents into the one array and stacks the operators compute with, and cuts
 x-shaped results back into x's leaves; where the backend compiles, that layout is part
-of the compiled code, and the compiled code of the plain operator drops the value.
+of the compiled code, and the compiled code of the operator alone drops the value.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class Kernels:
     """The kernels of one preparation (None where not made for this variant)."""
 
     all: Kernel | None  # every output of the value variant, as a tuple
-    last: Kernel | None  # the plain operator's result alone
+    last: Kernel | None  # the operator's own result alone
     writes_out: Kernel | None  # ``all`` taking ``out=`` for the last output
     run_first: bool  # compiled and pure: a prepared call starts them before its checks
     passed: frozenset[str]  # outputs handed to the caller as they are (sparse matrices)
@@ -51,8 +51,8 @@ def build_kernels(
     spec, adapter, structure = args.spec, problem.adapter, args.structure
     batch = None if tangents is None else tangents.batch
     own = adapter.declared(spec.name, True) if not structure.is_array and args.y is None else None
-    flat_own = None if own is not None else adapter.declared(spec.name, False)
-    declared = own or flat_own
+    array_own = None if own is not None else adapter.declared(spec.name, False)
+    declared = own or array_own
 
     consts, source = problem.consts, _source(args)
 
@@ -63,12 +63,12 @@ def build_kernels(
             raw = getattr(adapter, own.method)(problem.fn, p)
         else:
             p = Problem(
-                problem.x_flat, problem.y, batch, args.mutates, None, gives_last, consts, source
+                problem.x_array, problem.y, batch, args.mutates, None, gives_last, consts, source
             )
             raw = (
-                getattr(adapter, flat_own.method)(problem.fn_flat, p)
-                if flat_own is not None
-                else spec.build(adapter, problem.fn_flat, p)
+                getattr(adapter, array_own.method)(problem.fn_of_array, p)
+                if array_own is not None
+                else spec.build(adapter, problem.fn_of_array, p)
             )
         outputs = spec.outputs[-1:] if gives_last else spec.outputs
         laid_out = _layout(raw, spec, outputs, structure, batch, own is not None, gives_last)
@@ -98,7 +98,7 @@ def build_kernels(
         e.add_note(f"(raised while diffinterface compiled {spec.name} with {args.config!r})")
         raise
     writes = None
-    if flat_own is not None and flat_own.writes_out and structure.is_array and args.y is None:
+    if array_own is not None and array_own.writes_out and structure.is_array and args.y is None:
         writes = everything
     return Kernels(
         all=everything,

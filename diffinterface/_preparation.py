@@ -190,7 +190,7 @@ class Prep:
         if run is None:
             raise InvalidArgumentError(
                 f"This preparation of {spec.name} was made by an unprepared call, for "
-                f"{'the plain operator' if every else 'its value variant'} only; prepare "
+                f"{'the operator alone' if every else 'its value variant'} only; prepare "
                 f"with di.prepare_{spec.name}(...) to use it for both."
             )
         writes = self._run_out

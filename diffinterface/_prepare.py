@@ -43,7 +43,7 @@ def prepare(
     """Validate, convert, build, compose and compile: the work behind ``prepare_<operator>``.
 
     ``variant`` limits the kernels to the one an unprepared call needs (``"last"``: the
-    plain operator's result; ``"all"``: the value variant's outputs).
+    operator's own result; ``"all"``: the value variant's outputs).
 
     Raises:
         InvalidArgumentError: bad x, tangents, contexts or output of f.

@@ -1,0 +1,144 @@
+"""A di operator called inside another differentiation (nested), and results that belong
+to the caller: each case computes the right number against an analytic reference or
+raises an error that names the way out; never a silent zero."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import autograd
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+
+import diffinterface as di
+from tests.conftest import BACKENDS, backend_id, to_numpy
+
+X = np.array([0.1, 0.2, 0.3])
+
+
+def cube(z: Any) -> Any:
+    return di.array_namespace(z).sum(z**3) / 3
+
+
+def sum_of_gradient(inner: Any) -> Any:
+    """v ↦ Σ ∇cube(v) = Σ v², whose gradient is 2v."""
+
+    def f(v: Any) -> Any:
+        return di.array_namespace(v).sum(di.gradient(cube, inner, v))
+
+    return f
+
+
+@pytest.mark.parametrize("outer", [di.AutoTorch(), di.AutoTorch(mode="forward")], ids=repr)
+def test_torch_inside_torch_differentiates_through_the_inner_call(outer: Any) -> None:
+    np.testing.assert_allclose(di.gradient(sum_of_gradient("torch"), outer, X), 2 * X)
+
+
+@pytest.mark.parametrize("inner", ["jax", "autograd", "finitediff"])
+def test_another_backend_inside_torch_names_the_way_out(inner: str) -> None:
+    with pytest.raises(di.UnsupportedError, match=r"SecondOrder.*DifferentiateWith"):
+        di.gradient(sum_of_gradient(inner), "torch", X)
+
+
+def test_a_di_operator_inside_jax_transformations_is_traced_through() -> None:
+    with jax.enable_x64(True):
+        x = jnp.asarray(X)
+        np.testing.assert_allclose(jax.jit(lambda v: di.gradient(cube, "jax", v))(x), X**2)
+        np.testing.assert_allclose(jax.grad(sum_of_gradient("jax"))(x), 2 * X)
+        with pytest.raises(di.UnsupportedError, match="JAX transformation"):
+            jax.grad(sum_of_gradient("finitediff"))(x)
+
+
+def test_autograd_inside_autograd_nests() -> None:
+    np.testing.assert_allclose(autograd.grad(sum_of_gradient("autograd"))(X), 2 * X)
+    with pytest.raises(di.UnsupportedError, match="HIPS autograd"):
+        autograd.grad(sum_of_gradient("finitediff"))(X)
+
+
+def test_torch_func_outside_a_di_torch_call_differentiates_through_it() -> None:
+    x = torch.tensor(X)
+    got = torch.func.grad(lambda v: di.gradient(cube, "torch", v).sum())(x)
+    np.testing.assert_allclose(got.numpy(), 2 * X)
+
+
+OPERATORS = {
+    "pushforward": lambda b, x: di.pushforward(lambda v: v * v, b, x, torch.ones_like(x)),
+    "pullback": lambda b, x: di.pullback(lambda v: v * v, b, x, torch.ones_like(x)),
+    "jacobian": lambda b, x: di.jacobian(lambda v: v * v, b, x),
+    "derivative": lambda b, x: di.derivative(lambda v: v * v, b, x[0]),
+    "second_derivative": lambda b, x: di.second_derivative(lambda v: v**3, b, x[0]),
+    "gradient": lambda b, x: di.gradient(lambda v: (v**3).sum(), b, x),
+    "hvp": lambda b, x: di.hvp(lambda v: (v**3).sum(), b, x, torch.ones_like(x)),
+    "hessian": lambda b, x: di.hessian(lambda v: (v**3).sum(), b, x),
+}
+
+
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b.name == "torch"], ids=backend_id)
+@pytest.mark.parametrize("operator", list(OPERATORS))
+def test_results_for_a_tensor_that_requires_grad_are_detached(backend: Any, operator: str) -> None:
+    y = torch.tensor(X, requires_grad=True)
+    result = OPERATORS[operator](backend, y * 2)
+    assert not result.requires_grad and result.grad_fn is None
+    result.numpy()  # the caller can use it as a plain tensor
+
+
+def test_numpy_arrays_captured_by_f_under_torch_name_the_fix() -> None:
+    a = np.array([[1.0, 2.0], [3.0, 4.0]])
+
+    def f(x: Any) -> Any:
+        return di.array_namespace(x).sum(a @ x)
+
+    with pytest.raises(di.InvalidArgumentError, match=r"di\.Constant\(array\).*xp\.asarray"):
+        di.gradient(f, "torch", np.array([1.0, 2.0]))
+
+    def fixed(x: Any, a: Any) -> Any:
+        return di.array_namespace(x).sum(a @ x)
+
+    g = di.gradient(fixed, "torch", np.array([1.0, 2.0]), di.Constant(a))
+    np.testing.assert_allclose(g, a.sum(axis=0))
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=backend_id)
+@pytest.mark.parametrize("kind", ["numpy", "jax"])
+def test_dict_results_keep_x_key_order(backend: Any, kind: str) -> None:
+    if backend.name == "jax" or kind == "numpy":
+        with jax.enable_x64(True):
+            params = {"b": np.ones(2), "a": np.full(3, 2.0)}
+            if kind == "jax":
+                params = {k: jnp.asarray(v) for k, v in params.items()}
+
+            def f(p: Any) -> Any:
+                xp = di.array_namespace(p["a"])
+                return xp.sum(p["b"] ** 2) + xp.sum(p["a"] ** 3)
+
+            prep = di.prepare_gradient(f, backend, params)
+            for g in (di.gradient(f, backend, params), di.gradient(f, backend, params, prep=prep)):
+                assert list(g) == ["b", "a"]
+                np.testing.assert_allclose(to_numpy(g["a"]), 12.0, rtol=1e-6)
+            h = di.hessian(f, backend, params)
+            assert list(h) == ["b", "a"] and list(h["a"]) == ["b", "a"]
+
+
+@pytest.mark.parametrize("name", ["jax", "torch", "autograd", "finitediff"])
+def test_mismatch_messages_name_the_callers_f_and_structure(name: str) -> None:
+    def total(x: Any) -> Any:
+        return di.array_namespace(x).sum(x * x)
+
+    array_prep = di.prepare_gradient(total, name, X)
+    with pytest.raises(di.PreparationMismatchError) as info:
+        di.gradient(total, name, {"a": X}, prep=array_prep)
+    assert "✓ f: prepared " in str(info.value) and "✗ x" in str(info.value)
+
+    def by_key(d: Any) -> Any:
+        return total(d["a"])
+
+    dict_prep = di.prepare_gradient(by_key, name, {"a": X})
+    other = "finitediff" if name != "finitediff" else "torch"
+    with pytest.raises(di.PreparationMismatchError) as info:
+        di.gradient(by_key, other, {"a": X}, prep=dict_prep)
+    message = str(info.value)
+    assert "✓ f: prepared " in message and "by_key" in message and "✗ backend" in message
+    assert "{'a': *}" in message and "f_flat" not in message

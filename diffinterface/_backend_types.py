@@ -47,6 +47,8 @@ class Backend:
     name: ClassVar[str]
     adapter: ClassVar[str]
     first_order: ClassVar[bool] = True
+    #: (module, pip extra) that a configuration not registered by name needs installed
+    requires: ClassVar[tuple[str, str] | None] = None
 
     def _check_choice(self, option: str, choices: tuple[Any, ...]) -> None:
         value = getattr(self, option)
@@ -229,13 +231,12 @@ def available_backends() -> list[str]:
 
 
 def framework_of(config: Backend) -> tuple[str, str] | None:
-    """(framework module, pip extra) of a registered backend, else None."""
+    """(module, pip extra) that the backend needs installed: its framework's for a
+    registered backend, its ``requires`` for another, else None."""
     entry = _REGISTRY.get(config.name)
-    return (
-        None
-        if entry is None or type(config) is not entry.config
-        else (entry.framework, entry.extra)
-    )
+    if entry is None or type(config) is not entry.config:
+        return config.requires
+    return (entry.framework, entry.extra)
 
 
 def resolve_backend(b: BackendLike) -> Backend:

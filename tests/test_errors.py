@@ -104,3 +104,13 @@ def test_errors_inside_f_say_where_they_happened() -> None:
     with pytest.raises(ZeroDivisionError) as info:
         di.gradient(broken, "autograd", X)
     assert "gradient with AutoAutograd()" in "".join(info.value.__notes__)
+
+
+def test_sparse_without_scipy_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(di.AutoSparse, "requires", ("scipy_is_not_installed_here", "sparse"))
+    _adapter.adapter_for.cache_clear()
+    try:
+        with pytest.raises(ImportError, match=r"pip install 'diffinterface\[sparse\]'"):
+            di.jacobian(lambda x: x * x, di.AutoSparse("finitediff"), X)
+    finally:
+        _adapter.adapter_for.cache_clear()

@@ -66,6 +66,7 @@ class AutoSparse(Backend):
     name: ClassVar[str] = "sparse"
     adapter: ClassVar[str] = "diffinterface._sparse.adapter:SparseAdapter"
     first_order: ClassVar[bool] = False
+    requires: ClassVar[tuple[str, str] | None] = ("scipy", "sparse")
 
     def __init__(
         self,

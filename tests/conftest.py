@@ -86,3 +86,20 @@ def shares_memory(a: Any, b: Any) -> bool:
     if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
         return bool(np.may_share_memory(a, b))
     return False
+
+
+from diffinterface import _backend_types  # noqa: E402
+
+#: the backends registered by diffinterface itself, before any test module is imported
+_BUILT_IN = dict(_backend_types._REGISTRY)
+
+
+@pytest.fixture(autouse=True)
+def _backend_registry() -> Any:
+    """Each test sees diffinterface's own backends only: a backend registered elsewhere
+    (the example backend's module registers itself when imported) is forgotten."""
+    _backend_types._REGISTRY.clear()
+    _backend_types._REGISTRY.update(_BUILT_IN)
+    yield
+    _backend_types._REGISTRY.clear()
+    _backend_types._REGISTRY.update(_BUILT_IN)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import diffinterface as di
+from diffinterface._backend_types import framework_of
 from diffinterface.testsuite._benchmark import benchmark_differentiation
 from diffinterface.testsuite._collections import default_scenarios
 from diffinterface.testsuite._configurations import CONFIGURATIONS
@@ -103,7 +104,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.backends:
         backends = [parse_backend(b) for b in args.backends.split(",")]
     else:
-        backends = [b for name in di.available_backends() for b in CONFIGURATIONS[name]]
+        backends = [
+            b
+            for name in di.available_backends()
+            for b in CONFIGURATIONS.get(name, (di.backend(name),))
+        ]
     collections = set(args.scenarios.split(","))
     seeds = seed_scenarios(**parse_sizes(args.size))
     scenarios = (default_scenarios() if "default" in collections else []) + (
@@ -270,7 +275,8 @@ def plot(table: Any, path: Path) -> None:
 def write_markdown(table: Any, path: Path, torch_threads: int) -> None:
     """The benchmark table as Markdown, headed by when and on what it was measured."""
     records = _records(table)
-    packages = ["numpy"] + [n for n in di.available_backends() if n != "finitediff"]
+    frameworks = (framework_of(di.backend(n)) for n in di.available_backends())
+    packages = dict.fromkeys(["numpy", *(fw[0] for fw in frameworks if fw is not None)])
     versions = ", ".join(f"{name} {version(name)}" for name in packages)
     lines = [
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by "

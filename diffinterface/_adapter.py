@@ -64,7 +64,9 @@ class Problem:
     ``x`` is x's example as the kernel takes it: one native array, or, for a kernel
     declared ``structured``, x's structure of native arrays (``structure`` describes it).
     ``last_only``: the kernel returns the last output alone (the operator's own result),
-    for a kernel declared ``last_only``.
+    for a kernel declared ``last_only``. ``with_error``: the kernel returns, after its
+    outputs, an estimate of the error of its last one (the same shape), for a kernel
+    declared ``errors``.
     """
 
     x: Any
@@ -73,6 +75,7 @@ class Problem:
     mutates: bool  # f writes into arrays (y= or Cache): the backend must allow it
     structure: Structure | None = None
     last_only: bool = False
+    with_error: bool = False
     #: the Constant values at preparation (native), for kernels that compile parts
     #: themselves (AutoSparse's compressed products)
     consts: tuple[Any, ...] = ()
@@ -90,23 +93,31 @@ class KernelDeclaration:
     """An operator an adapter computes its own way, and what its kernel method takes:
     ``structured``: x in its structure (x-shaped results as x's leaves); ``last_only``: it
     honours ``Problem.last_only``; ``writes_out``: it takes ``out=`` (a NumPy array for
-    the operator's own result) and writes into it."""
+    the operator's own result) and writes into it; ``errors``: it honours
+    ``Problem.with_error`` (an estimate of its result's error, as finite differences with
+    adaptive steps give)."""
 
     operator: str
     method: str
     structured: bool = False
     last_only: bool = False
     writes_out: bool = False
+    errors: bool = False
 
 
 def kernel(
-    operator: str, *, structured: bool = False, last_only: bool = False, writes_out: bool = False
+    operator: str,
+    *,
+    structured: bool = False,
+    last_only: bool = False,
+    writes_out: bool = False,
+    errors: bool = False,
 ) -> Callable[[Callable[..., Kernel]], Callable[..., Kernel]]:
     """Declare an adapter method ``(self, fn, p: Problem) -> Kernel`` as the adapter's own
     way to compute ``operator`` (see :class:`KernelDeclaration` for the options)."""
 
     def declare(method: Callable[..., Kernel]) -> Callable[..., Kernel]:
-        method.__di_kernel__ = (operator, structured, last_only, writes_out)  # type: ignore[attr-defined]
+        method.__di_kernel__ = (operator, structured, last_only, writes_out, errors)  # type: ignore[attr-defined]
         return method
 
     return declare
@@ -150,14 +161,14 @@ class Adapter(abc.ABC):
             mark = getattr(member, "__di_kernel__", None)
             if mark is None:
                 continue
-            operator, structured, last_only, writes_out = mark
+            operator, structured, last_only, writes_out, errors = mark
             if operator not in OPERATORS:
                 raise TypeError(
                     f"{cls.__name__}.{name} declares a kernel for {operator!r}, which is not "
                     f"an operator; choose one of {sorted(OPERATORS)}."
                 )
             declared[(operator, structured)] = KernelDeclaration(
-                operator, name, structured, last_only, writes_out
+                operator, name, structured, last_only, writes_out, errors
             )
         cls.kernels = declared
 

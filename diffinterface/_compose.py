@@ -26,7 +26,8 @@ def compose(
 ) -> dict[str, Any]:
     """Step 4: each kernel with the conversions of its arguments and the finishing of its
     results, as ``run(x, t, contexts)``; by variant ("all", "last", their "_flat" forms,
-    and "out", the last output written into a NumPy ``out=``)."""
+    their "_error" forms with an error estimate of the last output after the outputs, and
+    "out", the last output written into a NumPy ``out=``)."""
     spec, adapter, structure = args.spec, problem.adapter, args.structure
     x_in = _x_converter(structure, problem.x_in)
     t_in = None if tangents is None else tangents.converter(adapter) or identity
@@ -37,13 +38,24 @@ def compose(
     batch = None if tangents is None else tangents.batch
     y_shape = tuple(problem.y.shape)
 
-    def finish(outputs: tuple[str, ...], last: bool, flat: bool) -> Callable[[Any], Any]:
+    def finish(
+        outputs: tuple[str, ...], last: bool, flat: bool, error: bool = False
+    ) -> Callable[[Any], Any]:
         converts = [
             copying(to_x) if aliasing and not (last and spec.name in _FRESH_RESULTS) else to_x
             for _ in outputs
         ]
+        batched_from = len(outputs) - (2 if error else 1)
         return finisher(
-            outputs, structure, batch, converts, flat, kernels.passed, kernels.blocks, y_shape
+            outputs,
+            structure,
+            batch,
+            converts,
+            flat,
+            kernels.passed,
+            kernels.blocks,
+            y_shape,
+            batched_from,
         )
 
     runs: dict[str, Any] = {"out": None}
@@ -55,6 +67,13 @@ def compose(
                 continue
             done = finish(outputs, variant == "last", flat)
             runs[variant + suffix] = _composed(kernel, x_in, t_in, values, done)
+    for variant, kernel in (("all", kernels.errors[0]), ("last", kernels.errors[1])):
+        outputs = spec.outputs if variant == "all" else spec.outputs[-1:]
+        outputs = (*outputs, outputs[-1])
+        done = finish(outputs, variant == "last", False, error=True)
+        runs[variant + "_error"] = (
+            None if kernel is None else _composed(kernel, x_in, t_in, values, done)
+        )
     if kernels.writes_out is not None and structure.is_array and args.x_kind == "numpy":
         writes = kernels.writes_out
 

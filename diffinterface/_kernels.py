@@ -38,6 +38,9 @@ class Kernels:
     run_first: bool  # compiled and pure: a prepared call starts them before its checks
     passed: frozenset[str]  # outputs handed to the caller as they are (sparse matrices)
     blocks: Callable[[Any], Any] | None  # compiled cut of a Jacobian or Hessian into blocks
+    #: (all, last) with an estimate of the last output's error after the outputs, where the
+    #: adapter's kernel gives one (see ``diffinterface._adapter.kernel``)
+    errors: tuple[Kernel | None, Kernel | None] = (None, None)
 
 
 def build_kernels(
@@ -56,14 +59,24 @@ def build_kernels(
 
     consts, source = problem.consts, _source(args)
 
-    def kernel(last_only: bool) -> Kernel:
+    def kernel(last_only: bool, with_error: bool = False) -> Kernel:
         gives_last = last_only and declared is not None and declared.last_only
         if own is not None:
-            p = Problem(problem.x, problem.y, batch, args.mutates, structure, gives_last, consts)
+            p = Problem(
+                problem.x, problem.y, batch, args.mutates, structure, gives_last, with_error, consts
+            )
             raw = getattr(adapter, own.method)(problem.fn, p)
         else:
             p = Problem(
-                problem.x_array, problem.y, batch, args.mutates, None, gives_last, consts, source
+                problem.x_array,
+                problem.y,
+                batch,
+                args.mutates,
+                None,
+                gives_last,
+                with_error,
+                consts,
+                source,
             )
             raw = (
                 getattr(adapter, array_own.method)(problem.fn_of_array, p)
@@ -71,7 +84,15 @@ def build_kernels(
                 else spec.build(adapter, problem.fn_of_array, p)
             )
         outputs = spec.outputs[-1:] if gives_last else spec.outputs
-        laid_out = _layout(raw, spec, outputs, structure, batch, own is not None, gives_last)
+        batched_from = len(outputs) - 1
+        if with_error:  # the error estimate is laid out like the last output
+            outputs = (*outputs, outputs[-1])
+        single = gives_last and not with_error
+        laid_out = _layout(
+            raw, spec, outputs, structure, batch, own is not None, single, batched_from
+        )
+        if with_error and last_only and not gives_last:
+            return _last_two(laid_out)
         return _last_output(laid_out) if last_only and not gives_last else laid_out
 
     t_example = () if tangents is None else (tangents.native(adapter),)
@@ -100,6 +121,10 @@ def build_kernels(
     writes = None
     if array_own is not None and array_own.writes_out and structure.is_array and args.y is None:
         writes = everything
+    errors: tuple[Kernel | None, Kernel | None] = (None, None)
+    if declared is not None and declared.errors:
+        last_error = None if args.y is not None else adapter.compile(kernel(True, True), example)
+        errors = (adapter.compile(kernel(False, True), example), last_error)
     return Kernels(
         all=everything,
         last=last,
@@ -107,6 +132,7 @@ def build_kernels(
         run_first=adapter.compiles and args.y is None,
         passed=adapter.raw_outputs if spec.name in ("jacobian", "hessian") else frozenset(),
         blocks=_compiled_blocks(args, adapter, structure, uncompiled, example),
+        errors=errors,
     )
 
 
@@ -127,6 +153,13 @@ def _own_last(declared: Any) -> bool:
     return declared is not None and declared.last_only
 
 
+def _last_two(kernel: Kernel) -> Kernel:
+    def last_two(*args: Any, **kwargs: Any) -> Any:
+        return kernel(*args, **kwargs)[-2:]
+
+    return last_two
+
+
 def _last_output(kernel: Kernel) -> Kernel:
     def last_output(*args: Any, **kwargs: Any) -> Any:
         return kernel(*args, **kwargs)[-1]
@@ -142,21 +175,22 @@ def _layout(
     batch: int | None,
     takes_structure: bool,
     single: bool,
+    batched_from: int,
 ) -> Kernel:
     """``raw`` (a kernel of the one array and stacked tangents) on x and tangents in the
     caller's layout (native leaves), with x-shaped results as x's leaves.
 
     ``takes_structure``: ``raw`` takes x and tangents in their structure itself.
-    ``single``: ``raw`` returns the last output alone.
+    ``single``: ``raw`` returns the last output alone. ``batched_from``: the position of
+    the first output stacked over a batch of tangents (the operator's own result).
     """
     join_x = not structure.is_array and not takes_structure
     shaped_t = spec.tangents
     stack_t = shaped_t is not None and (batch is not None or (join_x and shaped_t == "x"))
     if takes_structure:
         stack_t = False
-    last = len(outputs) - 1
     cut = [
-        (i, 1 if batch is not None and i == last and spec.tangents is not None else 0)
+        (i, 1 if batch is not None and i >= batched_from and spec.tangents is not None else 0)
         for i, o in enumerate(outputs)
         if o == "x" and join_x
     ]

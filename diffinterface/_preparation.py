@@ -28,7 +28,12 @@ import numpy as np
 
 from diffinterface._arrays import describe
 from diffinterface._derived import OperatorSpec
-from diffinterface._errors import InvalidArgumentError, PreparationMismatchError, raise_original
+from diffinterface._errors import (
+    InvalidArgumentError,
+    PreparationMismatchError,
+    UnsupportedError,
+    raise_original,
+)
 from diffinterface._results import write_out
 from diffinterface._tangents import Tangents
 from diffinterface._trees import Structure
@@ -70,6 +75,7 @@ class Prep:
         "_normalise",
         "_note",
         "_run_all",
+        "_run_error",
         "_run_first",
         "_run_flat",
         "_run_last",
@@ -83,6 +89,7 @@ class Prep:
         run_all: Run | None,
         run_last: Run | None,
         run_flat: tuple[Run | None, Run | None],
+        run_error: tuple[Run | None, Run | None],
         run_out: Callable[..., Any] | None,
         normalise: Callable[[Any, Any], tuple[Any, Any]],
         explain: Callable[..., str | None],
@@ -91,6 +98,7 @@ class Prep:
         self._call = call
         self._guard = guard
         self._run_all, self._run_last, self._run_flat = run_all, run_last, run_flat
+        self._run_error = run_error
         self._run_out = run_out
         self._normalise, self._explain = normalise, explain
         #: a run-first preparation's checks before its kernel runs (the types of x's and the
@@ -129,15 +137,18 @@ class Prep:
         y: Any = None,
         out: Any = None,
         flat: bool = False,
+        error: bool = False,
     ) -> Any:
         """The operator's results for this call: all outputs as a tuple, or the last one
-        alone with ``last_only`` (written into ``out`` when given).
+        alone with ``last_only`` (written into ``out`` when given); with ``error``, an
+        estimate of the last output's error after them.
 
         Raises:
             PreparationMismatchError: the preparation was made for other arguments.
+            UnsupportedError: ``error`` with a backend that gives no error estimate.
         """
         run = self._run_last if last_only else self._run_all
-        if y is None and out is None and not flat and run is not None:
+        if y is None and out is None and not flat and not error and run is not None:
             if self._run_first is None:
                 if self._guard(spec, f, backend, x, t, contexts):
                     return self._run(run, x, t, contexts)
@@ -156,7 +167,7 @@ class Prep:
                 if report is not None:
                     raise PreparationMismatchError(report)
                 return result
-        return self._general(spec, f, backend, x, t, contexts, last_only, y, out, flat)
+        return self._general(spec, f, backend, x, t, contexts, last_only, y, out, flat, error)
 
     def _run(self, run: Run, x: Any, t: Any, contexts: tuple[Any, ...]) -> Any:
         try:
@@ -177,6 +188,7 @@ class Prep:
         y: Any,
         out: Any,
         flat: bool,
+        error: bool = False,
     ) -> Any:
         """Normalise the arguments, check them, run, and write ``y=`` and ``out=``."""
         x, t = self._normalise(x, t)
@@ -187,6 +199,8 @@ class Prep:
         run = self._run_all if every else self._run_last
         if flat:
             run = self._run_flat[0 if every else 1]
+        if error:
+            return self._with_error(spec, x, t, contexts, every, last_only, y, out, flat)
         if run is None:
             raise InvalidArgumentError(
                 f"This preparation of {spec.name} was made by an unprepared call, for "
@@ -203,4 +217,34 @@ class Prep:
                 result = result[-1]
         if out is not None and last_only:
             return write_out(out, result)
+        return result
+
+    def _with_error(
+        self,
+        spec: OperatorSpec,
+        x: Any,
+        t: Any,
+        contexts: tuple[Any, ...],
+        every: bool,
+        last_only: bool,
+        y: Any,
+        out: Any,
+        flat: bool,
+    ) -> Any:
+        """The results with an error estimate of the last one after them."""
+        run = self._run_error[0 if every else 1]
+        if run is None or flat:
+            what = "with flat=True" if flat else f"for {spec.name}"
+            raise UnsupportedError(
+                f"{self._call.backend!r} gives no error estimate {what}. Estimates come from "
+                "finite differences with adaptive steps: "
+                "di.AutoFiniteDiff(step='adaptive')."
+            )
+        result = self._run(run, x, t, contexts)
+        if y is not None:
+            write_out(y, result[0], "y")
+            if last_only:
+                result = result[-2:]
+        if out is not None and last_only:
+            return (write_out(out, result[0]), result[1])
         return result

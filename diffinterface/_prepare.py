@@ -86,6 +86,7 @@ def prepare(
         run_all=runs["all"],
         run_last=runs["last"],
         run_flat=(runs["all_flat"], runs["last_flat"]),
+        run_error=(runs["all_error"], runs["last_error"]),
         run_out=runs["out"],
         normalise=normalise,
         explain=explainer(call),

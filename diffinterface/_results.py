@@ -35,6 +35,7 @@ def finisher(
     passed: frozenset[str] = frozenset(),
     blocks: Callable[[Any], Any] | None = None,
     y_shape: tuple[int, ...] = (),
+    batched_from: int | None = None,
 ) -> Callable[[Any], Any]:
     """The function from the kernel's outputs (a tuple with several, one output alone
     with one) to the caller's results.
@@ -51,12 +52,15 @@ def finisher(
             (compiled where the results are a compiling backend's arrays), default
             :meth:`Structure.block_leaves`.
         y_shape: the shape of f's output (a Jacobian's leading axes).
+        batched_from: the position of the first output stacked over a batch (default:
+            the last output alone; an error estimate after it is stacked too).
     """
+    first_batched = len(outputs) - 1 if batched_from is None else batched_from
     parts = [
         _part(
             shaped,
             structure,
-            batch if i == len(outputs) - 1 else None,
+            batch if i >= first_batched else None,
             conv,
             flat,
             passed,

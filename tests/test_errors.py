@@ -114,3 +114,16 @@ def test_sparse_without_scipy_names_the_extra(monkeypatch: pytest.MonkeyPatch) -
             di.jacobian(lambda x: x * x, di.AutoSparse("finitediff"), X)
     finally:
         _adapter.adapter_for.cache_clear()
+
+
+@pytest.mark.parametrize("name", ["jax", "torch", "autograd", "finitediff"])
+def test_an_error_estimate_from_a_backend_that_gives_none_names_one_that_does(name: str) -> None:
+    with pytest.raises(di.UnsupportedError, match=r"no error estimate.*step='adaptive'"):
+        di.gradient(scalar_fn, name, X, error=True)
+
+    def square(x: Any) -> Any:
+        return x * x
+
+    prep = di.prepare_jacobian(square, name, X)
+    with pytest.raises(di.UnsupportedError, match="no error estimate"):
+        di.value_and_jacobian(square, name, X, prep=prep, error=True)

@@ -13,7 +13,7 @@ from diffinterface._preparation import Prep
 from diffinterface._prepare import prepare
 from diffinterface._results import write_out
 
-__all__ = ["run", "written"]
+__all__ = ["run", "value_variant", "written"]
 
 
 def run(
@@ -28,9 +28,11 @@ def run(
     out: Any = None,
     y: Any = None,
     flat: bool = False,
+    error: bool = False,
 ) -> Any:
     """``prep``'s results for this call (preparing first when ``prep`` is None): the last
-    output with ``last_only`` (written into ``out`` when given), else all of them.
+    output with ``last_only`` (written into ``out`` when given), else all of them; with
+    ``error``, an estimate of the last output's error after them.
 
     Raises:
         InvalidArgumentError: ``prep`` is not a preparation.
@@ -44,9 +46,21 @@ def run(
         raise InvalidArgumentError(
             f"prep= must come from di.prepare_{spec.name}(...); got {type(prep).__name__}."
         )
-    return prep(spec, f, backend, x, t, contexts, last_only, y, out, flat)
+    return prep(spec, f, backend, x, t, contexts, last_only, y, out, flat, error)
 
 
 def written(result: Any, out: Any) -> Any:
     """``result``, or ``out`` with ``result`` written into it."""
     return result if out is None else write_out(out, result)
+
+
+def value_variant(results: tuple[Any, ...], out: Any, error: bool, derivatives: int) -> Any:
+    """A value variant's results with ``out=`` written: ``out`` is the array for its one
+    derivative output (``derivatives`` 1), or a tuple of arrays for its last
+    ``derivatives`` outputs; with ``error`` the error estimate stays last."""
+    outputs = results[:-1] if error else results
+    n = len(outputs)
+    outs = (out,) if derivatives == 1 else out or (None,) * derivatives
+    done = [*outputs[: n - derivatives]]
+    done += [written(r, o) for r, o in zip(outputs[n - derivatives :], outs, strict=True)]
+    return (*done, results[-1]) if error else tuple(done)

@@ -8,7 +8,7 @@ from typing import Any
 from diffinterface._backend_types import BackendLike
 from diffinterface._contexts import Context
 from diffinterface._derived import DERIVATIVE
-from diffinterface._operators._call import run, written
+from diffinterface._operators._call import run, value_variant
 from diffinterface._preparation import Prep
 from diffinterface._prepare import prepare
 
@@ -30,17 +30,22 @@ def derivative(
     prep: Prep | None = None,
     out: Any = None,
     y: Any = None,
+    error: bool = False,
 ) -> Any:
     """dy/dx of ``f(x, *contexts)`` for a scalar x (a Python number or 0-d array).
 
     The result has the shape of f(x). With ``y=``, f is a mutating ``f(y, x, *contexts)``
     and y receives f(x).
 
+    With ``error=True``, returns ``(result, error)``: an estimate of the result's error,
+    shaped like it (finite differences with adaptive steps give one: see
+    docs/operators.md; other backends raise UnsupportedError).
+
     Raises:
         InvalidArgumentError: x is not a scalar (use pushforward or jacobian).
         PreparationMismatchError: ``prep`` was made for other arguments.
     """
-    return run(DERIVATIVE, f, backend, x, None, contexts, prep, True, out, y)
+    return run(DERIVATIVE, f, backend, x, None, contexts, prep, True, out, y, error=error)
 
 
 def value_and_derivative(
@@ -51,7 +56,9 @@ def value_and_derivative(
     prep: Prep | None = None,
     out: Any = None,
     y: Any = None,
-) -> tuple[Any, Any]:
-    """``(f(x), dy/dx)``; arguments as in :func:`derivative`."""
-    value, d = run(DERIVATIVE, f, backend, x, None, contexts, prep, False, y=y)
-    return value, written(d, out)
+    error: bool = False,
+) -> tuple[Any, Any] | tuple[Any, ...]:
+    """``(f(x), dy/dx)``; arguments as in :func:`derivative`. With ``error=True``, the estimate
+    of the last result's error comes last."""
+    results = run(DERIVATIVE, f, backend, x, None, contexts, prep, False, y=y, error=error)
+    return value_variant(results, out, error, 1)

@@ -8,7 +8,7 @@ from typing import Any
 from diffinterface._backend_types import BackendLike
 from diffinterface._contexts import Context
 from diffinterface._derived import GRADIENT
-from diffinterface._operators._call import run, written
+from diffinterface._operators._call import run, value_variant
 from diffinterface._preparation import Prep
 from diffinterface._prepare import prepare
 
@@ -34,15 +34,20 @@ def gradient(
     *contexts: Context,
     prep: Prep | None = None,
     out: Any = None,
+    error: bool = False,
 ) -> Any:
     """The gradient of a scalar-valued ``f(x, *contexts)``, shaped like x (in x's structure
     for a dict / list / tuple of arrays).
+
+    With ``error=True``, returns ``(result, error)``: an estimate of the result's error,
+    shaped like it (finite differences with adaptive steps give one: see
+    docs/operators.md; other backends raise UnsupportedError).
 
     Raises:
         InvalidArgumentError: f(x) is not a scalar (use jacobian).
         PreparationMismatchError: ``prep`` was made for other arguments.
     """
-    return run(GRADIENT, f, backend, x, None, contexts, prep, True, out)
+    return run(GRADIENT, f, backend, x, None, contexts, prep, True, out, error=error)
 
 
 def value_and_gradient(
@@ -52,7 +57,9 @@ def value_and_gradient(
     *contexts: Context,
     prep: Prep | None = None,
     out: Any = None,
-) -> tuple[Any, Any]:
-    """``(f(x), ∇f(x))``; arguments as in :func:`gradient`."""
-    value, g = run(GRADIENT, f, backend, x, None, contexts, prep, False)
-    return value, written(g, out)
+    error: bool = False,
+) -> tuple[Any, Any] | tuple[Any, ...]:
+    """``(f(x), ∇f(x))``; arguments as in :func:`gradient`. With ``error=True``, the estimate
+    of the last result's error comes last."""
+    results = run(GRADIENT, f, backend, x, None, contexts, prep, False, error=error)
+    return value_variant(results, out, error, 1)

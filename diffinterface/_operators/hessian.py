@@ -8,7 +8,7 @@ from typing import Any
 from diffinterface._backend_types import BackendLike
 from diffinterface._contexts import Context
 from diffinterface._derived import HESSIAN
-from diffinterface._operators._call import run, written
+from diffinterface._operators._call import run, value_variant
 from diffinterface._preparation import Prep
 from diffinterface._prepare import prepare
 
@@ -30,6 +30,7 @@ def hessian(
     prep: Prep | None = None,
     out: Any = None,
     flat: bool = False,
+    error: bool = False,
 ) -> Any:
     """The Hessian of a scalar ``f(x, *contexts)``, of shape ``x.shape + x.shape``.
 
@@ -37,11 +38,15 @@ def hessian(
     of blocks ``leaf_i.shape + leaf_j.shape``; ``flat=True`` gives one (x.size, x.size)
     matrix instead.
 
+    With ``error=True``, returns ``(result, error)``: an estimate of the result's error,
+    shaped like it (finite differences with adaptive steps give one: see
+    docs/operators.md; other backends raise UnsupportedError).
+
     Raises:
         InvalidArgumentError: f(x) is not a scalar.
         PreparationMismatchError: ``prep`` was made for other arguments.
     """
-    return run(HESSIAN, f, backend, x, None, contexts, prep, True, out, flat=flat)
+    return run(HESSIAN, f, backend, x, None, contexts, prep, True, out, flat=flat, error=error)
 
 
 def value_gradient_and_hessian(
@@ -52,8 +57,9 @@ def value_gradient_and_hessian(
     prep: Prep | None = None,
     out: tuple[Any, Any] | None = None,
     flat: bool = False,
-) -> tuple[Any, Any, Any]:
-    """``(f(x), ∇f(x), H(x))``; ``out=`` is a pair (gradient array, Hessian array)."""
-    value, g, h = run(HESSIAN, f, backend, x, None, contexts, prep, False, flat=flat)
-    out_g, out_h = (None, None) if out is None else out
-    return value, written(g, out_g), written(h, out_h)
+    error: bool = False,
+) -> tuple[Any, Any, Any] | tuple[Any, ...]:
+    """``(f(x), ∇f(x), H(x))``; ``out=`` is a pair (gradient array, Hessian array). With
+    ``error=True``, the estimate of the last result's error comes last."""
+    results = run(HESSIAN, f, backend, x, None, contexts, prep, False, flat=flat, error=error)
+    return value_variant(results, out, error, 2)

@@ -8,7 +8,7 @@ from typing import Any
 from diffinterface._backend_types import BackendLike
 from diffinterface._contexts import Context
 from diffinterface._derived import PULLBACK
-from diffinterface._operators._call import run, written
+from diffinterface._operators._call import run, value_variant
 from diffinterface._preparation import Prep
 from diffinterface._prepare import prepare
 
@@ -31,6 +31,7 @@ def pullback(
     prep: Prep | None = None,
     out: Any = None,
     y: Any = None,
+    error: bool = False,
 ) -> Any:
     """The vector-Jacobian product ``tyᵀ·J(x)`` of ``f(x, *contexts)`` (shaped like x).
 
@@ -47,12 +48,16 @@ def pullback(
         tyᵀ·J shaped like x (in x's structure), or a tuple of them for a tuple of
         cotangents.
 
+    With ``error=True``, returns ``(result, error)``: an estimate of the result's error,
+    shaped like it (finite differences with adaptive steps give one: see
+    docs/operators.md; other backends raise UnsupportedError).
+
     Raises:
         InvalidArgumentError: cotangents or out of the wrong shape or dtype.
         PreparationMismatchError: ``prep`` was made for other arguments.
         UnsupportedError: ``y=`` with a backend that cannot differentiate mutation.
     """
-    return run(PULLBACK, f, backend, x, ty, contexts, prep, True, out, y)
+    return run(PULLBACK, f, backend, x, ty, contexts, prep, True, out, y, error=error)
 
 
 def value_and_pullback(
@@ -64,7 +69,9 @@ def value_and_pullback(
     prep: Prep | None = None,
     out: Any = None,
     y: Any = None,
-) -> tuple[Any, Any]:
-    """``(f(x), tyᵀ·J(x))``; arguments as in :func:`pullback`."""
-    value, tx = run(PULLBACK, f, backend, x, ty, contexts, prep, False, y=y)
-    return value, written(tx, out)
+    error: bool = False,
+) -> tuple[Any, Any] | tuple[Any, ...]:
+    """``(f(x), tyᵀ·J(x))``; arguments as in :func:`pullback`. With ``error=True``, the
+    estimate of the last result's error comes last."""
+    results = run(PULLBACK, f, backend, x, ty, contexts, prep, False, y=y, error=error)
+    return value_variant(results, out, error, 1)

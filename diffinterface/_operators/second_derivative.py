@@ -8,7 +8,7 @@ from typing import Any
 from diffinterface._backend_types import BackendLike
 from diffinterface._contexts import Context
 from diffinterface._derived import SECOND_DERIVATIVE
-from diffinterface._operators._call import run, written
+from diffinterface._operators._call import run, value_variant
 from diffinterface._preparation import Prep
 from diffinterface._prepare import prepare
 
@@ -33,14 +33,19 @@ def second_derivative(
     *contexts: Context,
     prep: Prep | None = None,
     out: Any = None,
+    error: bool = False,
 ) -> Any:
     """d²y/dx² of ``f(x, *contexts)`` for a scalar x; shaped like f(x).
+
+    With ``error=True``, returns ``(result, error)``: an estimate of the result's error,
+    shaped like it (finite differences with adaptive steps give one: see
+    docs/operators.md; other backends raise UnsupportedError).
 
     Raises:
         InvalidArgumentError: x is not a scalar.
         PreparationMismatchError: ``prep`` was made for other arguments.
     """
-    return run(SECOND_DERIVATIVE, f, backend, x, None, contexts, prep, True, out)
+    return run(SECOND_DERIVATIVE, f, backend, x, None, contexts, prep, True, out, error=error)
 
 
 def value_derivative_and_second_derivative(
@@ -50,8 +55,9 @@ def value_derivative_and_second_derivative(
     *contexts: Context,
     prep: Prep | None = None,
     out: tuple[Any, Any] | None = None,
-) -> tuple[Any, Any, Any]:
-    """``(f(x), dy/dx, d²y/dx²)``; ``out=`` is a pair of arrays for the two derivatives."""
-    value, d1, d2 = run(SECOND_DERIVATIVE, f, backend, x, None, contexts, prep, False)
-    out1, out2 = (None, None) if out is None else out
-    return value, written(d1, out1), written(d2, out2)
+    error: bool = False,
+) -> tuple[Any, Any, Any] | tuple[Any, ...]:
+    """``(f(x), dy/dx, d²y/dx²)``; ``out=`` is a pair of arrays for the two derivatives. With
+    ``error=True``, the estimate of the last result's error comes last."""
+    results = run(SECOND_DERIVATIVE, f, backend, x, None, contexts, prep, False, error=error)
+    return value_variant(results, out, error, 2)

@@ -58,8 +58,10 @@ from diffinterface._sparse.detectors import (
     KnownSparsityDetector,
     TracerSparsityDetector,
 )
+from diffinterface._trees import Args
 
 __all__ = [
+    "Args",
     "AutoAutograd",
     "AutoFiniteDiff",
     "AutoJAX",

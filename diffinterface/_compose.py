@@ -119,6 +119,8 @@ def _composed(
 
 
 def _x_converter(structure: Structure, leaf_in: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    if structure.args and leaf_in is identity:
+        return tuple  # the kernels take several arguments as a plain tuple (JAX's pytree)
     if leaf_in is identity or structure.is_array:
         return leaf_in
     leaves_of, build = structure.leaves, structure.build

@@ -39,6 +39,8 @@ def native_function(
     buffer), with x's first leaf as the array the buffer is made like. The output of a
     mutating f is a new buffer on every call, since fn returns it.
     """
+    if structure.args:  # f takes the arguments one by one
+        f = _unpacking(f, y is not None)
     if y is None and not any(isinstance(c, Cache) or is_static(c.value) for c in contexts):
         return f
     first_leaf = structure.leaves if not structure.is_array else None
@@ -66,6 +68,13 @@ def native_function(
         return out
 
     return fn
+
+
+def _unpacking(f: Callable[..., Any], mutating: bool) -> Fn:
+    """f of several arguments as a function of their tuple (after y= for a mutating f)."""
+    if mutating:
+        return lambda y, arguments, *rest: f(y, *arguments, *rest)
+    return lambda arguments, *rest: f(*arguments, *rest)
 
 
 def on_structure(fn: Fn, structure: Structure) -> Fn:

@@ -144,6 +144,10 @@ def _source(args: Arguments) -> tuple[Any, ...]:
     unravel = lambda v: structure.build(structure.cut(v))  # noqa: E731
     xp = array_namespace(*args.leaves)
     x = structure.join(args.leaves, xp)
+    if structure.args:  # f takes several arguments
+        if args.y is not None:
+            return (lambda y, v, *a: f(y, *unravel(v), *a), x, args.contexts, args.y)
+        return (lambda v, *a: f(*unravel(v), *a), x, args.contexts, args.y)
     if args.y is not None:
         return (lambda y, v, *a: f(y, unravel(v), *a), x, args.contexts, args.y)
     return (lambda v, *a: f(unravel(v), *a), x, args.contexts, args.y)

@@ -11,6 +11,7 @@ from diffinterface._backend_types import resolve_backend
 from diffinterface._contexts import check_contexts, context_signature
 from diffinterface._errors import DiffInterfaceError
 from diffinterface._guard import leaves_check, same_backend, same_function, tangents_check
+from diffinterface._trees import Args
 
 if TYPE_CHECKING:
     from diffinterface._preparation import Call
@@ -107,6 +108,8 @@ def _x_text(call: Call, x: Any, same: bool) -> str:
         return describe(signature(x))
     if not isinstance(x, dict | list | tuple):
         return f"{describe(signature(x))} (prepared for a structured x)"
+    if structure.args and type(x) is not Args:
+        return f"a {type(x).__name__}, one argument (prepared for di.Args: several arguments)"
     return structure.difference(call.x, x)
 
 

@@ -21,6 +21,7 @@ from diffinterface._functions import (
     native_function,
     numbers_as_arrays,
     on_structure,
+    output_and_aux,
 )
 from diffinterface._namespace import array_namespace
 from diffinterface._trees import Structure
@@ -48,6 +49,7 @@ class Arguments:
     contexts: tuple[Any, ...]
     y: Any
     mutates: bool  # f writes into arrays (y= or Cache): the backend must allow it
+    has_aux: bool = False  # f returns (output, aux): aux is passed through
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class NativeProblem:
     const_in: tuple[Callable[[Any], Any] | None, ...]
     x_in: Callable[[Any], Any]  # one leaf to native
     y: Any  # the output template
+    aux: Callable[..., Any] | None = None  # aux(x in its structure, *consts), with has_aux
 
 
 def arguments(
@@ -72,6 +75,7 @@ def arguments(
     x: Any,
     contexts: tuple[Any, ...],
     y: Any,
+    has_aux: bool = False,
 ) -> Arguments:
     """Step 1: check the arguments and take x apart into its structure and leaves."""
     if not callable(f):
@@ -93,10 +97,15 @@ def arguments(
         raise InvalidArgumentError(
             f"y= must be an array that f(y, x) writes its output into; got {type(y).__name__}."
         )
+    if has_aux and y is not None:
+        raise InvalidArgumentError(
+            "has_aux=True needs f to return (output, aux); a mutating f(y, x) writes its "
+            "output into y instead. Return the output, or call without has_aux."
+        )
     x_kind = kind_of(leaves[0])
     assert x_kind is not None
     mutates = y is not None or any(isinstance(c, Cache) for c in contexts)
-    return Arguments(spec, f, config, structure, leaves, x_kind, contexts, y, mutates)
+    return Arguments(spec, f, config, structure, leaves, x_kind, contexts, y, mutates, has_aux)
 
 
 def native_problem(args: Arguments) -> NativeProblem:
@@ -126,14 +135,16 @@ def native_problem(args: Arguments) -> NativeProblem:
     const_in = tuple(_const_converter(adapter, c) for c in args.contexts)
     consts = tuple(conv(c.value) for conv, c in zip(const_in, args.contexts, strict=True) if conv)
     fn = native_function(args.f, args.contexts, args.y, args.structure)
+    aux = None
+    if args.has_aux:
+        fn, aux = output_and_aux(fn)
     fn_of_array = on_structure(fn, args.structure)
     if adapter.plain_values:
         fn_of_array = numbers_as_arrays(fn_of_array)
     x_array = args.structure.join(native, array_namespace(*native))
     y = _output_template(args, adapter, fn_of_array, x_array, consts)
-    return NativeProblem(
-        adapter, fn, fn_of_array, args.structure.build(native), x_array, consts, const_in, x_in, y
-    )
+    x = args.structure.build(native)
+    return NativeProblem(adapter, fn, fn_of_array, x, x_array, consts, const_in, x_in, y, aux)
 
 
 def _output_template(

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import optree
+
 from diffinterface._arguments import Arguments, NativeProblem
 from diffinterface._arrays import identity, kind, kind_of
 from diffinterface._conversions import converter
@@ -46,7 +48,7 @@ def compose(
             for _ in outputs
         ]
         batched_from = len(outputs) - (2 if error else 1)
-        return finisher(
+        done = finisher(
             outputs,
             structure,
             batch,
@@ -57,6 +59,11 @@ def compose(
             y_shape,
             batched_from,
         )
+        if problem.aux is None:
+            return done
+        return lambda results: (done(results[0]), aux_out(results[1]))
+
+    aux_out = _aux_converter(args.x_kind, device)
 
     runs: dict[str, Any] = {"out": None}
     for variant, kernel in (("all", kernels.all), ("last", kernels.last)):
@@ -125,6 +132,19 @@ def _x_converter(structure: Structure, leaf_in: Callable[[Any], Any]) -> Callabl
         return leaf_in
     leaves_of, build = structure.leaves, structure.build
     return lambda x: build([leaf_in(a) for a in leaves_of(x)])  # type: ignore[union-attr]
+
+
+def _aux_converter(x_kind: str, device: Any) -> Callable[[Any], Any]:
+    """f's aux (any structure) with its arrays as x's array type, on x's device, and no
+    longer traced or attached to a graph; numbers and other leaves as they are."""
+
+    def leaf(a: Any) -> Any:
+        name = kind_of(a)
+        if name is None:
+            return a
+        return converter(name, x_kind, device)(kind(name).plain_value(a))
+
+    return lambda aux: optree.tree_map(leaf, aux, none_is_leaf=True)
 
 
 def _shares_memory(y: Any, arrays: tuple[Any, ...]) -> bool:

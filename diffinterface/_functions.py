@@ -23,7 +23,14 @@ from diffinterface._diffcache import DiffCache, get_tmp, new_buffer
 from diffinterface._errors import InvalidArgumentError
 from diffinterface._trees import Structure
 
-__all__ = ["Fn", "checked_output", "native_function", "numbers_as_arrays", "on_structure"]
+__all__ = [
+    "Fn",
+    "checked_output",
+    "native_function",
+    "numbers_as_arrays",
+    "on_structure",
+    "output_and_aux",
+]
 
 Fn = Callable[..., Any]
 
@@ -90,6 +97,32 @@ def on_structure(fn: Fn, structure: Structure) -> Fn:
     return fn_of_array
 
 
+def output_and_aux(fn: Fn) -> tuple[Fn, Fn]:
+    """For f that returns ``(output, aux)`` (``has_aux=True``): the function of its output,
+    which is differentiated, and the function of its aux, which is not.
+
+    Raises:
+        InvalidArgumentError: f does not return a pair (at preparation, its first call).
+    """
+
+    def pair(xv: Any, *consts: Any) -> Any:
+        result = fn(xv, *consts)
+        if not (isinstance(result, tuple) and len(result) == 2):
+            raise InvalidArgumentError(
+                f"With has_aux=True, f must return a pair (output, aux); it returned a "
+                f"{type(result).__name__}. Return (output, aux), or call without has_aux."
+            )
+        return result
+
+    def output(xv: Any, *consts: Any) -> Any:
+        return pair(xv, *consts)[0]
+
+    def aux(xv: Any, *consts: Any) -> Any:
+        return pair(xv, *consts)[1]
+
+    return output, aux
+
+
 def numbers_as_arrays(fn: Fn) -> Fn:
     """``fn`` whose Python-number output (``math.sin(x)``, fine for finite differences)
     becomes a 0-d array of x's dtype, so that float32 x gives float32 results."""
@@ -128,6 +161,11 @@ def _what(out: Any, x_kind: str | None, y: Any) -> str:
     if out is None:
         hint = " A mutating f(y, x) must be passed with y=." if y is None else ""
         return f"nothing (None).{hint}"
+    if isinstance(out, tuple) and len(out) == 2:
+        return (
+            "a pair. If it is (output, aux), pass has_aux=True; else return one array, "
+            "e.g. xp.stack([...])."
+        )
     if isinstance(out, list | tuple):
         return f"a {type(out).__name__}. Return e.g. xp.stack([...]) instead."
     if isinstance(out, bool | int | float | complex):

@@ -58,6 +58,7 @@ def build_kernels(
     declared = own or array_own
 
     consts, source = problem.consts, _source(args)
+    first_const = 1 if tangents is None else 2  # a kernel's arguments: x, [t,] *consts
 
     def kernel(last_only: bool, with_error: bool = False) -> Kernel:
         gives_last = last_only and declared is not None and declared.last_only
@@ -92,8 +93,10 @@ def build_kernels(
             raw, spec, outputs, structure, batch, own is not None, single, batched_from
         )
         if with_error and last_only and not gives_last:
-            return _last_two(laid_out)
-        return _last_output(laid_out) if last_only and not gives_last else laid_out
+            laid_out = _last_two(laid_out)
+        elif last_only and not gives_last:
+            laid_out = _last_output(laid_out)
+        return laid_out if problem.aux is None else _with_aux(laid_out, problem.aux, first_const)
 
     t_example = () if tangents is None else (tangents.native(adapter),)
     example = (problem.x, *t_example, *problem.consts)
@@ -102,7 +105,7 @@ def build_kernels(
     uncompiled = None
     try:
         if adapter.compiles:
-            uncompiled = kernel(wants_last)
+            uncompiled = kernel(wants_last)  # also the template of the blocks' cut
             last = adapter.compile(uncompiled, example) if wants_last else None
             everything = adapter.compile(kernel(False), example) if wants_all else None
         else:  # one kernel for both variants, unless the adapter's gives the last alone
@@ -111,15 +114,25 @@ def build_kernels(
                 adapter.compile(kernel(False), example) if wants_all or not own_last else None
             )
             last = adapter.compile(kernel(True), example) if wants_last and own_last else None
-            if wants_last and last is None:
-                last = _last_output(everything)  # type: ignore[arg-type]
+            if wants_last and last is None:  # the last output of the kernel of all
+                last = (
+                    _last_output(everything)  # type: ignore[arg-type]
+                    if problem.aux is None
+                    else adapter.compile(kernel(True), example)
+                )
     except DiffInterfaceError:
         raise
     except Exception as e:  # JAX traces f here
         e.add_note(f"(raised while diffinterface compiled {spec.name} with {args.config!r})")
         raise
     writes = None
-    if array_own is not None and array_own.writes_out and structure.is_array and args.y is None:
+    if (
+        array_own is not None
+        and array_own.writes_out
+        and structure.is_array
+        and args.y is None
+        and problem.aux is None
+    ):
         writes = everything
     errors: tuple[Kernel | None, Kernel | None] = (None, None)
     if declared is not None and declared.errors:
@@ -131,7 +144,9 @@ def build_kernels(
         writes_out=writes,
         run_first=adapter.compiles and args.y is None,
         passed=adapter.raw_outputs if spec.name in ("jacobian", "hessian") else frozenset(),
-        blocks=_compiled_blocks(args, adapter, structure, uncompiled, example),
+        blocks=None
+        if problem.aux is not None
+        else _compiled_blocks(args, adapter, structure, uncompiled, example),
         errors=errors,
     )
 
@@ -155,6 +170,16 @@ def _source(args: Arguments) -> tuple[Any, ...]:
 
 def _own_last(declared: Any) -> bool:
     return declared is not None and declared.last_only
+
+
+def _with_aux(kernel: Kernel, aux: Callable[..., Any], first_const: int) -> Kernel:
+    """``kernel``'s results paired with f's aux at x (``has_aux``): in one compiled call
+    where the backend compiles (the compiler shares f's work between the two)."""
+
+    def with_aux(*args: Any, **kwargs: Any) -> Any:
+        return kernel(*args, **kwargs), aux(args[0], *args[first_const:])
+
+    return with_aux
 
 
 def _last_two(kernel: Kernel) -> Kernel:

@@ -59,6 +59,7 @@ class Call:
     tangents: Tangents | None
     contexts: tuple[Any, ...]  # context_signature
     y: Any  # the signature of y= (mutating f), else None
+    has_aux: bool = False  # f returns (output, aux)
 
 
 class Prep:
@@ -72,6 +73,7 @@ class Prep:
         "_call",
         "_explain",
         "_guard",
+        "_has_aux",
         "_normalise",
         "_note",
         "_run_all",
@@ -96,6 +98,7 @@ class Prep:
         run_first: tuple[Callable[[Any, Any], bool], Callable[..., bool]] | None,
     ) -> None:
         self._call = call
+        self._has_aux = call.has_aux
         self._guard = guard
         self._run_all, self._run_last, self._run_flat = run_all, run_last, run_flat
         self._run_error = run_error
@@ -138,17 +141,26 @@ class Prep:
         out: Any = None,
         flat: bool = False,
         error: bool = False,
+        has_aux: bool = False,
     ) -> Any:
         """The operator's results for this call: all outputs as a tuple, or the last one
         alone with ``last_only`` (written into ``out`` when given); with ``error``, an
-        estimate of the last output's error after them.
+        estimate of the last output's error after them; with ``has_aux``, all that paired
+        with f's aux.
 
         Raises:
             PreparationMismatchError: the preparation was made for other arguments.
             UnsupportedError: ``error`` with a backend that gives no error estimate.
         """
         run = self._run_last if last_only else self._run_all
-        if y is None and out is None and not flat and not error and run is not None:
+        if (
+            y is None
+            and out is None
+            and not flat
+            and not error
+            and has_aux is self._has_aux
+            and run is not None
+        ):
             if self._run_first is None:
                 if self._guard(spec, f, backend, x, t, contexts):
                     return self._run(run, x, t, contexts)
@@ -156,18 +168,20 @@ class Prep:
                 try:
                     result = run(x, t, contexts)
                 except Exception as e:
-                    report = self._explain(spec, f, backend, x, t, contexts, None)
+                    report = self._explain(spec, f, backend, x, t, contexts, None, has_aux)
                     if report is not None:
                         raise PreparationMismatchError(report) from None
                     raise_original(e, self._note)
                     raise
                 if self._run_first[1](spec, f, backend, contexts):
                     return result
-                report = self._explain(spec, f, backend, x, t, contexts, None)
+                report = self._explain(spec, f, backend, x, t, contexts, None, has_aux)
                 if report is not None:
                     raise PreparationMismatchError(report)
                 return result
-        return self._general(spec, f, backend, x, t, contexts, last_only, y, out, flat, error)
+        return self._general(
+            spec, f, backend, x, t, contexts, last_only, y, out, flat, error, has_aux
+        )
 
     def _run(self, run: Run, x: Any, t: Any, contexts: tuple[Any, ...]) -> Any:
         try:
@@ -189,10 +203,11 @@ class Prep:
         out: Any,
         flat: bool,
         error: bool = False,
+        has_aux: bool = False,
     ) -> Any:
         """Normalise the arguments, check them, run, and write ``y=`` and ``out=``."""
         x, t = self._normalise(x, t)
-        report = self._explain(spec, f, backend, x, t, contexts, y)
+        report = self._explain(spec, f, backend, x, t, contexts, y, has_aux)
         if report is not None:
             raise PreparationMismatchError(report)
         every = not last_only or y is not None  # a mutating f's value is written into y
@@ -211,6 +226,14 @@ class Prep:
         if last_only and writes is not None and y is None and type(out) is np.ndarray and not flat:
             return self._run(lambda x, t, c: writes(x, t, c, out), x, t, contexts)
         result = self._run(run, x, t, contexts)
+        if self._has_aux:  # (results, aux): y= and out= are the results'
+            return self._written(result[0], y, out, last_only), result[1]
+        return self._written(result, y, out, last_only)
+
+    @staticmethod
+    def _written(result: Any, y: Any, out: Any, last_only: bool) -> Any:
+        """``result`` with f's value written into ``y`` and the operator's result into
+        ``out`` where given (the last output alone with ``last_only``)."""
         if y is not None:
             write_out(y, result[0], "y")
             if last_only:
@@ -241,10 +264,13 @@ class Prep:
                 "di.AutoFiniteDiff(step='adaptive')."
             )
         result = self._run(run, x, t, contexts)
+        aux = None
+        if self._has_aux:
+            result, aux = result
         if y is not None:
             write_out(y, result[0], "y")
             if last_only:
                 result = result[-2:]
         if out is not None and last_only:
-            return (write_out(out, result[0]), result[1])
-        return result
+            result = (write_out(out, result[0]), result[1])
+        return result if not self._has_aux else (result, aux)

@@ -39,18 +39,20 @@ def prepare(
     contexts: tuple[Any, ...],
     y: Any = None,
     variant: Variant = "both",
+    has_aux: bool = False,
 ) -> Prep:
     """Validate, convert, build, compose and compile: the work behind ``prepare_<operator>``.
 
     ``variant`` limits the kernels to the one an unprepared call needs (``"last"``: the
-    operator's own result; ``"all"``: the value variant's outputs).
+    operator's own result; ``"all"``: the value variant's outputs). ``has_aux``: f returns
+    ``(output, aux)``; calls give their results paired with aux.
 
     Raises:
         InvalidArgumentError: bad x, tangents, contexts or output of f.
         UnsupportedError: the backend cannot do this (e.g. differentiate mutation).
         ImportError: the backend's framework is not installed.
     """
-    args = arguments(spec, f, backend, x, contexts, y)
+    args = arguments(spec, f, backend, x, contexts, y, has_aux)
     problem = native_problem(args)
     like = (args.structure, args.leaves) if spec.tangents != "y" else _output_like(problem.y)
     tangents_plan = None if spec.tangents is None else tangents_of(spec, tangents, *like)
@@ -66,6 +68,7 @@ def prepare(
         tangents=tangents_plan,
         contexts=context_signature(contexts),
         y=None if y is None else signature(y),
+        has_aux=has_aux,
     )
     guard = guard_for(call)
 

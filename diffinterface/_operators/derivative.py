@@ -16,10 +16,15 @@ __all__ = ["derivative", "prepare_derivative", "value_and_derivative"]
 
 
 def prepare_derivative(
-    f: Callable[..., Any], backend: BackendLike, x: Any, *contexts: Context, y: Any = None
+    f: Callable[..., Any],
+    backend: BackendLike,
+    x: Any,
+    *contexts: Context,
+    y: Any = None,
+    has_aux: bool = False,
 ) -> Prep:
     """Prepare :func:`derivative` and :func:`value_and_derivative` for these arguments."""
-    return prepare(DERIVATIVE, f, backend, x, None, contexts, y)
+    return prepare(DERIVATIVE, f, backend, x, None, contexts, y, has_aux=has_aux)
 
 
 def derivative(
@@ -31,6 +36,7 @@ def derivative(
     out: Any = None,
     y: Any = None,
     error: bool = False,
+    has_aux: bool = False,
 ) -> Any:
     """dy/dx of ``f(x, *contexts)`` for a scalar x (a Python number or 0-d array).
 
@@ -45,7 +51,9 @@ def derivative(
         InvalidArgumentError: x is not a scalar (use pushforward or jacobian).
         PreparationMismatchError: ``prep`` was made for other arguments.
     """
-    return run(DERIVATIVE, f, backend, x, None, contexts, prep, True, out, y, error=error)
+    return run(
+        DERIVATIVE, f, backend, x, None, contexts, prep, True, out, y, error=error, has_aux=has_aux
+    )
 
 
 def value_and_derivative(
@@ -57,8 +65,11 @@ def value_and_derivative(
     out: Any = None,
     y: Any = None,
     error: bool = False,
+    has_aux: bool = False,
 ) -> tuple[Any, Any] | tuple[Any, ...]:
     """``(f(x), dy/dx)``; arguments as in :func:`derivative`. With ``error=True``, the estimate
     of the last result's error comes last."""
-    results = run(DERIVATIVE, f, backend, x, None, contexts, prep, False, y=y, error=error)
-    return value_variant(results, out, error, 1)
+    results = run(
+        DERIVATIVE, f, backend, x, None, contexts, prep, False, y=y, error=error, has_aux=has_aux
+    )
+    return value_variant(results, out, error, 1, has_aux)

@@ -16,7 +16,7 @@ __all__ = ["gradient", "prepare_gradient", "value_and_gradient"]
 
 
 def prepare_gradient(
-    f: Callable[..., Any], backend: BackendLike, x: Any, *contexts: Context
+    f: Callable[..., Any], backend: BackendLike, x: Any, *contexts: Context, has_aux: bool = False
 ) -> Prep:
     """Prepare :func:`gradient` and :func:`value_and_gradient` for these arguments.
 
@@ -24,7 +24,7 @@ def prepare_gradient(
         The preparation (compiled kernels, buffers, and what they were made for) to pass
         as ``prep=``.
     """
-    return prepare(GRADIENT, f, backend, x, None, contexts)
+    return prepare(GRADIENT, f, backend, x, None, contexts, None, has_aux=has_aux)
 
 
 def gradient(
@@ -35,6 +35,7 @@ def gradient(
     prep: Prep | None = None,
     out: Any = None,
     error: bool = False,
+    has_aux: bool = False,
 ) -> Any:
     """The gradient of a scalar-valued ``f(x, *contexts)``, shaped like x (in x's structure
     for a dict / list / tuple of arrays).
@@ -47,7 +48,9 @@ def gradient(
         InvalidArgumentError: f(x) is not a scalar (use jacobian).
         PreparationMismatchError: ``prep`` was made for other arguments.
     """
-    return run(GRADIENT, f, backend, x, None, contexts, prep, True, out, error=error)
+    return run(
+        GRADIENT, f, backend, x, None, contexts, prep, True, out, error=error, has_aux=has_aux
+    )
 
 
 def value_and_gradient(
@@ -58,8 +61,11 @@ def value_and_gradient(
     prep: Prep | None = None,
     out: Any = None,
     error: bool = False,
+    has_aux: bool = False,
 ) -> tuple[Any, Any] | tuple[Any, ...]:
     """``(f(x), ∇f(x))``; arguments as in :func:`gradient`. With ``error=True``, the estimate
     of the last result's error comes last."""
-    results = run(GRADIENT, f, backend, x, None, contexts, prep, False, error=error)
-    return value_variant(results, out, error, 1)
+    results = run(
+        GRADIENT, f, backend, x, None, contexts, prep, False, error=error, has_aux=has_aux
+    )
+    return value_variant(results, out, error, 1, has_aux)

@@ -16,10 +16,10 @@ __all__ = ["hessian", "prepare_hessian", "value_gradient_and_hessian"]
 
 
 def prepare_hessian(
-    f: Callable[..., Any], backend: BackendLike, x: Any, *contexts: Context
+    f: Callable[..., Any], backend: BackendLike, x: Any, *contexts: Context, has_aux: bool = False
 ) -> Prep:
     """Prepare :func:`hessian` and :func:`value_gradient_and_hessian` for these arguments."""
-    return prepare(HESSIAN, f, backend, x, None, contexts)
+    return prepare(HESSIAN, f, backend, x, None, contexts, None, has_aux=has_aux)
 
 
 def hessian(
@@ -31,6 +31,7 @@ def hessian(
     out: Any = None,
     flat: bool = False,
     error: bool = False,
+    has_aux: bool = False,
 ) -> Any:
     """The Hessian of a scalar ``f(x, *contexts)``, of shape ``x.shape + x.shape``.
 
@@ -46,7 +47,20 @@ def hessian(
         InvalidArgumentError: f(x) is not a scalar.
         PreparationMismatchError: ``prep`` was made for other arguments.
     """
-    return run(HESSIAN, f, backend, x, None, contexts, prep, True, out, flat=flat, error=error)
+    return run(
+        HESSIAN,
+        f,
+        backend,
+        x,
+        None,
+        contexts,
+        prep,
+        True,
+        out,
+        flat=flat,
+        error=error,
+        has_aux=has_aux,
+    )
 
 
 def value_gradient_and_hessian(
@@ -58,8 +72,11 @@ def value_gradient_and_hessian(
     out: tuple[Any, Any] | None = None,
     flat: bool = False,
     error: bool = False,
+    has_aux: bool = False,
 ) -> tuple[Any, Any, Any] | tuple[Any, ...]:
     """``(f(x), ∇f(x), H(x))``; ``out=`` is a pair (gradient array, Hessian array). With
     ``error=True``, the estimate of the last result's error comes last."""
-    results = run(HESSIAN, f, backend, x, None, contexts, prep, False, flat=flat, error=error)
-    return value_variant(results, out, error, 2)
+    results = run(
+        HESSIAN, f, backend, x, None, contexts, prep, False, flat=flat, error=error, has_aux=has_aux
+    )
+    return value_variant(results, out, error, 2, has_aux)

@@ -16,10 +16,15 @@ __all__ = ["gradient_and_hvp", "hvp", "prepare_hvp"]
 
 
 def prepare_hvp(
-    f: Callable[..., Any], backend: BackendLike, x: Any, tx: Any, *contexts: Context
+    f: Callable[..., Any],
+    backend: BackendLike,
+    x: Any,
+    tx: Any,
+    *contexts: Context,
+    has_aux: bool = False,
 ) -> Prep:
     """Prepare :func:`hvp` and :func:`gradient_and_hvp` for these arguments."""
-    return prepare(HVP, f, backend, x, tx, contexts)
+    return prepare(HVP, f, backend, x, tx, contexts, None, has_aux=has_aux)
 
 
 def hvp(
@@ -31,6 +36,7 @@ def hvp(
     prep: Prep | None = None,
     out: Any = None,
     error: bool = False,
+    has_aux: bool = False,
 ) -> Any:
     """The Hessian-vector product ``H(x)·tx`` of a scalar ``f(x, *contexts)``.
 
@@ -44,7 +50,7 @@ def hvp(
         InvalidArgumentError: f(x) is not a scalar, or tangents of the wrong shape/dtype.
         PreparationMismatchError: ``prep`` was made for other arguments.
     """
-    return run(HVP, f, backend, x, tx, contexts, prep, True, out, error=error)
+    return run(HVP, f, backend, x, tx, contexts, prep, True, out, error=error, has_aux=has_aux)
 
 
 def gradient_and_hvp(
@@ -56,8 +62,9 @@ def gradient_and_hvp(
     prep: Prep | None = None,
     out: tuple[Any, Any] | None = None,
     error: bool = False,
+    has_aux: bool = False,
 ) -> tuple[Any, Any] | tuple[Any, ...]:
     """``(∇f(x), H(x)·tx)``; ``out=`` is a pair (gradient array, hvp result). With
     ``error=True``, the estimate of the last result's error comes last."""
-    results = run(HVP, f, backend, x, tx, contexts, prep, False, error=error)
-    return value_variant(results, out, error, 2)
+    results = run(HVP, f, backend, x, tx, contexts, prep, False, error=error, has_aux=has_aux)
+    return value_variant(results, out, error, 2, has_aux)

@@ -17,10 +17,15 @@ __all__ = ["jacobian", "prepare_jacobian", "value_and_jacobian"]
 
 
 def prepare_jacobian(
-    f: Callable[..., Any], backend: BackendLike, x: Any, *contexts: Context, y: Any = None
+    f: Callable[..., Any],
+    backend: BackendLike,
+    x: Any,
+    *contexts: Context,
+    y: Any = None,
+    has_aux: bool = False,
 ) -> Prep:
     """Prepare :func:`jacobian` and :func:`value_and_jacobian` for these arguments."""
-    return prepare(JACOBIAN, f, backend, x, None, contexts, y)
+    return prepare(JACOBIAN, f, backend, x, None, contexts, y, has_aux=has_aux)
 
 
 def jacobian(
@@ -33,6 +38,7 @@ def jacobian(
     y: Any = None,
     flat: bool = False,
     error: bool = False,
+    has_aux: bool = False,
 ) -> Any:
     """The Jacobian of ``f(x, *contexts)``, of shape ``f(x).shape + x.shape``.
 
@@ -49,7 +55,21 @@ def jacobian(
         PreparationMismatchError: ``prep`` was made for other arguments.
         UnsupportedError: ``y=`` with a backend that cannot differentiate mutation.
     """
-    return run(JACOBIAN, f, backend, x, None, contexts, prep, True, out, y, flat, error=error)
+    return run(
+        JACOBIAN,
+        f,
+        backend,
+        x,
+        None,
+        contexts,
+        prep,
+        True,
+        out,
+        y,
+        flat,
+        error=error,
+        has_aux=has_aux,
+    )
 
 
 def value_and_jacobian(
@@ -62,8 +82,22 @@ def value_and_jacobian(
     y: Any = None,
     flat: bool = False,
     error: bool = False,
+    has_aux: bool = False,
 ) -> tuple[Any, Any] | tuple[Any, ...]:
     """``(f(x), J(x))``; arguments as in :func:`jacobian`. With ``error=True``, the estimate of
     the last result's error comes last."""
-    results = run(JACOBIAN, f, backend, x, None, contexts, prep, False, y=y, flat=flat, error=error)
-    return value_variant(results, out, error, 1)
+    results = run(
+        JACOBIAN,
+        f,
+        backend,
+        x,
+        None,
+        contexts,
+        prep,
+        False,
+        y=y,
+        flat=flat,
+        error=error,
+        has_aux=has_aux,
+    )
+    return value_variant(results, out, error, 1, has_aux)

@@ -16,10 +16,16 @@ __all__ = ["prepare_pullback", "pullback", "value_and_pullback"]
 
 
 def prepare_pullback(
-    f: Callable[..., Any], backend: BackendLike, x: Any, ty: Any, *contexts: Context, y: Any = None
+    f: Callable[..., Any],
+    backend: BackendLike,
+    x: Any,
+    ty: Any,
+    *contexts: Context,
+    y: Any = None,
+    has_aux: bool = False,
 ) -> Prep:
     """Prepare :func:`pullback` and :func:`value_and_pullback` for these arguments."""
-    return prepare(PULLBACK, f, backend, x, ty, contexts, y)
+    return prepare(PULLBACK, f, backend, x, ty, contexts, y, has_aux=has_aux)
 
 
 def pullback(
@@ -32,6 +38,7 @@ def pullback(
     out: Any = None,
     y: Any = None,
     error: bool = False,
+    has_aux: bool = False,
 ) -> Any:
     """The vector-Jacobian product ``tyᵀ·J(x)`` of ``f(x, *contexts)`` (shaped like x).
 
@@ -57,7 +64,9 @@ def pullback(
         PreparationMismatchError: ``prep`` was made for other arguments.
         UnsupportedError: ``y=`` with a backend that cannot differentiate mutation.
     """
-    return run(PULLBACK, f, backend, x, ty, contexts, prep, True, out, y, error=error)
+    return run(
+        PULLBACK, f, backend, x, ty, contexts, prep, True, out, y, error=error, has_aux=has_aux
+    )
 
 
 def value_and_pullback(
@@ -70,8 +79,11 @@ def value_and_pullback(
     out: Any = None,
     y: Any = None,
     error: bool = False,
+    has_aux: bool = False,
 ) -> tuple[Any, Any] | tuple[Any, ...]:
     """``(f(x), tyᵀ·J(x))``; arguments as in :func:`pullback`. With ``error=True``, the
     estimate of the last result's error comes last."""
-    results = run(PULLBACK, f, backend, x, ty, contexts, prep, False, y=y, error=error)
-    return value_variant(results, out, error, 1)
+    results = run(
+        PULLBACK, f, backend, x, ty, contexts, prep, False, y=y, error=error, has_aux=has_aux
+    )
+    return value_variant(results, out, error, 1, has_aux)

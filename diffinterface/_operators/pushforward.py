@@ -16,10 +16,16 @@ __all__ = ["prepare_pushforward", "pushforward", "value_and_pushforward"]
 
 
 def prepare_pushforward(
-    f: Callable[..., Any], backend: BackendLike, x: Any, tx: Any, *contexts: Context, y: Any = None
+    f: Callable[..., Any],
+    backend: BackendLike,
+    x: Any,
+    tx: Any,
+    *contexts: Context,
+    y: Any = None,
+    has_aux: bool = False,
 ) -> Prep:
     """Prepare :func:`pushforward` and :func:`value_and_pushforward` for these arguments."""
-    return prepare(PUSHFORWARD, f, backend, x, tx, contexts, y)
+    return prepare(PUSHFORWARD, f, backend, x, tx, contexts, y, has_aux=has_aux)
 
 
 def pushforward(
@@ -32,6 +38,7 @@ def pushforward(
     out: Any = None,
     y: Any = None,
     error: bool = False,
+    has_aux: bool = False,
 ) -> Any:
     """The Jacobian-vector product ``J(x)·tx`` of ``f(x, *contexts)`` (shape of f(x)).
 
@@ -56,7 +63,9 @@ def pushforward(
         PreparationMismatchError: ``prep`` was made for other arguments.
         UnsupportedError: ``y=`` with a backend that cannot differentiate mutation.
     """
-    return run(PUSHFORWARD, f, backend, x, tx, contexts, prep, True, out, y, error=error)
+    return run(
+        PUSHFORWARD, f, backend, x, tx, contexts, prep, True, out, y, error=error, has_aux=has_aux
+    )
 
 
 def value_and_pushforward(
@@ -69,8 +78,11 @@ def value_and_pushforward(
     out: Any = None,
     y: Any = None,
     error: bool = False,
+    has_aux: bool = False,
 ) -> tuple[Any, Any] | tuple[Any, ...]:
     """``(f(x), J(x)·tx)``; arguments as in :func:`pushforward`. With ``error=True``, the
     estimate of the last result's error comes last."""
-    results = run(PUSHFORWARD, f, backend, x, tx, contexts, prep, False, y=y, error=error)
-    return value_variant(results, out, error, 1)
+    results = run(
+        PUSHFORWARD, f, backend, x, tx, contexts, prep, False, y=y, error=error, has_aux=has_aux
+    )
+    return value_variant(results, out, error, 1, has_aux)

@@ -20,10 +20,10 @@ __all__ = [
 
 
 def prepare_second_derivative(
-    f: Callable[..., Any], backend: BackendLike, x: Any, *contexts: Context
+    f: Callable[..., Any], backend: BackendLike, x: Any, *contexts: Context, has_aux: bool = False
 ) -> Prep:
     """Prepare :func:`second_derivative` and its value variant for these arguments."""
-    return prepare(SECOND_DERIVATIVE, f, backend, x, None, contexts)
+    return prepare(SECOND_DERIVATIVE, f, backend, x, None, contexts, None, has_aux=has_aux)
 
 
 def second_derivative(
@@ -34,6 +34,7 @@ def second_derivative(
     prep: Prep | None = None,
     out: Any = None,
     error: bool = False,
+    has_aux: bool = False,
 ) -> Any:
     """d²y/dx² of ``f(x, *contexts)`` for a scalar x; shaped like f(x).
 
@@ -45,7 +46,19 @@ def second_derivative(
         InvalidArgumentError: x is not a scalar.
         PreparationMismatchError: ``prep`` was made for other arguments.
     """
-    return run(SECOND_DERIVATIVE, f, backend, x, None, contexts, prep, True, out, error=error)
+    return run(
+        SECOND_DERIVATIVE,
+        f,
+        backend,
+        x,
+        None,
+        contexts,
+        prep,
+        True,
+        out,
+        error=error,
+        has_aux=has_aux,
+    )
 
 
 def value_derivative_and_second_derivative(
@@ -56,8 +69,11 @@ def value_derivative_and_second_derivative(
     prep: Prep | None = None,
     out: tuple[Any, Any] | None = None,
     error: bool = False,
+    has_aux: bool = False,
 ) -> tuple[Any, Any, Any] | tuple[Any, ...]:
     """``(f(x), dy/dx, d²y/dx²)``; ``out=`` is a pair of arrays for the two derivatives. With
     ``error=True``, the estimate of the last result's error comes last."""
-    results = run(SECOND_DERIVATIVE, f, backend, x, None, contexts, prep, False, error=error)
-    return value_variant(results, out, error, 2)
+    results = run(
+        SECOND_DERIVATIVE, f, backend, x, None, contexts, prep, False, error=error, has_aux=has_aux
+    )
+    return value_variant(results, out, error, 2, has_aux)

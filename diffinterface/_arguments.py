@@ -17,7 +17,9 @@ from diffinterface._conversions import check_dtype, converter
 from diffinterface._derived import OperatorSpec
 from diffinterface._errors import DiffInterfaceError, InvalidArgumentError, UnsupportedError
 from diffinterface._functions import (
+    OutputStructure,
     checked_output,
+    joined_output,
     native_function,
     numbers_as_arrays,
     on_structure,
@@ -34,6 +36,10 @@ _MIXED = (
     "di.Constant(array), which the backend converts for f, or convert it inside f with "
     "xp = di.array_namespace(x); xp.asarray(array)."
 )
+
+
+#: the operators whose f may return a dict / list / tuple of arrays
+_STRUCTURED_OUTPUTS = frozenset({"pushforward", "pullback", "derivative", "jacobian"})
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,8 @@ class NativeProblem:
     x_in: Callable[[Any], Any]  # one leaf to native
     y: Any  # the output template
     aux: Callable[..., Any] | None = None  # aux(x in its structure, *consts), with has_aux
+    #: f's output structure, where f returns a dict / list / tuple of arrays (joined)
+    y_structure: Structure | None = None
 
 
 def arguments(
@@ -138,13 +146,21 @@ def native_problem(args: Arguments) -> NativeProblem:
     aux = None
     if args.has_aux:
         fn, aux = output_and_aux(fn)
-    fn_of_array = on_structure(fn, args.structure)
+    output = OutputStructure()
+    fn_of_array = joined_output(on_structure(fn, args.structure), output)
     if adapter.plain_values:
         fn_of_array = numbers_as_arrays(fn_of_array)
     x_array = args.structure.join(native, array_namespace(*native))
     y = _output_template(args, adapter, fn_of_array, x_array, consts)
     x = args.structure.build(native)
-    return NativeProblem(adapter, fn, fn_of_array, x, x_array, consts, const_in, x_in, y, aux)
+    if output.structure is not None and args.spec.name not in _STRUCTURED_OUTPUTS:
+        raise InvalidArgumentError(
+            f"f returned a structure ({output.structure.describe()}); {args.spec.name} needs "
+            f"one array. Structured outputs work with {', '.join(sorted(_STRUCTURED_OUTPUTS))}."
+        )
+    return NativeProblem(
+        adapter, fn, fn_of_array, x, x_array, consts, const_in, x_in, y, aux, output.structure
+    )
 
 
 def _output_template(

@@ -58,6 +58,7 @@ def compose(
             kernels.blocks,
             y_shape,
             batched_from,
+            problem.y_structure,
         )
         if problem.aux is None:
             return done

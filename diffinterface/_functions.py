@@ -21,11 +21,14 @@ from diffinterface._arrays import kind, kind_of
 from diffinterface._contexts import Cache, Constant, is_static
 from diffinterface._diffcache import DiffCache, get_tmp, new_buffer
 from diffinterface._errors import InvalidArgumentError
+from diffinterface._namespace import array_namespace
 from diffinterface._trees import Structure
 
 __all__ = [
     "Fn",
+    "OutputStructure",
     "checked_output",
+    "joined_output",
     "native_function",
     "numbers_as_arrays",
     "on_structure",
@@ -121,6 +124,38 @@ def output_and_aux(fn: Fn) -> tuple[Fn, Fn]:
         return pair(xv, *consts)[1]
 
     return output, aux
+
+
+class OutputStructure:
+    """f's output structure where f returns a dict / list / tuple of arrays, learnt at its
+    first evaluation (at preparation); None while f returns one array."""
+
+    structure: Structure | None = None
+
+
+def joined_output(fn: Fn, output: OutputStructure) -> Fn:
+    """``fn`` whose structured output (a dict / list / tuple of arrays) comes back as the one
+    array the operators see: its leaves joined (the leaf itself for one leaf), as x's are.
+
+    Raises:
+        InvalidArgumentError: f returns another structure than at its first evaluation.
+    """
+
+    def joined(xv: Any, *consts: Any) -> Any:
+        out = fn(xv, *consts)
+        if not isinstance(out, dict | list | tuple):
+            return out
+        if output.structure is None:
+            output.structure = Structure(out)
+        leaves = output.structure.leaves(out)
+        if leaves is None:
+            raise InvalidArgumentError(
+                f"f returned {type(out).__name__} of another structure than at preparation "
+                f"({output.structure.describe()}): an output's structure must not depend on x."
+            )
+        return output.structure.join(leaves, array_namespace(*leaves))
+
+    return joined
 
 
 def numbers_as_arrays(fn: Fn) -> Fn:

@@ -90,7 +90,15 @@ def build_kernels(
             outputs = (*outputs, outputs[-1])
         single = gives_last and not with_error
         laid_out = _layout(
-            raw, spec, outputs, structure, batch, own is not None, single, batched_from
+            raw,
+            spec,
+            outputs,
+            structure,
+            batch,
+            own is not None,
+            single,
+            batched_from,
+            problem.y_structure,
         )
         if with_error and last_only and not gives_last:
             laid_out = _last_two(laid_out)
@@ -146,7 +154,9 @@ def build_kernels(
         passed=adapter.raw_outputs if spec.name in ("jacobian", "hessian") else frozenset(),
         blocks=None
         if problem.aux is not None
-        else _compiled_blocks(args, adapter, structure, uncompiled, example),
+        else _compiled_blocks(
+            args, adapter, structure, uncompiled, example, problem.y_structure is not None
+        ),
         errors=errors,
     )
 
@@ -205,6 +215,7 @@ def _layout(
     takes_structure: bool,
     single: bool,
     batched_from: int,
+    y_structure: Structure | None = None,
 ) -> Kernel:
     """``raw`` (a kernel of the one array and stacked tangents) on x and tangents in the
     caller's layout (native leaves), with x-shaped results as x's leaves.
@@ -214,8 +225,9 @@ def _layout(
     the first output stacked over a batch of tangents (the operator's own result).
     """
     join_x = not structure.is_array and not takes_structure
+    join_y = y_structure is not None and spec.tangents == "y"  # structured cotangents
     shaped_t = spec.tangents
-    stack_t = shaped_t is not None and (batch is not None or (join_x and shaped_t == "x"))
+    stack_t = shaped_t is not None and (batch is not None or (join_x and shaped_t == "x") or join_y)
     if takes_structure:
         stack_t = False
     cut = [
@@ -230,6 +242,8 @@ def _layout(
     def joined_tangent(t: Any, xp: Any) -> Any:
         if shaped_t == "x" and join_x:
             return join(leaves_of(t), xp)  # type: ignore[arg-type]
+        if join_y:
+            return y_structure.join(y_structure.leaves(t), xp)  # type: ignore[union-attr,arg-type]
         return t
 
     def laid_out(x: Any, *rest: Any) -> Any:
@@ -259,7 +273,12 @@ def _layout(
 
 
 def _compiled_blocks(
-    args: Arguments, adapter: Adapter, structure: Structure, kernel: Kernel | None, example: Any
+    args: Arguments,
+    adapter: Adapter,
+    structure: Structure,
+    kernel: Kernel | None,
+    example: Any,
+    problem_y_structured: bool = False,
 ) -> Callable[[Any], Any] | None:
     """The cut of a Jacobian or Hessian of a structured x into blocks, compiled by a
     backend that compiles when the results stay its own arrays (slicing them one op at a
@@ -269,6 +288,7 @@ def _compiled_blocks(
         shaped is None
         or kernel is None
         or structure.is_array
+        or problem_y_structured
         or not adapter.compiles
         or args.x_kind != adapter.native_kind
         or shaped in adapter.raw_outputs

@@ -10,6 +10,7 @@ of their results (``diffinterface._compose``) and makes the guard
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -54,7 +55,11 @@ def prepare(
     """
     args = arguments(spec, f, backend, x, contexts, y, has_aux)
     problem = native_problem(args)
-    like = (args.structure, args.leaves) if spec.tangents != "y" else _output_like(problem.y)
+    like = (
+        (args.structure, args.leaves)
+        if spec.tangents != "y"
+        else _output_like(problem.y, problem.y_structure)
+    )
     tangents_plan = None if spec.tangents is None else tangents_of(spec, tangents, *like)
     kernels = build_kernels(args, problem, tangents_plan, variant)
     runs = compose(args, problem, tangents_plan, kernels)
@@ -97,6 +102,9 @@ def prepare(
     )
 
 
-def _output_like(y: Any) -> tuple[Structure, list[Any]]:
-    """f's output (a template) as what y-shaped cotangents must look like."""
-    return Structure(y), [y]
+def _output_like(y: Any, structure: Structure | None) -> tuple[Structure, list[Any]]:
+    """f's output (a template, its leaves joined where f returns a structure) as what
+    y-shaped cotangents must look like: its structure and a template of each leaf."""
+    if structure is None:
+        return Structure(y), [y]
+    return structure, [SimpleNamespace(shape=s, dtype=y.dtype) for s in structure.shapes]

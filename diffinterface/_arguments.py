@@ -17,6 +17,7 @@ from diffinterface._conversions import check_dtype, converter
 from diffinterface._derived import OperatorSpec
 from diffinterface._errors import DiffInterfaceError, InvalidArgumentError, UnsupportedError
 from diffinterface._functions import (
+    AuxLayout,
     OutputStructure,
     checked_output,
     joined_output,
@@ -71,7 +72,9 @@ class NativeProblem:
     const_in: tuple[Callable[[Any], Any] | None, ...]
     x_in: Callable[[Any], Any]  # one leaf to native
     y: Any  # the output template
-    aux: Callable[..., Any] | None = None  # aux(x in its structure, *consts), with has_aux
+    #: with has_aux: aux's arrays, aux(x in its structure, *consts), and its layout
+    aux: Callable[..., Any] | None = None
+    aux_layout: AuxLayout | None = None
     #: f's output structure, where f returns a dict / list / tuple of arrays (joined)
     y_structure: Structure | None = None
 
@@ -143,23 +146,29 @@ def native_problem(args: Arguments) -> NativeProblem:
     const_in = tuple(_const_converter(adapter, c) for c in args.contexts)
     consts = tuple(conv(c.value) for conv, c in zip(const_in, args.contexts, strict=True) if conv)
     fn = native_function(args.f, args.contexts, args.y, args.structure)
-    aux = None
+    aux = aux_layout = None
     if args.has_aux:
-        fn, aux = output_and_aux(fn)
-    output = OutputStructure()
+        fn, aux, aux_layout = output_and_aux(fn)
+    output = OutputStructure(None if args.spec.name in _STRUCTURED_OUTPUTS else args.spec.name)
     fn_of_array = joined_output(on_structure(fn, args.structure), output)
     if adapter.plain_values:
         fn_of_array = numbers_as_arrays(fn_of_array)
     x_array = args.structure.join(native, array_namespace(*native))
     y = _output_template(args, adapter, fn_of_array, x_array, consts)
     x = args.structure.build(native)
-    if output.structure is not None and args.spec.name not in _STRUCTURED_OUTPUTS:
-        raise InvalidArgumentError(
-            f"f returned a structure ({output.structure.describe()}); {args.spec.name} needs "
-            f"one array. Structured outputs work with {', '.join(sorted(_STRUCTURED_OUTPUTS))}."
-        )
     return NativeProblem(
-        adapter, fn, fn_of_array, x, x_array, consts, const_in, x_in, y, aux, output.structure
+        adapter,
+        fn,
+        fn_of_array,
+        x,
+        x_array,
+        consts,
+        const_in,
+        x_in,
+        y,
+        aux,
+        aux_layout,
+        output.structure,
     )
 
 

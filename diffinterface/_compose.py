@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import optree
-
 from diffinterface._arguments import Arguments, NativeProblem
 from diffinterface._arrays import identity, kind, kind_of
 from diffinterface._conversions import converter
@@ -64,7 +62,7 @@ def compose(
             return done
         return lambda results: (done(results[0]), aux_out(results[1]))
 
-    aux_out = _aux_converter(args.x_kind, device)
+    aux_out = _aux_converter(args.x_kind, device, problem.aux_layout)
 
     runs: dict[str, Any] = {"out": None}
     for variant, kernel in (("all", kernels.all), ("last", kernels.last)):
@@ -135,17 +133,17 @@ def _x_converter(structure: Structure, leaf_in: Callable[[Any], Any]) -> Callabl
     return lambda x: build([leaf_in(a) for a in leaves_of(x)])  # type: ignore[union-attr]
 
 
-def _aux_converter(x_kind: str, device: Any) -> Callable[[Any], Any]:
-    """f's aux (any structure) with its arrays as x's array type, on x's device, and no
-    longer traced or attached to a graph; numbers and other leaves as they are."""
+def _aux_converter(x_kind: str, device: Any, layout: Any) -> Callable[[Any], Any]:
+    """f's aux from the arrays the kernel returned: as x's array type, on x's device, no
+    longer traced or attached to a graph, and put back together with its other leaves."""
 
     def leaf(a: Any) -> Any:
         name = kind_of(a)
-        if name is None:
+        if name is None:  # a compiled kernel's number: a 0-d array of its library
             return a
         return converter(name, x_kind, device)(kind(name).plain_value(a))
 
-    return lambda aux: optree.tree_map(leaf, aux, none_is_leaf=True)
+    return lambda arrays: layout.rebuild(tuple(map(leaf, arrays)))
 
 
 def _shares_memory(y: Any, arrays: tuple[Any, ...]) -> bool:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import optree
 
 from diffinterface._arrays import kind, kind_of
 from diffinterface._contexts import Cache, Constant, is_static
@@ -25,6 +26,7 @@ from diffinterface._namespace import array_namespace
 from diffinterface._trees import Structure
 
 __all__ = [
+    "AuxLayout",
     "Fn",
     "OutputStructure",
     "checked_output",
@@ -100,13 +102,15 @@ def on_structure(fn: Fn, structure: Structure) -> Fn:
     return fn_of_array
 
 
-def output_and_aux(fn: Fn) -> tuple[Fn, Fn]:
+def output_and_aux(fn: Fn) -> tuple[Fn, Fn, AuxLayout]:
     """For f that returns ``(output, aux)`` (``has_aux=True``): the function of its output,
-    which is differentiated, and the function of its aux, which is not.
+    which is differentiated, the function of aux's arrays, which are not (a tuple: what a
+    compiled kernel can return), and the layout that puts aux back together.
 
     Raises:
         InvalidArgumentError: f does not return a pair (at preparation, its first call).
     """
+    layout = AuxLayout()
 
     def pair(xv: Any, *consts: Any) -> Any:
         result = fn(xv, *consts)
@@ -120,17 +124,44 @@ def output_and_aux(fn: Fn) -> tuple[Fn, Fn]:
     def output(xv: Any, *consts: Any) -> Any:
         return pair(xv, *consts)[0]
 
-    def aux(xv: Any, *consts: Any) -> Any:
-        return pair(xv, *consts)[1]
+    def aux_arrays(xv: Any, *consts: Any) -> tuple[Any, ...]:
+        return layout.record(pair(xv, *consts)[1])
 
-    return output, aux
+    return output, aux_arrays, layout
+
+
+class AuxLayout:
+    """Where f's aux keeps its arrays (returned by the kernels) and its other leaves
+    (numbers, strings: kept here), recorded when f runs: per thread for an f that runs at
+    every call, at tracing for a compiled one."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._traced: Any = None
+
+    def record(self, aux: Any) -> tuple[Any, ...]:
+        leaves, treedef = optree.tree_flatten(aux, none_is_leaf=True)
+        arrays = tuple(i for i, a in enumerate(leaves) if kind_of(a) is not None)
+        others = {i: a for i, a in enumerate(leaves) if kind_of(a) is None}
+        self._local.layout = self._traced = (treedef, arrays, others)
+        return tuple(leaves[i] for i in arrays)
+
+    def rebuild(self, arrays: tuple[Any, ...]) -> Any:
+        """aux from its arrays (as the kernel returned them, converted) and other leaves."""
+        treedef, positions, others = getattr(self._local, "layout", self._traced)
+        leaves = dict(others)
+        leaves.update(zip(positions, arrays, strict=True))
+        return optree.tree_unflatten(treedef, [leaves[i] for i in range(len(leaves))])
 
 
 class OutputStructure:
     """f's output structure where f returns a dict / list / tuple of arrays, learnt at its
-    first evaluation (at preparation); None while f returns one array."""
+    first evaluation (at preparation); None while f returns one array. ``refused_by`` names
+    the operator that needs one array (gradient, hvp, hessian, second_derivative), if so."""
 
-    structure: Structure | None = None
+    def __init__(self, refused_by: str | None = None) -> None:
+        self.structure: Structure | None = None
+        self.refused_by = refused_by
 
 
 def joined_output(fn: Fn, output: OutputStructure) -> Fn:
@@ -138,7 +169,8 @@ def joined_output(fn: Fn, output: OutputStructure) -> Fn:
     array the operators see: its leaves joined (the leaf itself for one leaf), as x's are.
 
     Raises:
-        InvalidArgumentError: f returns another structure than at its first evaluation.
+        InvalidArgumentError: f returns another structure than at its first evaluation, a
+            structure with other leaves than arrays, or one where one array is needed.
     """
 
     def joined(xv: Any, *consts: Any) -> Any:
@@ -146,6 +178,7 @@ def joined_output(fn: Fn, output: OutputStructure) -> Fn:
         if not isinstance(out, dict | list | tuple):
             return out
         if output.structure is None:
+            _check_output_leaves(out, output.refused_by)
             output.structure = Structure(out)
         leaves = output.structure.leaves(out)
         if leaves is None:
@@ -156,6 +189,21 @@ def joined_output(fn: Fn, output: OutputStructure) -> Fn:
         return output.structure.join(leaves, array_namespace(*leaves))
 
     return joined
+
+
+def _check_output_leaves(out: Any, refused_by: str | None) -> None:
+    hint = "If f returns (output, aux), pass has_aux=True."
+    if refused_by is not None:
+        raise InvalidArgumentError(
+            f"f returned a {type(out).__name__}; {refused_by} needs one array. Structured "
+            f"outputs work with pushforward, pullback, derivative and jacobian. {hint}"
+        )
+    for leaf in optree.tree_leaves(out, none_is_leaf=True):
+        if kind_of(leaf) is None:
+            raise InvalidArgumentError(
+                f"f returned a {type(out).__name__} holding a {type(leaf).__name__}; a "
+                f"structured output must hold arrays only. {hint}"
+            )
 
 
 def numbers_as_arrays(fn: Fn) -> Fn:
@@ -196,13 +244,6 @@ def _what(out: Any, x_kind: str | None, y: Any) -> str:
     if out is None:
         hint = " A mutating f(y, x) must be passed with y=." if y is None else ""
         return f"nothing (None).{hint}"
-    if isinstance(out, tuple) and len(out) == 2:
-        return (
-            "a pair. If it is (output, aux), pass has_aux=True; else return one array, "
-            "e.g. xp.stack([...])."
-        )
-    if isinstance(out, list | tuple):
-        return f"a {type(out).__name__}. Return e.g. xp.stack([...]) instead."
     if isinstance(out, bool | int | float | complex):
         return (
             f"the Python {type(out).__name__} {out!r}, through which no derivative flows. "

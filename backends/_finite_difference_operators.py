@@ -92,14 +92,16 @@ def hessian(evaluate: Evaluate, x: np.ndarray, scheme: Scheme, fx: Any = None) -
     c = scheme.step_scale(x.reshape(-1))
     iu, ju = np.triu_indices(n, 1)
 
-    def rows(a: int, b: int) -> Any:  # sparse: row i is c_i·e_i, row n + k the k-th pair
-        r = np.arange(a, b)
-        first = np.where(r < n, r, iu[np.maximum(r - n, 0)] if len(iu) else 0)
-        pair = r >= n
-        second = ju[r[pair] - n]
-        rows_ = np.concatenate([r - a, (r - a)[pair]])
-        columns = np.concatenate([first, second])
-        return rows_, columns, c[columns]
+    first = np.concatenate([np.arange(n), iu])  # row i: c_i·e_i; row n + k: the k-th pair
+
+    def rows(a: int, b: int) -> Any:  # sparse (row, column, value) of rows a..b-1
+        lo, hi = max(a - n, 0), max(b - n, 0)
+        columns = np.concatenate([first[a:b], ju[lo:hi]])
+        return (
+            np.concatenate([np.arange(b - a), np.arange(lo + n - a, hi + n - a)]),
+            columns,
+            c[columns],
+        )
 
     est = differentiate_along(evaluate, x, Directions(n + len(iu), rows), scheme, 2, _arr(fx))
 

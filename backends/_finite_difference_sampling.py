@@ -4,7 +4,8 @@
 direction v of a :class:`Directions`, with an error estimate, and counts the evaluations of
 f. f is reached through ``evaluate(points) -> values`` on a batch of points (leading axis),
 so one f call per point (:func:`looped`) and a vectorised f (:func:`batched`) share the
-code. Everything is local to a call: concurrent calls share nothing.
+code. Everything is local to a call: concurrent calls share nothing. The batch of points
+handed to f is a work buffer, reused for the next batch: f must not keep or modify it.
 """
 
 from __future__ import annotations
@@ -124,7 +125,7 @@ def differentiate_along(
     noise = np.full_like(d, np.inf)
     y_shape = np.shape(fx) if fx is not None else ()
     active, done_steps = np.arange(directions.count), 0
-    while len(active):
+    while True:
         for ids, values_at in _rounds(
             evaluate, x, directions, active, h_all[done_steps:count], nodes, method, chunk
         ):
@@ -142,9 +143,9 @@ def differentiate_along(
         done = (error <= scheme.atol + rtol * np.abs(value)) | (best_k <= count - 3)
         done |= np.isnan(value) & (count >= scheme.levels + 3)  # no finite entry at all
         active = np.flatnonzero(~done.all(axis=1))
+        if len(active) == 0:
+            break
         count += 1
-    else:
-        value, error, best_k = richardson(d[:count], noise[:count], scheme)
     shape = (directions.count, *y_shape)
     if fx is not None and not np.isfinite(fx).all():
         value = np.where(np.isfinite(fx).reshape(-1), value, np.nan)
@@ -201,15 +202,18 @@ def _rounds(
     complex_step = method == "complex"
     dtype = np.result_type(x.dtype, np.complex64) if complex_step else x.dtype
     offsets = (1j if complex_step else 1.0) * moving[:, None] * hs[None, :]  # (nodes, steps)
-    block = min(len(active), max(1, chunk // offsets.size))
+    block = max(1, min(len(active), chunk // offsets.size))
     buffer = np.empty((*offsets.shape, block, flat.size), dtype=dtype)  # reused per block
+    filled = False  # buffer holds x everywhere (sparse directions perturb, then restore)
     for a in range(0, len(active), block):
         ids = active[a : a + block]
         v = _rows(directions, ids)
         points = buffer[:, :, : len(ids)]
-        if isinstance(v, tuple):  # sparse: a copy of x and a scatter
+        if isinstance(v, tuple):  # sparse: copies of x, perturbed where v is nonzero
             r, c, val = v
-            points[...] = flat
+            if not filled:
+                buffer[...] = flat
+                filled = True
             points[:, :, r, c] += offsets[..., None] * val
         else:
             np.add(flat, offsets[..., None, None] * v, out=points, casting="unsafe")
@@ -234,6 +238,8 @@ def _rounds(
                 complex_step,
             ),
         )
+        if isinstance(v, tuple):  # back to x, once the caller has used the values
+            points[:, :, r, c] = flat[c]
 
 
 def _rows(directions: Directions, ids: np.ndarray) -> Any:

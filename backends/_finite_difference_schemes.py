@@ -147,15 +147,20 @@ def richardson(
     |T[k,m] - T[k-1,m]| (an overestimate of its truncation error: the previous entry's)
     plus its propagated rounding noise. One step alone has no estimate (NaN).
     """
-    k_count = d.shape[0]
-    shape = d.shape[1:]
+    k_count, shape = d.shape[0], d.shape[1:]
+    d, noise = d.reshape(k_count, -1), noise.reshape(k_count, -1)
     if k_count == 1:
-        return d[0], np.full(shape, np.nan), np.where(np.isnan(d[0]), -1, 0)
+        return (
+            d[0].reshape(shape),
+            np.full(shape, np.nan),
+            np.where(np.isnan(d[0]), -1, 0).reshape(shape),
+        )
     p, q = EXPANSION[scheme.method]
+    entries = np.arange(d.shape[1])
     table, table_noise = d, noise
-    best = np.full(shape, np.nan)
-    best_error = np.full(shape, np.inf)
-    best_k = np.full(shape, -1)
+    best = np.full(d.shape[1], np.nan)
+    best_error = np.full(d.shape[1], np.inf)
+    best_k = np.full(d.shape[1], -1)
     for m in range(min(scheme.levels, k_count - 2) + 1):
         if m:
             r = scheme.step_ratio ** (p + (m - 1) * q)
@@ -163,14 +168,14 @@ def richardson(
             table_noise = table_noise[1:] * r / (r - 1) + table_noise[:-1] / (r - 1)
         with np.errstate(invalid="ignore"):
             err = np.abs(table[1:] - table[:-1]) + table_noise[1:]
-        err = np.where(np.isnan(err), np.inf, err)
+        err[np.isnan(err)] = np.inf
         i = np.argmin(err, axis=0)
-        e = np.take_along_axis(err, i[None], 0)[0]
-        better = e < best_error
-        best = np.where(better, np.take_along_axis(table[1:], i[None], 0)[0], best)
-        best_error = np.where(better, e, best_error)
-        best_k = np.where(better, i + m + 1, best_k)
-    return best, np.where(np.isinf(best_error), np.nan, best_error), best_k
+        better = err[i, entries] < best_error
+        best[better] = table[1:][i, entries][better]
+        best_error[better] = err[i, entries][better]
+        best_k[better] = (i + m + 1)[better]
+    best_error[np.isinf(best_error)] = np.nan
+    return best.reshape(shape), best_error.reshape(shape), best_k.reshape(shape)
 
 
 def machine_eps(a: np.ndarray) -> float:

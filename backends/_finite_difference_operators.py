@@ -1,10 +1,11 @@
 """Finite-difference operators with error estimates, built on one engine.
 
 Each function takes ``evaluate(points) -> values`` (see ``_finite_difference_sampling``:
-``looped(f)`` or ``batched(f, chunk_size)``), x as a NumPy array and a :class:`Scheme`, and
+``looped(f)`` or ``batched(f)``), x as a NumPy array and a :class:`Scheme`, and
 returns an :class:`Estimate` whose ``value`` and ``error`` have the operator's shape and x's
 (real) dtype, with the number of f evaluations and calls. ``fx = f(x)``, when the caller
-has it, saves one evaluation for one-sided and second differences.
+has it, saves one evaluation for one-sided and second differences; ``chunk_size`` bounds
+the points per call of ``evaluate`` (default: 512 KiB of them).
 
 Evaluations per step (central; n = x.size, k tangents, +1 for f(x) where marked *):
 jacobian / gradient 2n, pushforward 2k, second_derivative 2 (*), hessian n(n+1) (*),
@@ -38,10 +39,14 @@ __all__ = [
 ]
 
 
-def jacobian(evaluate: Evaluate, x: np.ndarray, scheme: Scheme, fx: Any = None) -> Estimate:
+def jacobian(
+    evaluate: Evaluate, x: np.ndarray, scheme: Scheme, fx: Any = None, chunk_size: int | None = None
+) -> Estimate:
     """∂f/∂x, shaped ``y.shape + x.shape``: one coordinate direction per input."""
     c = scheme.step_scale(x.reshape(-1))
-    est = differentiate_along(evaluate, x, Directions.coordinates(c), scheme, 1, _arr(fx))
+    est = differentiate_along(
+        evaluate, x, Directions.coordinates(c), scheme, 1, _arr(fx), chunk_size=chunk_size
+    )
     y_shape = est.value.shape[1:]
 
     def arrange(a: np.ndarray) -> np.ndarray:  # (n,) + y.shape -> y.shape + x.shape
@@ -50,18 +55,27 @@ def jacobian(evaluate: Evaluate, x: np.ndarray, scheme: Scheme, fx: Any = None) 
     return _finish(est, x, lambda a: arrange(a) / c.reshape(x.shape))
 
 
-def gradient(evaluate: Evaluate, x: np.ndarray, scheme: Scheme, fx: Any = None) -> Estimate:
+def gradient(
+    evaluate: Evaluate, x: np.ndarray, scheme: Scheme, fx: Any = None, chunk_size: int | None = None
+) -> Estimate:
     """∇f for a scalar f, shaped like x."""
-    return jacobian(evaluate, x, scheme, fx)
+    return jacobian(evaluate, x, scheme, fx, chunk_size)
 
 
-def derivative(evaluate: Evaluate, x: np.ndarray, scheme: Scheme, fx: Any = None) -> Estimate:
+def derivative(
+    evaluate: Evaluate, x: np.ndarray, scheme: Scheme, fx: Any = None, chunk_size: int | None = None
+) -> Estimate:
     """df/dx for a scalar (0-d) x, shaped like y."""
-    return jacobian(evaluate, x, scheme, fx)
+    return jacobian(evaluate, x, scheme, fx, chunk_size)
 
 
 def pushforward(
-    evaluate: Evaluate, x: np.ndarray, tangents: np.ndarray, scheme: Scheme, fx: Any = None
+    evaluate: Evaluate,
+    x: np.ndarray,
+    tangents: np.ndarray,
+    scheme: Scheme,
+    fx: Any = None,
+    chunk_size: int | None = None,
 ) -> Estimate:
     """J·t for each tangent t on the leading axis of ``tangents``: ``(k,) + y.shape``.
 
@@ -69,20 +83,26 @@ def pushforward(
     gives zeros (error 0) without evaluating f."""
     u, size, s = _unit_tangents(x, tangents, scheme)
     live = np.flatnonzero(size)
-    est = differentiate_along(evaluate, x, Directions.dense(u[live]), scheme, 1, _arr(fx), s)
+    est = differentiate_along(
+        evaluate, x, Directions.dense(u[live]), scheme, 1, _arr(fx), s, chunk_size
+    )
     return _scatter(est, x, live, len(size), size)
 
 
 def second_derivative(
-    evaluate: Evaluate, x: np.ndarray, scheme: Scheme, fx: Any = None
+    evaluate: Evaluate, x: np.ndarray, scheme: Scheme, fx: Any = None, chunk_size: int | None = None
 ) -> Estimate:
     """d²f/dx² for a scalar (0-d) x, shaped like y."""
     c = scheme.step_scale(x.reshape(-1))
-    est = differentiate_along(evaluate, x, Directions.coordinates(c), scheme, 2, _arr(fx))
+    est = differentiate_along(
+        evaluate, x, Directions.coordinates(c), scheme, 2, _arr(fx), chunk_size=chunk_size
+    )
     return _finish(est, x, lambda a: a[0] / c[0] ** 2)
 
 
-def hessian(evaluate: Evaluate, x: np.ndarray, scheme: Scheme, fx: Any = None) -> Estimate:
+def hessian(
+    evaluate: Evaluate, x: np.ndarray, scheme: Scheme, fx: Any = None, chunk_size: int | None = None
+) -> Estimate:
     """∇²f for a scalar f, shaped ``x.shape + x.shape``, symmetric.
 
     Second differences along c_i·e_i and along c_i·e_i + c_j·e_j (i < j) give
@@ -103,7 +123,9 @@ def hessian(evaluate: Evaluate, x: np.ndarray, scheme: Scheme, fx: Any = None) -
             c[columns],
         )
 
-    est = differentiate_along(evaluate, x, Directions(n + len(iu), rows), scheme, 2, _arr(fx))
+    est = differentiate_along(
+        evaluate, x, Directions(n + len(iu), rows), scheme, 2, _arr(fx), chunk_size=chunk_size
+    )
 
     def combine(s: np.ndarray, absolute: bool) -> np.ndarray:
         s = s.reshape(-1)
@@ -118,7 +140,12 @@ def hessian(evaluate: Evaluate, x: np.ndarray, scheme: Scheme, fx: Any = None) -
 
 
 def hvp(
-    evaluate: Evaluate, x: np.ndarray, tangents: np.ndarray, scheme: Scheme, fx: Any = None
+    evaluate: Evaluate,
+    x: np.ndarray,
+    tangents: np.ndarray,
+    scheme: Scheme,
+    fx: Any = None,
+    chunk_size: int | None = None,
 ) -> Estimate:
     """H·t for each tangent on the leading axis: ``(k,) + x.shape``, by second differences
     along c_i·e_i, along u and along c_i·e_i + u (u = t / max|t|)."""
@@ -128,7 +155,9 @@ def hvp(
     k = len(size)
     e = np.diag(c)
     v = np.concatenate([e, *[np.concatenate([e + ui, ui[None]]) for ui in u]]) if k else e
-    est = differentiate_along(evaluate, x, Directions.dense(v), scheme, 2, _arr(fx))
+    est = differentiate_along(
+        evaluate, x, Directions.dense(v), scheme, 2, _arr(fx), chunk_size=chunk_size
+    )
 
     def combine(s: np.ndarray, absolute: bool) -> np.ndarray:
         s = s.reshape(-1)

@@ -30,7 +30,7 @@ __all__ = ["Directions", "Estimate", "Evaluate", "batched", "differentiate_along
 
 Evaluate = Callable[[np.ndarray], Any]
 """``evaluate(points) -> values``: points shaped ``(b,) + x.shape``, values ``(b,) + y.shape``."""
-_MEMORY_BUDGET = 2**17  # elements of points per call (1 MiB of float64: stays in cache)
+_MEMORY_BUDGET = 2**16  # elements of points per call (512 KiB of float64: f works in cache)
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ def differentiate_along(
     (coordinate directions carry their own scale).
 
     Steps are evaluated in rounds, each round one call of ``evaluate`` per ``chunk_size``
-    points (by default as many as fit in 1 MiB): first enough steps for one error estimate
+    points (by default as many as fit in 512 KiB): first enough steps for one error estimate
     at the full order, then one step per round for the directions not yet converged.
     ``fx = f(x)`` is used where the stencil needs it (one-sided and second differences) and
     evaluated (one more evaluation) when missing. Where f(x) is not finite the result is NaN.

@@ -33,6 +33,7 @@ import scipy.differentiate as sd
 
 import diffinterface as di
 from diffinterface.backends import _finite_difference_operators as fdo
+from diffinterface.backends import _finite_difference_sampling as smp
 from diffinterface.backends._finite_difference_sampling import batched, looped
 from diffinterface.backends._finite_difference_schemes import Scheme
 
@@ -284,7 +285,7 @@ def vectorised_hessian(n: int = 100) -> None:
         "adaptive, vectorised f": fdo.hessian(batched(rosenbrock), x, ADAPTIVE, fx).evaluations,
     }
     points = np.broadcast_to(x, (n * (n + 1), n)).copy()
-    chunk = 2**17 // n  # the sampling engine's default: 1 MiB of points per call
+    chunk = smp._MEMORY_BUDGET // n  # the sampling engine's default chunk
     runs["(f alone on the same points, same chunks)"] = lambda: [
         rosenbrock(points[i : i + chunk]) for i in range(0, len(points), chunk)
     ]

@@ -228,8 +228,10 @@ def test_vectorised_and_chunked_match_one_call_per_point(operator, scheme) -> No
 
     loop = run(looped(counted("loop")), *args, scheme)
     vectorised = run(batched(counted("vectorised")), *args, scheme)
-    np.testing.assert_array_equal(vectorised.value, loop.value)
-    np.testing.assert_array_equal(vectorised.error, loop.error)
+    chunked = run(batched(rosenbrock), *args, scheme, chunk_size=5)
+    for other in (vectorised, chunked):
+        np.testing.assert_array_equal(other.value, loop.value)
+        np.testing.assert_array_equal(other.error, loop.error)
     assert vectorised.evaluations == loop.evaluations == calls["loop"]
     rounds = 1 + scheme.num_steps - min(scheme.num_steps, scheme.levels + 2)
     assert calls["vectorised"] == vectorised.calls <= rounds + 1  # + f(x) where needed

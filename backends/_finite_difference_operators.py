@@ -186,10 +186,9 @@ def _scatter(est: Estimate, x: np.ndarray, live: np.ndarray, k: int, scale: np.n
     y_shape = est.value.shape[1:]
     full = np.zeros((k, *y_shape))
     err = np.zeros((k, *y_shape))
-    steps = np.full((k, *y_shape), np.nan)
     factor = scale[live].reshape((-1,) + (1,) * len(y_shape))
-    full[live], err[live], steps[live] = est.value * factor, est.error * factor, est.steps
-    return _finish(Estimate(full, err, est.evaluations, est.calls, steps), x, lambda a: a)
+    full[live], err[live] = est.value * factor, est.error * factor
+    return _finish(Estimate(full, err, est.evaluations, est.calls), x, lambda a: a)
 
 
 def _finish(
@@ -201,7 +200,7 @@ def _finish(
     dtype = real_dtype(x.dtype)
     value = np.asarray(arrange(est.value), dtype=dtype)
     error = np.asarray((arrange_error or arrange)(est.error), dtype=dtype)
-    return Estimate(value, np.abs(error), est.evaluations, est.calls, est.steps)
+    return Estimate(value, np.abs(error), est.evaluations, est.calls)
 
 
 def _arr(fx: Any) -> np.ndarray | None:

@@ -61,14 +61,14 @@ class Directions:
 
 @dataclass
 class Estimate:
-    """Derivatives along each direction, shaped ``(directions,) + y.shape``, with an
-    estimate of their absolute error (NaN for one fixed step), and the cost."""
+    """Derivatives with an estimate of their absolute error (NaN for one fixed step), and
+    what they cost. Shaped ``(directions,) + y.shape`` by :func:`differentiate_along`, like
+    the operator's result by the operators."""
 
     value: np.ndarray
     error: np.ndarray
     evaluations: int  # points at which f was evaluated
     calls: int  # calls of evaluate
-    steps: np.ndarray  # relative step of the chosen entry, per entry (NaN where none)
 
 
 def looped(f: Callable[[np.ndarray], Any]) -> Evaluate:
@@ -140,8 +140,9 @@ def differentiate_along(
         value, error, best_k = richardson(d[:count], noise[:count], scheme)
         if not early_stop or count >= scheme.num_steps:
             break
-        done = (error <= scheme.atol + rtol * np.abs(value)) | (best_k <= count - 3)
-        done |= np.isnan(value) & (count >= scheme.levels + 3)  # no finite entry at all
+        # converged, or no better since two steps (rounding dominates); NaN: no usable step yet
+        stalled = (best_k >= 0) & (best_k <= count - 3)
+        done = (error <= scheme.atol + rtol * np.abs(value)) | stalled
         active = np.flatnonzero(~done.all(axis=1))
         if len(active) == 0:
             break
@@ -149,10 +150,7 @@ def differentiate_along(
     shape = (directions.count, *y_shape)
     if fx is not None and not np.isfinite(fx).all():
         value = np.where(np.isfinite(fx).reshape(-1), value, np.nan)
-    steps = np.where(best_k >= 0, h_all[np.maximum(best_k, 0)] / step_scale, np.nan)
-    return Estimate(
-        value.reshape(shape), error.reshape(shape), evaluations, calls, steps.reshape(shape)
-    )
+    return Estimate(value.reshape(shape), error.reshape(shape), evaluations, calls)
 
 
 @dataclass

@@ -184,7 +184,7 @@ def _unit_tangents(
 def _scatter(est: Estimate, x: np.ndarray, live: np.ndarray, k: int, scale: np.ndarray) -> Estimate:
     """Results for all k tangents from those computed for the nonzero ones (zeros else)."""
     y_shape = est.value.shape[1:]
-    full = np.zeros((k, *y_shape))
+    full = np.zeros((k, *y_shape), dtype=est.value.dtype)
     err = np.zeros((k, *y_shape))
     factor = scale[live].reshape((-1,) + (1,) * len(y_shape))
     full[live], err[live] = est.value * factor, est.error * factor
@@ -197,8 +197,8 @@ def _finish(
     arrange: Callable[[np.ndarray], np.ndarray],
     arrange_error: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> Estimate:
-    dtype = real_dtype(x.dtype)
-    value = np.asarray(arrange(est.value), dtype=dtype)
+    dtype = real_dtype(x.dtype)  # complex x (one difference nested in a complex step): complex
+    value = np.asarray(arrange(est.value), dtype=x.dtype if x.dtype.kind == "c" else dtype)
     error = np.asarray((arrange_error or arrange)(est.error), dtype=dtype)
     return Estimate(value, np.abs(error), est.evaluations, est.calls)
 

@@ -121,22 +121,25 @@ def differentiate_along(
     count = min(scheme.levels + 2, scheme.num_steps) if early_stop else scheme.num_steps
     h_all = scheme.steps(scheme.num_steps, derivative, x.dtype) * step_scale
     chunk = chunk_size or max(1, _MEMORY_BUDGET // max(1, x.size))
-    d = np.full((scheme.num_steps, directions.count, 0 if fx is None else np.size(fx)), np.nan)
-    noise = np.full_like(d, np.inf)
+    d = np.empty((scheme.num_steps, directions.count, 0))  # allocated at the first values
+    noise = d
     y_shape = np.shape(fx) if fx is not None else ()
     active, done_steps = np.arange(directions.count), 0
     while True:
         for ids, values_at in _rounds(
             evaluate, x, directions, active, h_all[done_steps:count], nodes, method, chunk
         ):
-            if d.shape[2] == 0:  # f's output size, known now
-                y_shape = values_at.y_shape
-                d = np.full((scheme.num_steps, directions.count, math.prod(y_shape)), np.nan)
-                noise = np.full_like(d, np.inf)
             q, n = values_at.quotients(derivative, fx)
+            if d.shape[2] == 0:  # f's output size and type, known now (complex for complex x)
+                y_shape = values_at.y_shape
+                size = (scheme.num_steps, directions.count, math.prod(y_shape))
+                d = np.full(size, np.nan, dtype=np.result_type(q.dtype, np.float64))
+                noise = np.full(size, np.inf)
             d[done_steps:count, ids], noise[done_steps:count, ids] = q, n
             evaluations, calls = evaluations + values_at.points, calls + 1
         done_steps = count
+        if directions.count == 0:  # nothing evaluated but f(x): empty results of y's size
+            d = noise = np.empty((count, 0, math.prod(y_shape)))
         value, error, best_k = richardson(d[:count], noise[:count], scheme)
         if not early_stop or count >= scheme.num_steps:
             break

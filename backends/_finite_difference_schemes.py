@@ -158,7 +158,7 @@ def richardson(
     p, q = EXPANSION[scheme.method]
     entries = np.arange(d.shape[1])
     table, table_noise = d, noise
-    best = np.full(d.shape[1], np.nan)
+    best = np.full(d.shape[1], np.nan, dtype=d.dtype)
     best_error = np.full(d.shape[1], np.inf)
     best_k = np.full(d.shape[1], -1)
     for m in range(min(scheme.levels, k_count - 2) + 1):

@@ -339,3 +339,17 @@ def test_threads_share_nothing() -> None:
 def test_invalid_schemes_say_what_to_use(options) -> None:
     with pytest.raises(InvalidArgumentError, match=r"use|need"):
         Scheme(**options)
+
+
+@pytest.mark.parametrize("scheme", [ADAPTIVE, FIXED["central"]])
+def test_complex_x_gives_complex_derivatives(scheme) -> None:
+    """A difference nested in an outer complex step (SecondOrder) sees complex x."""
+    x = np.array([1.0 + 0.5j, -0.3 + 0.0j])
+    jac = ops.jacobian(batched(lambda z: z**3), x, scheme)
+    assert jac.value.dtype == np.complex128
+    np.testing.assert_allclose(
+        jac.value, np.diag(3 * x**2), rtol=1e-12 if scheme is ADAPTIVE else 1e-9
+    )
+    hess = ops.hessian(batched(lambda z: np.sum(z**3, axis=-1)), x, scheme)
+    tol = 1e-9 if scheme is ADAPTIVE else 1e-6
+    np.testing.assert_allclose(hess.value, np.diag(6 * x), rtol=tol, atol=tol)

@@ -353,3 +353,21 @@ def test_complex_x_gives_complex_derivatives(scheme) -> None:
     hess = ops.hessian(batched(lambda z: np.sum(z**3, axis=-1)), x, scheme)
     tol = 1e-9 if scheme is ADAPTIVE else 1e-6
     np.testing.assert_allclose(hess.value, np.diag(6 * x), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("method", ["forward", "backward"])
+@pytest.mark.parametrize(("name", "f", "d1", "d2", "x"), SCALAR_CASES[:8])
+def test_one_sided_adaptive(method, name, f, d1, d2, x) -> None:
+    """One-sided differences (f evaluated on one side of x only) extrapolate too."""
+    seen: list[np.ndarray] = []
+
+    def g(p: np.ndarray) -> np.ndarray:
+        seen.append(p)
+        return f(p)
+
+    first = ops.derivative(batched(g), np.array(x), Scheme(method))
+    second = ops.second_derivative(batched(g), np.array(x), Scheme(method))
+    assert abs(float(first.value) - d1(x)) <= 1e-10 * max(1.0, abs(d1(x))) and first.error >= 0
+    assert abs(float(second.value) - d2(x)) <= 1e-8 * max(1.0, abs(d2(x)))
+    side = np.concatenate([p.ravel() for p in seen]) - x
+    assert np.all(side >= 0) if method == "forward" else np.all(side <= 0)

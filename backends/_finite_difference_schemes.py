@@ -156,24 +156,23 @@ def richardson(
             np.where(np.isnan(d[0]), -1, 0).reshape(shape),
         )
     p, q = EXPANSION[scheme.method]
-    entries = np.arange(d.shape[1])
     table, table_noise = d, noise
-    best = np.full(d.shape[1], np.nan, dtype=d.dtype)
-    best_error = np.full(d.shape[1], np.inf)
-    best_k = np.full(d.shape[1], -1)
-    for m in range(min(scheme.levels, k_count - 2) + 1):
-        if m:
-            r = scheme.step_ratio ** (p + (m - 1) * q)
-            table = table[1:] + (table[1:] - table[:-1]) / (r - 1)
-            table_noise = table_noise[1:] * r / (r - 1) + table_noise[:-1] / (r - 1)
-        with np.errstate(invalid="ignore"):
-            err = np.abs(table[1:] - table[:-1]) + table_noise[1:]
-        err[np.isnan(err)] = np.inf
-        i = np.argmin(err, axis=0)
-        better = err[i, entries] < best_error
-        best[better] = table[1:][i, entries][better]
-        best_error[better] = err[i, entries][better]
-        best_k[better] = (i + m + 1)[better]
+    values, errors, steps = [], [], []
+    with np.errstate(invalid="ignore"):  # NaN where f was not finite: never chosen
+        for m in range(min(scheme.levels, k_count - 2) + 1):
+            if m:
+                r = scheme.step_ratio ** (p + (m - 1) * q)
+                table = table[1:] + (table[1:] - table[:-1]) / (r - 1)
+                table_noise = table_noise[1:] * r / (r - 1) + table_noise[:-1] / (r - 1)
+            values.append(table[1:])
+            errors.append(np.abs(table[1:] - table[:-1]) + table_noise[1:])
+            steps.append(np.arange(m + 1, k_count))
+    error = np.concatenate(errors)
+    error[np.isnan(error)] = np.inf
+    i = np.argmin(error, axis=0)  # ties: the lower order, then the larger step
+    entries = np.arange(d.shape[1])
+    best, best_error = np.concatenate(values)[i, entries], error[i, entries]
+    best_k = np.where(np.isinf(best_error), -1, np.concatenate(steps)[i])
     best_error[np.isinf(best_error)] = np.nan
     return best.reshape(shape), best_error.reshape(shape), best_k.reshape(shape)
 

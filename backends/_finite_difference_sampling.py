@@ -201,7 +201,7 @@ def _rounds(
     flat = x.reshape(-1)
     moving = np.array([s for s in nodes if s != 0.0])
     complex_step = method == "complex"
-    dtype = np.result_type(x.dtype, np.complex64) if complex_step else x.dtype
+    dtype = np.result_type(x.dtype, np.complex64 if complex_step else np.float32)  # int x: float
     offsets = (1j if complex_step else 1.0) * moving[:, None] * hs[None, :]  # (nodes, steps)
     block = max(1, min(len(active), chunk // offsets.size))
     buffer = np.empty((*offsets.shape, block, flat.size), dtype=dtype)  # reused per block

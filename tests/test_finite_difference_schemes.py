@@ -371,3 +371,9 @@ def test_one_sided_adaptive(method, name, f, d1, d2, x) -> None:
     assert abs(float(second.value) - d2(x)) <= 1e-8 * max(1.0, abs(d2(x)))
     side = np.concatenate([p.ravel() for p in seen]) - x
     assert np.all(side >= 0) if method == "forward" else np.all(side <= 0)
+
+
+def test_integer_x_is_differentiated_in_floating_point() -> None:
+    est = ops.gradient(batched(rosenbrock), np.array([1, 2, 0]), ADAPTIVE)
+    assert est.value.dtype == np.float64
+    assert relative_error(est.value, rosenbrock_gradient(np.array([1.0, 2.0, 0.0]))) <= 1e-12

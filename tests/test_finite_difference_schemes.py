@@ -377,3 +377,26 @@ def test_integer_x_is_differentiated_in_floating_point() -> None:
     est = ops.gradient(batched(rosenbrock), np.array([1, 2, 0]), ADAPTIVE)
     assert est.value.dtype == np.float64
     assert relative_error(est.value, rosenbrock_gradient(np.array([1.0, 2.0, 0.0]))) <= 1e-12
+
+
+@pytest.mark.parametrize("operator", ["jacobian", "hessian"])
+def test_later_rounds_evaluate_only_unconverged_directions(operator) -> None:
+    """Columns 0 and 2 vary fast (more steps), column 1 slowly: later rounds take 0 and 2."""
+
+    def f(x: np.ndarray) -> np.ndarray:
+        y = np.exp(20 * x[..., 0]) + x[..., 1] ** 2 + np.sin(30 * x[..., 2])
+        return y if operator == "hessian" else np.stack([y, x[..., 1] * y], axis=-1)
+
+    x = np.array([0.2, 0.5, 0.3])
+    run = getattr(ops, operator)
+    est = run(batched(f), x, ADAPTIVE)
+    assert est.value.shape == ((3, 3) if operator == "hessian" else (2, 3))
+    assert est.calls > 1 + (operator == "hessian")  # rounds after the first
+    np.testing.assert_array_equal(run(looped(f), x, ADAPTIVE).value, est.value)
+    if operator == "jacobian":
+        e = np.exp(4.0) + 0.25 + np.sin(9.0)
+        row = np.array([20 * np.exp(4.0), 1.0, 30 * np.cos(9.0)])
+        truth = np.stack([row, 0.5 * row + np.array([0, e, 0])])
+    else:
+        truth = np.diag([400 * np.exp(4.0), 2.0, -900 * np.sin(9.0)])
+    assert relative_error(est.value, truth) <= 1e-11

@@ -126,17 +126,18 @@ def differentiate_along(
     y_shape = np.shape(fx) if fx is not None else ()
     active, done_steps = np.arange(directions.count), 0
     while True:
-        for ids, values_at in _rounds(
-            evaluate, x, directions, active, h_all[done_steps:count], nodes, method, chunk
-        ):
-            q, n = values_at.quotients(derivative, fx)
+        if len(active):
+            sampled = _sample(
+                evaluate, x, directions, active, h_all[done_steps:count], nodes, method, chunk
+            )
+            q, n = sampled.quotients(derivative, fx)
             if d.shape[2] == 0:  # f's output size and type, known now (complex for complex x)
-                y_shape = values_at.y_shape
+                y_shape = sampled.y_shape
                 size = (scheme.num_steps, directions.count, math.prod(y_shape))
                 d = np.full(size, np.nan, dtype=np.result_type(q.dtype, np.float64))
                 noise = np.full(size, np.inf)
-            d[done_steps:count, ids], noise[done_steps:count, ids] = q, n
-            evaluations, calls = evaluations + values_at.points, calls + 1
+            d[done_steps:count, active], noise[done_steps:count, active] = q, n
+            evaluations, calls = evaluations + sampled.points, calls + sampled.calls
         done_steps = count
         if directions.count == 0:  # nothing evaluated but f(x): empty results of y's size
             d = noise = np.empty((count, 0, math.prod(y_shape)))
@@ -158,7 +159,7 @@ def differentiate_along(
 
 @dataclass
 class _Values:
-    """f at the points of one chunk: ``f_at`` shaped (nodes, steps, directions, y entries),
+    """f at the points of one round: ``f_at`` shaped (nodes, steps, directions, y entries),
     with the node positions ``t`` (nodes, steps, directions) actually taken."""
 
     f_at: np.ndarray
@@ -166,6 +167,7 @@ class _Values:
     nodes: tuple[float, ...]
     y_shape: tuple[int, ...]
     points: int
+    calls: int
     complex_step: bool
 
     def quotients(self, derivative: int, fx: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -186,7 +188,7 @@ class _Values:
         return np.asarray(q), eps * np.asarray(n)
 
 
-def _rounds(
+def _sample(
     evaluate: Evaluate,
     x: np.ndarray,
     directions: Directions,
@@ -195,9 +197,9 @@ def _rounds(
     nodes: tuple[float, ...],
     method: str,
     chunk: int,
-) -> Any:
-    """Evaluate f at x + s·h·v for the moving nodes s, steps h and active directions v,
-    ``chunk`` points (at least one direction) per call: yields (direction ids, _Values)."""
+) -> _Values:
+    """f at x + s·h·v for the moving nodes s, steps h and active directions v, ``chunk``
+    points (at least one direction's) per call of ``evaluate``."""
     flat = x.reshape(-1)
     moving = np.array([s for s in nodes if s != 0.0])
     complex_step = method == "complex"
@@ -205,42 +207,39 @@ def _rounds(
     offsets = (1j if complex_step else 1.0) * moving[:, None] * hs[None, :]  # (nodes, steps)
     block = max(1, min(len(active), chunk // offsets.size))
     buffer = np.empty((*offsets.shape, block, flat.size), dtype=dtype)  # reused per block
-    filled = False  # buffer holds x everywhere (sparse directions perturb, then restore)
+    if complex_step:  # x + i·h·v: the step is h
+        t = np.broadcast_to(hs[None, :, None], (1, len(hs), len(active)))
+    else:  # the nominal steps; for coordinates, the steps taken below
+        t = np.broadcast_to(offsets[..., None], (*offsets.shape, len(active))).copy()
+    f_at: np.ndarray | None = None
+    y_shape: tuple[int, ...] = ()
+    filled, calls = False, 0  # filled: buffer holds x (sparse rows perturb it, then restore)
     for a in range(0, len(active), block):
         ids = active[a : a + block]
         v = _rows(directions, ids)
         points = buffer[:, :, : len(ids)]
         if isinstance(v, tuple):  # sparse: copies of x, perturbed where v is nonzero
-            r, c, val = v
             if not filled:
                 buffer[...] = flat
                 filled = True
-            points[:, :, r, c] += offsets[..., None] * val
+            at = (np.arange(offsets.size)[:, None] * block + v[0]) * flat.size + v[1]
+            buffer.reshape(-1)[at.ravel()] += np.outer(offsets.reshape(-1), v[2]).ravel()
         else:
             np.add(flat, offsets[..., None, None] * v, out=points, casting="unsafe")
         values = np.asarray(evaluate(points.reshape((-1, *x.shape))))  # a copy if sliced
-        y_shape = values.shape[1:]
-        values = values.reshape((*offsets.shape, len(ids), -1))
-        if complex_step:
-            t = np.broadcast_to(hs[None, :, None], (1, len(hs), len(ids)))
-        elif directions.coordinate is None:
-            t = np.broadcast_to(np.real(offsets)[..., None], (*offsets.shape, len(ids)))
-        else:  # the steps actually taken, in units of v
-            taken = points[:, :, np.arange(len(ids)), ids] - flat[ids]
-            t = taken / directions.coordinate[ids]
-        yield (
-            ids,
-            _Values(
-                values,
-                t,
-                nodes,
-                y_shape,
-                points.shape[0] * points.shape[1] * len(ids),
-                complex_step,
-            ),
-        )
-        if isinstance(v, tuple):  # back to x, once the caller has used the values
-            points[:, :, r, c] = flat[c]
+        calls += 1
+        if f_at is None:
+            y_shape = values.shape[1:]
+            f_at = np.empty((*offsets.shape, len(active), math.prod(y_shape)), values.dtype)
+        f_at[:, :, a : a + len(ids)] = values.reshape((*offsets.shape, len(ids), -1))
+        if directions.coordinate is not None and not complex_step:  # the steps taken, exactly
+            taken = np.real(points[:, :, np.arange(len(ids)), ids] - flat[ids])
+            t[:, :, a : a + len(ids)] = taken / directions.coordinate[ids]
+        if isinstance(v, tuple):  # back to x
+            buffer.reshape(-1)[at.ravel()] = np.tile(flat[v[1]], offsets.size)
+    assert f_at is not None  # active is not empty
+    size = offsets.size * len(active)
+    return _Values(f_at, t, nodes, y_shape, size, calls, complex_step)
 
 
 def _rows(directions: Directions, ids: np.ndarray) -> Any:

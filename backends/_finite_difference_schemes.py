@@ -3,12 +3,12 @@ an error estimate per entry. Pure NumPy, independent of f and of how f is called
 
 A :class:`Scheme` names a difference method, the order after extrapolation, and the steps
 ``h_k = initial_step · scale(x) / step_ratio**k``. :func:`lagrange_weights` turns the stencil
-nodes actually taken into difference weights; :func:`richardson` extrapolates a table of
-difference quotients over the steps, estimates each entry's error (its difference to the
-previous step's entry at the same order, plus the rounding error of f carried through the
-table) and keeps, per output entry, the extrapolant of least estimated error.
-``_finite_difference_sampling`` evaluates f at the stencils; ``_finite_difference_operators``
-builds the operators.
+nodes actually taken into difference weights; an :class:`Extrapolation` adds the difference
+quotients of one step after another to a Richardson table, estimates each entry's error
+(its difference to the previous step's entry at the same order, plus the rounding error of
+f carried through the table) and keeps, per output entry, the extrapolant of least
+estimated error. ``_finite_difference_sampling`` evaluates f at the stencils;
+``_finite_difference_operators`` builds the operators.
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ from diffinterface._errors import InvalidArgumentError
 __all__ = [
     "EXPANSION",
     "NODES",
+    "Extrapolation",
     "Method",
     "Scheme",
     "lagrange_weights",
     "machine_eps",
     "real_dtype",
-    "richardson",
 ]
 
 Method = Literal["central", "forward", "backward", "complex"]
@@ -130,51 +130,88 @@ class Scheme:
 
 def lagrange_weights(t: list[np.ndarray], derivative: int) -> list[np.ndarray]:
     """Weights w_j with Σ w_j f(s_j) = f^(d)(0) exactly for polynomials of degree
-    len(t) - 1, for nodes t (each an array: one node position per step and direction)."""
-    if derivative == 1:  # two nodes
+    len(t) - 1, for nodes t (each an array: one node position per step and direction):
+    two nodes for a first derivative, three for a second one or for a first derivative
+    from a second difference's nodes."""
+    if len(t) == 2:
         return [-1 / (t[1] - t[0]), 1 / (t[1] - t[0])]
     a, b, c = t
+    if derivative == 1:  # the interpolating parabola's slope at 0
+        return [
+            -(b + c) / ((a - b) * (a - c)),
+            -(a + c) / ((b - a) * (b - c)),
+            -(a + b) / ((c - a) * (c - b)),
+        ]
     return [2 / ((a - b) * (a - c)), 2 / ((b - a) * (b - c)), 2 / ((c - a) * (c - b))]
 
 
-def richardson(
-    d: np.ndarray, noise: np.ndarray, scheme: Scheme
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The Richardson table over steps (axis 0) for every entry (axis 1..), and per entry
-    the extrapolant of least estimated error: (value, error, step index or -1).
+class Extrapolation:
+    """A Richardson table built one step at a time, in work arrays, for a block of
+    entries: after each step (:meth:`add`), per entry the extrapolant of least estimated
+    error so far (:attr:`value`, :attr:`error`, :attr:`step`).
 
-    Level m eliminates the h^(p + (m-1)q) term. Entry (k, m) is estimated to err by
-    |T[k,m] - T[k-1,m]| (an overestimate of its truncation error: the previous entry's)
-    plus its propagated rounding noise. One step alone has no estimate (NaN).
+    Level m eliminates the h^(p + (m-1)q) term: T[k,m] = T[k,m-1] + (T[k,m-1] -
+    T[k-1,m-1]) / (r_m - 1), r_m = step_ratio^(p + (m-1)q). Entry (k, m) is estimated to err
+    by |T[k,m] - T[k-1,m]| (an overestimate of its truncation error: the previous entry's)
+    plus its rounding noise carried through the table. Only the previous row is kept. One
+    step alone has no estimate (NaN). NaN entries (f not finite there) are never chosen.
     """
-    k_count, shape = d.shape[0], d.shape[1:]
-    d, noise = d.reshape(k_count, -1), noise.reshape(k_count, -1)
-    if k_count == 1:
-        return (
-            d[0].reshape(shape),
-            np.full(shape, np.nan),
-            np.where(np.isnan(d[0]), -1, 0).reshape(shape),
-        )
-    p, q = EXPANSION[scheme.method]
-    table, table_noise = d, noise
-    values, errors, steps = [], [], []
-    with np.errstate(invalid="ignore"):  # NaN where f was not finite: never chosen
-        for m in range(min(scheme.levels, k_count - 2) + 1):
-            if m:
-                r = scheme.step_ratio ** (p + (m - 1) * q)
-                table = table[1:] + (table[1:] - table[:-1]) / (r - 1)
-                table_noise = table_noise[1:] * r / (r - 1) + table_noise[:-1] / (r - 1)
-            values.append(table[1:])
-            errors.append(np.abs(table[1:] - table[:-1]) + table_noise[1:])
-            steps.append(np.arange(m + 1, k_count))
-    error = np.concatenate(errors)
-    error[np.isnan(error)] = np.inf
-    i = np.argmin(error, axis=0)  # ties: the lower order, then the larger step
-    entries = np.arange(d.shape[1])
-    best, best_error = np.concatenate(values)[i, entries], error[i, entries]
-    best_k = np.where(np.isinf(best_error), -1, np.concatenate(steps)[i])
-    best_error[np.isinf(best_error)] = np.nan
-    return best.reshape(shape), best_error.reshape(shape), best_k.reshape(shape)
+
+    def __init__(self, arrays: Any, name: str, shape: tuple[int, ...], dtype: Any, scheme: Scheme):
+        p, q = EXPANSION[scheme.method]
+        self.levels = scheme.levels
+        self.ratios = [scheme.step_ratio ** (p + (m - 1) * q) for m in range(self.levels + 1)]
+        rows = (self.levels + 1, *shape)
+        self.rows = [arrays.take(f"{name}.T{i}", rows, dtype) for i in (0, 1)]
+        self.noise = [arrays.take(f"{name}.N{i}", rows, np.float64) for i in (0, 1)]
+        self.value = arrays.take(f"{name}.value", shape, dtype)
+        self.error = arrays.take(f"{name}.error", shape, np.float64)
+        self.step = arrays.take(f"{name}.step", shape, np.int64)
+        self._diff = arrays.take(f"{name}.diff", shape, dtype)
+        self._err = arrays.take(f"{name}.err", shape, np.float64)
+        self._better = arrays.take(f"{name}.better", shape, np.bool_)
+        self.value.fill(np.nan)
+        self.error.fill(np.inf)
+        self.step.fill(-1)
+        self.count = 0
+
+    def add(self, d: np.ndarray, noise: np.ndarray) -> None:
+        """The next (smaller) step's difference quotients and their rounding noise."""
+        k = self.count
+        cur, prev = self.rows[k % 2], self.rows[(k + 1) % 2]
+        cur_n, prev_n = self.noise[k % 2], self.noise[(k + 1) % 2]
+        cur[0], cur_n[0] = d, noise
+        if k == 0:
+            self.value[...] = d  # one step alone: the difference, no estimate
+            self.error.fill(np.nan)
+        err, diff, better = self._err, self._diff, self._better
+        with np.errstate(invalid="ignore", over="ignore"):
+            for m in range(1, min(self.levels, k) + 1):
+                r = self.ratios[m]
+                np.subtract(cur[m - 1], prev[m - 1], out=cur[m])
+                cur[m] *= 1 / (r - 1)
+                cur[m] += cur[m - 1]
+                np.multiply(cur_n[m - 1], r / (r - 1), out=cur_n[m])
+                np.multiply(prev_n[m - 1], 1 / (r - 1), out=err)
+                cur_n[m] += err
+            if k == 1:
+                self.error.fill(np.inf)
+            for m in range(min(self.levels, k - 1) + 1 if k else 0):
+                np.subtract(cur[m], prev[m], out=diff)
+                np.abs(diff, out=err)
+                err += cur_n[m]
+                np.less(err, self.error, out=better)  # NaN: never better
+                np.copyto(self.value, cur[m], where=better)
+                np.copyto(self.error, err, where=better)
+                np.copyto(self.step, k, where=better)
+        self.count = k + 1
+
+    def finish(self) -> None:
+        """Entries that never had a finite estimate: NaN error (and value, past one step)."""
+        if self.count > 1:
+            unknown = np.isinf(self.error, out=self._better)
+            self.error[unknown] = np.nan
+            self.value[unknown] = np.nan
 
 
 def machine_eps(a: np.ndarray) -> float:

@@ -41,6 +41,8 @@ class Kernels:
     #: (all, last) with an estimate of the last output's error after the outputs, where the
     #: adapter's kernel gives one (see ``diffinterface._adapter.kernel``)
     errors: tuple[Kernel | None, Kernel | None] = (None, None)
+    #: ``errors[1]`` taking ``out=`` and ``error_out=`` (NumPy arrays) and writing into them
+    writes_error: Kernel | None = None
 
 
 def build_kernels(
@@ -133,6 +135,7 @@ def build_kernels(
         passed=adapter.raw_outputs if spec.name in ("jacobian", "hessian") else frozenset(),
         blocks=_compiled_blocks(args, adapter, structure, uncompiled, example),
         errors=errors,
+        writes_error=errors[1] if writes is not None else None,
     )
 
 

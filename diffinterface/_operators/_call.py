@@ -28,11 +28,12 @@ def run(
     out: Any = None,
     y: Any = None,
     flat: bool = False,
-    error: bool = False,
+    error: Any = False,
 ) -> Any:
     """``prep``'s results for this call (preparing first when ``prep`` is None): the last
     output with ``last_only`` (written into ``out`` when given), else all of them; with
-    ``error``, an estimate of the last output's error after them.
+    ``error`` (True, or an array to write it into), an estimate of the last output's error
+    after them.
 
     Raises:
         InvalidArgumentError: ``prep`` is not a preparation.
@@ -54,10 +55,11 @@ def written(result: Any, out: Any) -> Any:
     return result if out is None else write_out(out, result)
 
 
-def value_variant(results: tuple[Any, ...], out: Any, error: bool, derivatives: int) -> Any:
+def value_variant(results: tuple[Any, ...], out: Any, error: Any, derivatives: int) -> Any:
     """A value variant's results with ``out=`` written: ``out`` is the array for its one
     derivative output (``derivatives`` 1), or a tuple of arrays for its last
     ``derivatives`` outputs; with ``error`` the error estimate stays last."""
+    error = error is not False and error is not None
     outputs = results[:-1] if error else results
     n = len(outputs)
     outs = (out,) if derivatives == 1 else out or (None,) * derivatives

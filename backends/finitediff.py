@@ -27,6 +27,7 @@ from dataclasses import replace
 from typing import Any, ClassVar
 
 import numpy as np
+import optree
 
 from diffinterface._adapter import Adapter, Fn, Kernel, KernelDeclaration, Problem, kernel
 from diffinterface.backends._finite_difference_kernels import SampledKernels, one_point
@@ -86,6 +87,16 @@ class FiniteDiffAdapter(Adapter):
 
     def declared(self, operator: str, structured: bool) -> KernelDeclaration | None:
         return self._declared.get((operator, structured))
+
+    def point_function(self, f: Any) -> Any:
+        """A vectorised f on a batch of one point (each leaf of a structured x batched)."""
+        if not self._vectorized:
+            return f
+
+        def at_one_point(x: Any, *contexts: Any) -> Any:
+            return f(optree.tree_map(lambda leaf: leaf[None], x), *contexts)[0]
+
+        return at_one_point
 
     def stack(self, arrays: list[Any]) -> Any:
         return np.stack(arrays)

@@ -182,6 +182,11 @@ class Adapter(abc.ABC):
         handles some operators, as AutoSparse's)."""
         return self
 
+    def point_function(self, f: Callable[..., Any]) -> Callable[..., Any]:
+        """The caller's f as a function of one point x, for code that calls it itself
+        (AutoSparse's sparsity detectors): f, unless the adapter hands f batches of points."""
+        return f
+
     def declared(self, operator: str, structured: bool) -> KernelDeclaration | None:
         """The adapter's own kernel for ``operator`` (taking x's structure), if declared."""
         return self.kernels.get((operator, structured))

@@ -59,7 +59,7 @@ def build_kernels(
     array_own = None if own is not None else adapter.declared(spec.name, False)
     declared = own or array_own
 
-    consts, source = problem.consts, _source(args)
+    consts, source = problem.consts, _source(args, adapter)
 
     def kernel(last_only: bool, with_error: bool = False) -> Kernel:
         gives_last = last_only and declared is not None and declared.last_only
@@ -139,9 +139,10 @@ def build_kernels(
     )
 
 
-def _source(args: Arguments) -> tuple[Any, ...]:
-    """The caller's (f, x, contexts, y) with x as the one array the operators see."""
-    structure, f = args.structure, args.f
+def _source(args: Arguments, adapter: Adapter) -> tuple[Any, ...]:
+    """The caller's (f, x, contexts, y) with x as the one array the operators see (f of
+    one point: see :meth:`Adapter.point_function`)."""
+    structure, f = args.structure, adapter.point_function(args.f)
     if structure.is_array:
         return (f, args.leaves[0], args.contexts, args.y)
     unravel = lambda v: structure.build(structure.cut(v))  # noqa: E731

@@ -182,7 +182,8 @@ def _one_call_per_point(f: Callable[..., Any]) -> Callable[..., Any]:
             optree.tree_unflatten(treedef, [leaf[i, ...] for leaf in leaves])
             for i in range(leaves[0].shape[0])
         ]
-        return np.stack([np.asarray(f(point, *contexts)) for point in points])
+        xp = di.array_namespace(*leaves)
+        return xp.stack([xp.asarray(f(point, *contexts)) for point in points])
 
     batch_of_points.__name__ = getattr(f, "__name__", "f")
     return batch_of_points

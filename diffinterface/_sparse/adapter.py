@@ -69,6 +69,9 @@ class SparseAdapter(Adapter):
     def for_operator(self, operator: str) -> Adapter:
         return self if operator in ("jacobian", "hessian") else self.dense
 
+    def point_function(self, f: Any) -> Any:
+        return self.dense.point_function(f)
+
     def stack(self, arrays: list[Any]) -> Any:
         return self.dense.stack(arrays)
 

@@ -44,6 +44,15 @@ class WorkArrays:
     def part(self, name: str) -> WorkArrays:
         return WorkArrays(self._local, f"{self._prefix}{name}/")
 
+    def memo(self, key: tuple[Any, ...], make: Callable[[], Any]) -> Any:
+        """What ``make()`` returns, made once per thread for ``key`` (index arrays that
+        depend on shapes only)."""
+        made: dict[Any, Any] = self._local.__dict__.setdefault("memo", {})
+        key = (self._prefix, *key)
+        if key not in made:
+            made[key] = make()
+        return made[key]
+
     def take(self, name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
         dtype = np.dtype(dtype)
         made: dict[Any, np.ndarray] = self._local.__dict__.setdefault("arrays", {})
@@ -59,8 +68,9 @@ class WorkArrays:
 class Directions:
     """The directions v to differentiate along, made a block of rows at a time.
 
-    ``rows(a, b)`` returns rows a..b-1 dense, shaped (b - a, x.size), or sparse as
-    ``(row, column, value)`` arrays (cheaper points: a copy of x and a scatter). With
+    ``rows(a, b)`` returns rows a..b-1 dense, shaped (b - a, x.size), or with ``sparse`` as
+    ``(row, column, value)`` arrays, sorted by row (cheaper points: a copy of x and a
+    scatter). With
     ``coordinate`` (c_i per input), v_i = c_i·e_i and the steps actually taken,
     ``(x_i + h·c_i) - x_i``, are known exactly and used in place of the nominal ones.
     """
@@ -68,6 +78,7 @@ class Directions:
     count: int
     rows: Callable[[int, int], Any] = field(compare=False)
     coordinate: np.ndarray | None = field(default=None, compare=False)
+    sparse: bool = False  # rows come as (row, column, value)
 
     @classmethod
     def dense(cls, v: np.ndarray) -> Directions:
@@ -78,7 +89,7 @@ class Directions:
         def rows(a: int, b: int) -> Any:
             return np.arange(b - a), np.arange(a, b), scale[a:b]
 
-        return cls(scale.size, rows, coordinate=scale)
+        return cls(scale.size, rows, coordinate=scale, sparse=True)
 
 
 def looped(f: Callable[..., Any], *consts: Any) -> Evaluate:
@@ -171,20 +182,20 @@ class Sampler:
         if count == 0 and with_x:  # no direction: f(x) alone, for its value and shape
             points[0] = self.flat
             f_at = self._evaluate(points[:1], f_at, 0, count, per)
-        filled = False
         step = 1j if self.complex_step else 1.0
-        for a in range(0, count, block):
+        ids_all = np.arange(count) if active is None else active
+        if d.sparse:  # copies of x, each perturbed where its direction is nonzero
+            at, moved, base, bounds = self._scatter(ids_all, offsets * step, block, per, t)
+            points[1:] = self.flat
+            scattered = points[1:].reshape(-1)
+        for k, a in enumerate(range(0, count, block)):
             b = min(block, count - a)
-            ids = np.arange(a, a + b) if active is None else active[a : a + b]
-            v = _rows(d, ids)
-            region = points[1 : 1 + b * per].reshape(b, *offsets.shape, n)
-            if isinstance(v, tuple):  # sparse: copies of x, perturbed where v is nonzero
-                if not filled:
-                    points[1:] = self.flat
-                    filled = True
-                at = ((v[0][:, None] * per + np.arange(per)) * n + v[1][:, None]).ravel()
-                region.reshape(-1)[at] += np.outer(v[2], step * offsets.reshape(-1)).ravel()
+            if d.sparse:
+                chunk_at = at[bounds[k] : bounds[k + 1]]
+                scattered[chunk_at] = moved[bounds[k] : bounds[k + 1]]
             else:
+                region = points[1 : 1 + b * per].reshape(b, *offsets.shape, n)
+                v = _rows(d, ids_all[a : a + b])
                 for i, j in np.ndindex(*offsets.shape):
                     np.multiply(v, step * offsets[i, j], out=region[:, i, j])
                     region[:, i, j] += self.flat
@@ -194,15 +205,43 @@ class Sampler:
             lo = 0 if first_call else 1 + a * per
             batch = points[0 if first_call else 1 : 1 + b * per]
             f_at = self._evaluate(batch, f_at, lo, count, per)
-            if d.coordinate is not None and not self.complex_step:  # the steps taken, exactly
-                taken = region[np.arange(b), :, :, ids].real - self.flat[ids, None, None].real
-                t[a : a + b] = taken / d.coordinate[ids, None, None]
-            if isinstance(v, tuple):  # back to x
-                region.reshape(-1)[at] = np.repeat(self.flat[v[1]], per)
+            if d.sparse:  # back to x
+                scattered[chunk_at] = base[bounds[k] : bounds[k + 1]]
         assert f_at is not None
         if with_x:
             fx = f_at[0]
         return f_at[1 : 1 + count * per].reshape(count, *offsets.shape, self.m), t, fx
+
+    def _scatter(
+        self, ids: np.ndarray, offsets: np.ndarray, block: int, per: int, t: np.ndarray
+    ) -> tuple[np.ndarray, ...]:
+        """The perturbations of a round's sparse directions, by chunk of ``block``
+        directions: (flat index into a chunk's points, perturbed value, x's value, where
+        each chunk's entries start); for coordinate directions, the steps actually taken
+        into t. The indices of a round over all directions depend on shapes only: made once."""
+        everything = len(ids) == self.directions.count and (not len(ids) or ids[0] == 0)
+        if everything:
+            key = ("scatter", len(ids), block, per)
+            r, col, at, bounds = self.arrays.memo(key, lambda: self._indices(ids, block, per))
+        else:
+            r, col, at, bounds = self._indices(ids, block, per)
+        val = _rows(self.directions, ids)[2]
+        base = self.flat[col][:, None]
+        moved = self.arrays.take("moved", at.shape, self.point_dtype)
+        np.multiply(val[:, None], offsets.reshape(-1), out=moved, casting="unsafe")
+        moved += base
+        coordinate = self.directions.coordinate
+        if coordinate is not None and not self.complex_step:  # the steps taken, exactly
+            taken = (moved - base).real / coordinate[col][:, None]
+            t[r] = taken.reshape(len(r), *t.shape[1:])
+        return at, moved, np.broadcast_to(base, moved.shape), bounds
+
+    def _indices(self, ids: np.ndarray, block: int, per: int) -> tuple[np.ndarray, ...]:
+        r, col, _ = _rows(self.directions, ids)  # by row
+        n = self.flat.size
+        at = ((r % block)[:, None] * per + np.arange(per)) * n + col[:, None]
+        bounds = np.searchsorted(r // block, np.arange(-(-len(ids) // block) + 1))
+        return r, col, at, bounds
 
     def _evaluate(
         self, batch: np.ndarray, f_at: np.ndarray | None, lo: int, count: int, per: int
@@ -224,7 +263,9 @@ class Sampler:
 
 
 def _rows(directions: Directions, ids: np.ndarray) -> Any:
-    if len(ids) and ids[-1] - ids[0] + 1 == len(ids):  # contiguous, the usual case
+    if not len(ids):
+        return directions.rows(0, 0)
+    if ids[-1] - ids[0] + 1 == len(ids):  # contiguous, the usual case
         return directions.rows(int(ids[0]), int(ids[-1]) + 1)
     parts = [directions.rows(int(i), int(i) + 1) for i in ids]
     if isinstance(parts[0], tuple):

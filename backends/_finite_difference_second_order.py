@@ -95,19 +95,15 @@ def hessian(
     arrays, out, error_out, errors, engine = split_options(options)
     n = x.size
     c = scheme.step_scale(x.reshape(-1))
-    iu, ju, first = _pairs(n)
+    iu, ju, row_of, column_of = _pairs(n)
 
-    def rows(a: int, b: int) -> Any:  # sparse (row, column, value) of rows a..b-1
-        lo, hi = max(a - n, 0), max(b - n, 0)
-        columns = np.concatenate([first[a:b], ju[lo:hi]])
-        return (
-            np.concatenate([np.arange(b - a), np.arange(lo + n - a, hi + n - a)]),
-            columns,
-            c[columns],
-        )
+    def rows(a: int, b: int) -> Any:  # sparse (row, column, value) of rows a..b-1, by row
+        lo, hi = a + max(a - n, 0), b + max(b - n, 0)  # row r's entries start at r + (r-n)⁺
+        columns = column_of[lo:hi]
+        return row_of[lo:hi] - a, columns, c[columns]
 
     share = with_gradient and _shares_points(scheme)
-    directions = Directions(n + len(iu), rows)
+    directions = Directions(n + len(iu), rows, sparse=True)
     est = differentiate_along(
         evaluate,
         x,
@@ -247,7 +243,10 @@ def _added(result: Estimate) -> Estimate:
 
 
 @cache
-def _pairs(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The pairs i < j of n inputs, and the first coordinate of each Hessian direction."""
+def _pairs(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The pairs i < j of n inputs, and the entries of the Hessian's directions (e_i, then
+    e_i + e_j for each pair) by row: their rows and columns."""
     iu, ju = np.triu_indices(n, 1)
-    return iu, ju, np.concatenate([np.arange(n), iu])
+    pairs = np.arange(n, n + len(iu))
+    rows = np.concatenate([np.arange(n), np.repeat(pairs, 2)])
+    return iu, ju, rows, np.concatenate([np.arange(n), np.stack([iu, ju], axis=1).reshape(-1)])

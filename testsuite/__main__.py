@@ -200,10 +200,9 @@ def _calls(record: dict[str, Any]) -> str:
     """Python calls of f per prepared call, with the points where a vectorised f took
     batches of them."""
     calls, points = record.get("calls"), record.get("points")
-    if calls is None or calls != calls:  # missing, or NaN in a DataFrame
+    if calls is None or points is None or calls != calls:  # missing, or NaN in a DataFrame
         return "-"
-    calls, points = int(calls), int(points)
-    return f"{calls} ({points} pts)" if points != calls else str(calls)
+    return f"{int(calls)} ({int(points)} pts)" if points != calls else str(int(calls))
 
 
 #: targets of the native comparison: the ratio where the native call takes this long or

@@ -54,9 +54,11 @@ class WorkArrays:
         return made[key]
 
     def take(self, name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-        dtype = np.dtype(dtype)
-        made: dict[Any, np.ndarray] = self._local.__dict__.setdefault("arrays", {})
-        key = (self._prefix + name, dtype)
+        try:
+            made: dict[Any, np.ndarray] = self._local.arrays
+        except AttributeError:
+            made = self._local.arrays = {}
+        key = (self._prefix, name, dtype)
         size = math.prod(shape)
         buffer = made.get(key)
         if buffer is None or buffer.size < size:

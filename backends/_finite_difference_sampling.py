@@ -104,18 +104,17 @@ def differentiate_along(
             tables = [(derivative, Extrapolation(arrays, "d", shape, q_dtype, scheme))]
             if first:
                 tables.append((1, Extrapolation(arrays, "d1", shape, q_dtype, scheme)))
-        for j in range(count - done):
-            for order, table in tables:
-                q, noise = _quotients(f_at, t, j, nodes, order, fx, eps, arrays, q_dtype)
+        for order, table in tables:
+            q, noise = _quotients(f_at, t, nodes, order, fx, eps, arrays, q_dtype)
+            for j in range(count - done):
+                row, row_noise = q[:, j], noise[:, j]
                 if active is not None:  # the rows of the directions evaluated, NaN elsewhere
-                    full, full_noise = (
-                        arrays.take("row", shape, q_dtype),
-                        arrays.take("rown", shape, float),
-                    )
+                    full = arrays.take("row", shape, q_dtype)
+                    full_noise = arrays.take("row noise", shape, float)
                     full.fill(np.nan)
-                    full[active], full_noise[active] = q, noise
-                    q, noise = full, full_noise
-                table.add(q, noise)
+                    full[active], full_noise[active] = row, row_noise
+                    row, row_noise = full, full_noise
+                table.add(row, row_noise)
         done = count
         if not early_stop or count >= scheme.num_steps:
             break
@@ -165,7 +164,6 @@ def _converged(
 def _quotients(
     f_at: np.ndarray,
     t: np.ndarray,
-    j: int,
     nodes: tuple[float, ...],
     derivative: int,
     fx: np.ndarray | None,
@@ -173,30 +171,31 @@ def _quotients(
     arrays: WorkArrays,
     dtype: Any,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Difference quotients of step j of a round (directions × y entries), in work arrays,
+    """Difference quotients of a round (directions × steps × y entries), in work arrays,
     and their rounding noise eps·Σ|w_i f_i|."""
-    a, m = f_at.shape[0], f_at.shape[-1]
-    q, noise = arrays.take(f"q{derivative}", (a, m), dtype), arrays.take("noise", (a, m), float)
+    a, _, steps, m = f_at.shape
+    shape = (a, steps, m)
+    q, noise = arrays.take(f"q{derivative}", shape, dtype), arrays.take("noise", shape, float)
     if nodes == (1.0,):  # complex step: Im f(x + ih v) / h
-        np.divide(f_at[:, 0, j].imag, t[:, 0, j, None], out=q)
+        np.divide(f_at[:, 0].imag, t[:, 0, :, None], out=q)
         np.abs(q, out=noise)
         noise *= eps
         return q, noise
-    term, size = arrays.take("term", (a, m), dtype), arrays.take("size", (a, m), float)
+    term, size = arrays.take("term", shape, dtype), arrays.take("size", shape, float)
     positions, values, moving = [], [], 0
     for s in nodes:
         if s == 0.0:
             assert fx is not None  # evaluated in the first call for such stencils
-            positions.append(np.zeros(a))
-            values.append(np.reshape(fx, (1, m)))
+            positions.append(np.zeros((a, steps)))
+            values.append(np.reshape(fx, (1, 1, m)))
         else:
-            positions.append(t[:, moving, j])
-            values.append(f_at[:, moving, j])
+            positions.append(t[:, moving])
+            values.append(f_at[:, moving])
             moving += 1
     with np.errstate(divide="ignore", invalid="ignore"):  # a step lost in x's rounding: NaN
         weights = lagrange_weights(positions, derivative)
     for i, (w, v) in enumerate(zip(weights, values, strict=True)):
-        np.multiply(v, w[:, None], out=q if i == 0 else term)
+        np.multiply(v, w[:, :, None], out=q if i == 0 else term)
         if i == 0:
             np.abs(q, out=noise)
         else:

@@ -6,18 +6,20 @@ Hessian) and each method, the relative error against the hand-written derivative
 |error| / max |derivative| for arrays), the number of points at which f was evaluated
 (counted by wrapping f, so every method is counted the same way) and the time per call:
 
-* ``di fixed``: today's backend, ``di.derivative / jacobian / gradient / hessian`` with
-  ``"finitediff"`` (central, h = eps^(1/3)·max(1, |x|); Hessian: central of central);
-* ``adaptive``: the Richardson schemes of ``backends/_finite_difference_operators.py`` with
-  their defaults (``Scheme()``: central, order 8, steps 0.25·scale / 3^k, up to 8 steps);
-  ``est≥err`` counts the entries whose error estimate bounds the true error;
+* ``di fixed``: ``di.derivative / jacobian / gradient / hessian`` with
+  ``di.AutoFiniteDiff()`` (central, h = eps^(1/3)·max(1, |x|); Hessians by second
+  differences with eps^(1/4)), prepared, f called once per point;
+* ``di adaptive``: the same with ``di.AutoFiniteDiff(step="adaptive", vectorized=True)``
+  (Richardson extrapolation over steps 0.25·s(x)/3^k, order 8, up to 8 steps), prepared,
+  with ``error=True``; ``est≥err`` counts the entries whose error estimate bounds the error;
 * ``scipy``: ``scipy.differentiate.derivative / jacobian / hessian`` with their defaults;
-* ``numdifftools``: ``nd.Derivative / Jacobian / Gradient / Hessian`` with their defaults.
+* ``numdifftools``: ``nd.Derivative / Jacobian / Gradient / Hessian`` with their defaults
+  (the object made once, as a preparation).
 
-Then the Hessian of the chained Rosenbrock function at n = 100 with a vectorised f (a batch
-of points on a leading axis) against today's one f call per perturbation.
+Then the Hessian of the chained Rosenbrock function at n = 100 (the seed scenario): one f
+call per point against a vectorised f (a batch of points on a leading axis).
 Run: ``.venv/bin/python benchmarks/finite_difference_accuracy.py`` (about a minute;
-numdifftools: ``pip install -c constraints.txt numdifftools`` or the ``bench`` extra).
+numdifftools: the ``bench`` extra, ``pip install -c constraints.txt numdifftools``).
 """
 
 from __future__ import annotations
@@ -32,17 +34,16 @@ import numpy as np
 import scipy.differentiate as sd
 
 import diffinterface as di
-from diffinterface.backends import _finite_difference_operators as fdo
-from diffinterface.backends import _finite_difference_sampling as smp
-from diffinterface.backends._finite_difference_sampling import batched, looped
-from diffinterface.backends._finite_difference_schemes import Scheme
+from diffinterface.backends._finite_difference_points import MEMORY_BUDGET
+from diffinterface.backends._finite_differences import second_differences
 
 try:
     import numdifftools as nd
 except ImportError:  # optional: the bench extra
     nd = None
 
-ADAPTIVE = Scheme()
+FIXED = di.AutoFiniteDiff()
+ADAPTIVE = di.AutoFiniteDiff(step="adaptive", vectorized=True)
 ROUNDS = 5
 
 # ---- the battery: functions and their derivatives, by hand --------------------------------
@@ -162,84 +163,95 @@ def relative_error(a: Any, b: np.ndarray) -> float:
     return float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(b))), 1e-300))
 
 
-# ---- the methods, per kind of case ---------------------------------------------------------
-def scalar_methods(f: Callable[..., Any]) -> dict[str, Callable[[float], tuple[Any, Counted, Any]]]:
-    def ours(x: float) -> tuple[Any, Counted, Any]:
-        c = Counted(f, 0, "leading")
-        est = fdo.derivative(batched(c), np.array(x), ADAPTIVE)
-        return est.value, c, est.error
-
-    def fixed(x: float) -> tuple[Any, Counted, Any]:
-        c = Counted(f, 0, None)
-        return di.derivative(c, "finitediff", x), c, None
-
-    def scipy(x: float) -> tuple[Any, Counted, Any]:
-        c = Counted(f, 0, "leading")
-        res = sd.derivative(c, x)
-        return res.df, c, res.error
-
-    def ndt(x: float) -> tuple[Any, Counted, Any]:
-        c = Counted(f, 0, "leading")
-        res = nd.Derivative(c, full_output=True)(x)
-        return res.estimate, c, res.error_estimate
-
-    return {"di fixed": fixed, "adaptive": ours, "scipy": scipy} | (
-        {"numdifftools": ndt} if nd else {}
-    )
+# ---- the methods ----------------------------------------------------------------------------
+#: a method: (f, x, operator, ndim of x) -> a call returning (value, error estimate or None),
+#: and the Counted f it calls (its count is reset after any preparation)
+Method = Callable[[Callable[..., Any], Any, str, int], tuple[Callable[[], Any], Counted]]
 
 
-def vector_methods(
-    op: str, f: Callable[..., Any]
-) -> dict[str, Callable[[np.ndarray], tuple[Any, Counted, Any]]]:
-    def ours(x: np.ndarray) -> tuple[Any, Counted, Any]:
-        c = Counted(f, 1, "leading")
-        est = getattr(fdo, op)(batched(c), x, ADAPTIVE)
-        return est.value, c, est.error
+def diffinterface(backend: Any) -> Method:
+    def make(f: Callable[..., Any], x: Any, op: str, ndim: int) -> Any:
+        c = Counted(f, ndim, "leading" if backend.vectorized else None)
+        prep = getattr(di, f"prepare_{op}")(c, backend, x)
+        adaptive = backend.step == "adaptive"
 
-    def fixed(x: np.ndarray) -> tuple[Any, Counted, Any]:
-        c = Counted(f, 1, None)
-        return getattr(di, op)(c, "finitediff", x), c, None
+        def call() -> Any:
+            result = getattr(di, op)(c, backend, x, prep=prep, error=adaptive)
+            return result if adaptive else (result, None)
 
-    def scipy(x: np.ndarray) -> tuple[Any, Counted, Any]:
-        c = Counted(f, 1, "trailing")
-        res = (sd.hessian if op == "hessian" else sd.jacobian)(c, x)
-        return res.ddf if op == "hessian" else res.df, c, res.error
+        c.points = 0
+        return call, c
 
-    def ndt(x: np.ndarray) -> tuple[Any, Counted, Any]:
-        c = Counted(f, 1, None)
-        kind = {"gradient": nd.Gradient, "jacobian": nd.Jacobian, "hessian": nd.Hessian}[op]
-        return kind(c)(x), c, None
+    return make
 
-    return {"di fixed": fixed, "adaptive": ours, "scipy": scipy} | (
-        {"numdifftools": ndt} if nd else {}
-    )
+
+def scipy_differentiate(f: Callable[..., Any], x: Any, op: str, ndim: int) -> Any:
+    c = Counted(f, ndim, "trailing" if ndim else "leading")
+
+    def call() -> Any:
+        if op == "derivative":
+            res = sd.derivative(c, x)
+            return res.df, res.error
+        if op == "hessian":
+            res = sd.hessian(c, x)
+            return res.ddf, res.error
+        res = sd.jacobian(c, x)
+        return res.df, res.error
+
+    return call, c
+
+
+def numdifftools(f: Callable[..., Any], x: Any, op: str, ndim: int) -> Any:
+    c = Counted(f, ndim, "leading" if not ndim else None)
+    kind = {
+        "derivative": nd.Derivative,
+        "gradient": nd.Gradient,
+        "jacobian": nd.Jacobian,
+        "hessian": nd.Hessian,
+    }[op]
+    made = kind(c, full_output=True) if op == "derivative" else kind(c)
+
+    def call() -> Any:
+        if op == "derivative":
+            res = made(x)
+            return res.estimate, res.error_estimate
+        return made(x), None
+
+    return call, c
+
+
+METHODS: dict[str, Method] = {
+    "di fixed": diffinterface(FIXED),
+    "di adaptive": diffinterface(ADAPTIVE),
+    "scipy.differentiate": scipy_differentiate,
+} | ({"numdifftools": numdifftools} if nd else {})
 
 
 def run_battery() -> dict[str, dict[str, list[float]]]:
-    cases: list[tuple[str, Any, Any, dict[str, Any]]] = []
-    for name, f, df, xs in SCALAR:
-        cases += [(f"{name} x={x:g}", x, df(x), scalar_methods(f)) for x in xs]
-    for name, op, f, d, x in VECTOR:
-        cases.append((f"{name} {op}", x, d(x), vector_methods(op, f)))
-    names = list(cases[0][3])
-    summary: dict[str, dict[str, list[float]]] = {m: {"err": [], "n": [], "t": []} for m in names}
+    cases = [
+        (f"{name} x={x:g}", "derivative", f, df(x), x, 0) for name, f, df, xs in SCALAR for x in xs
+    ]
+    cases += [(f"{name} {op}", op, f, d(x), x, 1) for name, op, f, d, x in VECTOR]
+    summary: dict[str, dict[str, list[float]]] = {m: {"err": [], "n": [], "t": []} for m in METHODS}
     bounded = total = 0
-    head = "".join(f"{m:>27}" for m in names)
+    head = "".join(f"{m:>27}" for m in METHODS)
     print(
         f"{'case':<26}{head}\n{'':<26}"
-        + "".join(f"{'rel.err  f-evals  µs/call':>27}" for _ in names)
+        + "".join(f"{'rel.err  f-evals  µs/call':>27}" for _ in METHODS)
     )
-    for label, x, truth, methods in cases:
+    for label, op, f, truth, x, ndim in cases:
         row = f"{label:<26}"
-        for m, run in methods.items():
-            value, counted, error = run(x)
+        for m, make in METHODS.items():
+            call, counted = make(f, x, op, ndim)
+            value, error = call()
+            points = counted.points
             err = relative_error(value, truth)
-            seconds = per_call(lambda run=run, x=x: run(x))
+            seconds = per_call(call)
             summary[m]["err"].append(err)
-            summary[m]["n"].append(counted.points)
+            summary[m]["n"].append(points)
             summary[m]["t"].append(seconds)
-            row += f"{err:>10.1e}{counted.points:>8d}{seconds * 1e6:>9.0f}"
-            if m == "adaptive":
+            row += f"{err:>10.1e}{points:>8d}{seconds * 1e6:>9.0f}"
+            if m == "di adaptive":
                 true = np.abs(np.asarray(value, dtype=np.float64) - truth)
                 bounded += int(np.sum(np.asarray(error) >= true))
                 total += true.size
@@ -252,68 +264,88 @@ def run_battery() -> dict[str, dict[str, list[float]]]:
             for s in summary.values()
         )
     )
+    print(f"{'worst':<26}" + "".join(f"{max(s['err']):>10.1e}{'':>17}" for s in summary.values()))
     print(
         f"{'total f-evaluations':<26}"
         + "".join(f"{sum(s['n']):>18d}{'':>9}" for s in summary.values())
     )
-    print(f"adaptive error estimate ≥ true error in {bounded}/{total} entries")
+    print(f"di adaptive: error estimate ≥ true error in {bounded}/{total} entries")
     return summary
 
 
 def vectorised_hessian(n: int = 100) -> None:
-    x = np.random.default_rng(0).uniform(-1.0, 1.0, n)
+    """The rosenbrock seed's Hessian: main's kernel (f(x) and the four-point second
+    differences, one f call per point), the prepared di.hessian with one f call per point,
+    with a vectorised f (fixed and adaptive steps), scipy.differentiate.hessian, and f
+    alone on the vectorised call's points in its chunks."""
+    x = np.linspace(-1.2, 1.2, n)
     truth = rosenbrock_hessian(x)
-    prep = di.prepare_hessian(rosenbrock, "finitediff", x)
-    fx = rosenbrock(x)
-    runs: dict[str, Callable[[], Any]] = {
-        "today: di.hessian, one f call per point": lambda: di.hessian(
-            rosenbrock, "finitediff", x, prep=prep
+    rel = float(np.finfo(np.float64).eps) ** 0.25
+
+    def main_kernel() -> Any:  # diffinterface before this change: 1 + 2n² points
+        y = np.array(rosenbrock(x))
+        return second_differences(rosenbrock, x, (), y, False, rel, rel).reshape(n, n)
+
+    preps = {b: di.prepare_hessian(rosenbrock, b, x) for b in (FIXED, ADAPTIVE, VECTORISED)}
+    points = np.broadcast_to(x, (n * (n + 1) + 1, n)).copy()
+    chunk = MEMORY_BUDGET // n  # the engine's default chunk
+    sx = Counted(rosenbrock, 1, "trailing")
+    runs: dict[str, tuple[Callable[[], Any], int]] = {
+        "before: one f call per point (1 + 2n²)": (main_kernel, 1 + 2 * n * n),
+        "di.hessian, one f call per point": (
+            lambda: di.hessian(rosenbrock, FIXED, x, prep=preps[FIXED]),
+            n * (n + 1) + 1,
         ),
-        "fixed central, one f call per point": lambda: fdo.hessian(
-            looped(rosenbrock), x, Scheme.fixed()
+        "di.hessian, vectorised f": (
+            lambda: di.hessian(rosenbrock, VECTORISED, x, prep=preps[VECTORISED]),
+            n * (n + 1) + 1,
         ),
-        "fixed central, vectorised f": lambda: fdo.hessian(
-            batched(rosenbrock), x, Scheme.fixed(), fx
+        "di.hessian, vectorised f, adaptive": (
+            lambda: di.hessian(rosenbrock, ADAPTIVE, x, prep=preps[ADAPTIVE]),
+            _points(rosenbrock, ADAPTIVE, x),
         ),
-        "adaptive, vectorised f": lambda: fdo.hessian(batched(rosenbrock), x, ADAPTIVE, fx),
+        "scipy.differentiate.hessian": (lambda: sd.hessian(sx, x).ddf, 0),
+        "(f alone on the vectorised call's points)": (
+            lambda: [rosenbrock(points[i : i + chunk]) for i in range(0, len(points), chunk)],
+            len(points),
+        ),
     }
-    counts = {
-        "today: di.hessian, one f call per point": (2 * n + 1) * (2 * n + 2),
-        "fixed central, one f call per point": n * (n + 1) + 1,
-        "fixed central, vectorised f": fdo.hessian(
-            batched(rosenbrock), x, Scheme.fixed(), fx
-        ).evaluations,
-        "adaptive, vectorised f": fdo.hessian(batched(rosenbrock), x, ADAPTIVE, fx).evaluations,
-    }
-    points = np.broadcast_to(x, (n * (n + 1), n)).copy()
-    chunk = smp._MEMORY_BUDGET // n  # the sampling engine's default chunk
-    runs["(f alone on the same points, same chunks)"] = lambda: [
-        rosenbrock(points[i : i + chunk]) for i in range(0, len(points), chunk)
-    ]
-    counts["(f alone on the same points, same chunks)"] = len(points)
+    sx.points = 0
+    sd.hessian(sx, x)
+    runs["scipy.differentiate.hessian"] = (runs["scipy.differentiate.hessian"][0], sx.points)
     wall: dict[str, list[float]] = {k: [] for k in runs}
     cpu: dict[str, list[float]] = {k: [] for k in runs}
     for _ in range(ROUNDS):  # interleaved rounds
-        for k, fn in runs.items():
+        for k, (fn, _) in runs.items():
             wall[k].append(per_call(fn, budget=0.2))
             cpu[k].append(per_call(fn, budget=0.2, clock=time.process_time))
-    base = "today: di.hessian, one f call per point"
+    base = next(iter(runs))
     print(
         f"\nHessian of the chained Rosenbrock function, n = {n}, {ROUNDS} interleaved rounds:"
         " wall time (best, median) and this process's CPU time (best; less sensitive to"
-        " other processes on a shared machine), speed-up against today"
+        " other processes on a shared machine), speed-up against one f call per point before"
     )
-    for k, fn in runs.items():
+    for k, (fn, count) in runs.items():
         best, median, best_cpu = min(wall[k]), statistics.median(wall[k]), min(cpu[k])
         result = fn()
-        value = getattr(result, "value", result)
-        err = "" if isinstance(result, list) else f"rel.err {relative_error(value, truth):.1e}"
+        err = "" if isinstance(result, list) else f"rel.err {relative_error(result, truth):.1e}"
         print(
             f"  {k:<42}{best * 1e3:7.1f} ms {min(wall[base]) / best:6.1f}x"
             f"{median * 1e3:7.1f} ms {statistics.median(wall[base]) / median:6.1f}x"
             f"{best_cpu * 1e3:7.1f} ms cpu {min(cpu[base]) / best_cpu:6.1f}x"
-            f"  {err:<15}  f-evals {counts[k]}"
+            f"  {err:<15}  f-evals {count}"
         )
+
+
+VECTORISED = di.AutoFiniteDiff(vectorized=True)
+
+
+def _points(f: Callable[..., Any], backend: Any, x: np.ndarray) -> int:
+    c = Counted(f, 1, "leading")
+    prep = di.prepare_hessian(c, backend, x)
+    c.points = 0
+    di.hessian(c, backend, x, prep=prep)
+    return c.points
 
 
 def main() -> None:

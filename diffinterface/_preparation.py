@@ -169,6 +169,10 @@ class Prep:
                 if report is not None:
                     raise PreparationMismatchError(report)
                 return result
+        if error is True and y is None and out is None and not flat and self._run_first is None:
+            with_error = self._run_error[1 if last_only else 0]
+            if with_error is not None and self._guard(spec, f, backend, x, t, contexts):
+                return self._run(with_error, x, t, contexts)
         return self._general(spec, f, backend, x, t, contexts, last_only, y, out, flat, error)
 
     def _run(self, run: Run, x: Any, t: Any, contexts: tuple[Any, ...]) -> Any:

@@ -12,7 +12,7 @@ result's).
 
 from __future__ import annotations
 
-from functools import cache
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -242,7 +242,7 @@ def _added(result: Estimate) -> Estimate:
     return result
 
 
-@cache
+@lru_cache(maxsize=4)  # index arrays of the last few sizes
 def _pairs(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The pairs i < j of n inputs, and the entries of the Hessian's directions (e_i, then
     e_i + e_j for each pair) by row: their rows and columns."""

@@ -154,14 +154,14 @@ class AutoFiniteDiff(Backend):
                 f"AutoFiniteDiff(rel_step={rel!r}) is the older name of step=<a positive "
                 "number>: give one of them, a positive number or None."
             )
-        if rel is not None:  # one backend, however spelt
-            object.__setattr__(self, "step", float(rel))
-            object.__setattr__(self, "rel_step", None)
-        if not (self.step is None or self.step == "adaptive" or _positive(self.step)):
+        step = self.step if rel is None else rel
+        if not (step is None or step == "adaptive" or _positive(step)):
             raise InvalidArgumentError(
-                f"AutoFiniteDiff(step={self.step!r}) must be None (a fixed step chosen for the "
+                f"AutoFiniteDiff(step={step!r}) must be None (a fixed step chosen for the "
                 "method and dtype), a positive number (a relative step) or 'adaptive'."
             )
+        object.__setattr__(self, "rel_step", None)  # one backend, however spelt
+        object.__setattr__(self, "step", float(step) if _positive(step) else step)
         base, every = (1, 1) if self.method == "forward" else (2, 2)
         self._check_count("order", "step='adaptive'", self.step == "adaptive", base, every)
         self._check_count("num_steps", "step='adaptive'", self.step == "adaptive", 1, 1)

@@ -106,29 +106,93 @@ class AutoAutograd(Backend):
     adapter: ClassVar[str] = "diffinterface.backends.autograd:AutogradAdapter"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class AutoFiniteDiff(Backend):
-    """Finite differences on NumPy.
+    """Finite differences on NumPy: for code no AD framework can trace.
 
     Args:
-        method: ``"central"`` (error O(h²)), ``"forward"`` (O(h), half the evaluations) or
-            ``"complex"`` (complex step: exact to rounding for first derivatives; f must be
-            real-analytic and written so that complex inputs flow through it).
-        rel_step: relative step; ``None`` picks the usual optimum for the method and dtype
-            (eps^(1/2) forward, eps^(1/3) central, eps^(1/4) for second differences).
+        method: ``"central"`` (error O(h²)), ``"forward"`` (O(h), half the evaluations, f
+            evaluated on one side of x) or ``"complex"`` (complex step: exact to rounding for
+            first derivatives; f must be real-analytic and let complex inputs through).
+        step: ``None``: one relative step, the usual optimum for the method and dtype
+            (eps^(1/3) central, eps^(1/2) forward, eps complex, eps^(1/4) for second
+            differences), ``h_i = step · max(1, |x_i|)``; a number: that relative step;
+            ``"adaptive"``: steps ``0.25 · s(x_i) / 3^k`` extrapolated by Richardson, with
+            an error estimate per entry (``error=True`` on any operator).
+        vectorized: f takes a batch of points on a leading axis, ``(b,) + x.shape``, and
+            returns ``(b,) + y.shape``: all the points of a call go through f at once (or
+            ``chunk_size`` at a time).
+        order: with ``"adaptive"``, the order after extrapolation (default 8; even for
+            central and complex).
+        num_steps: with ``"adaptive"``, at most this many steps (default 8; it stops
+            earlier once every entry's error estimate is below √eps relative).
+        chunk_size: with ``vectorized=True``, at most this many points per call of f
+            (default: as many as fit in 512 KiB, so that f's temporaries stay in cache).
+        rel_step: the older name of ``step=<number>`` (both give the same backend).
+
+    Raises:
+        InvalidArgumentError: an unknown method, a step that is not None, a positive number
+            or "adaptive", or an option given without the setting it belongs to.
     """
 
     method: Literal["central", "forward", "complex"] = "central"
+    step: float | Literal["adaptive"] | None = None
+    vectorized: bool = False
+    order: int | None = None
+    num_steps: int | None = None
+    chunk_size: int | None = None
     rel_step: float | None = None
     name: ClassVar[str] = "finitediff"
     adapter: ClassVar[str] = "diffinterface.backends.finitediff:FiniteDiffAdapter"
 
     def __post_init__(self) -> None:
         self._check_choice("method", ("central", "forward", "complex"))
-        if self.rel_step is not None and not self.rel_step > 0:
+        self._check_choice("vectorized", (False, True))
+        rel = self.rel_step
+        if rel is not None and (not _positive(rel) or self.step not in (None, rel)):
             raise InvalidArgumentError(
-                f"AutoFiniteDiff(rel_step={self.rel_step!r}) must be a positive number or None."
+                f"AutoFiniteDiff(rel_step={rel!r}) is the older name of step=<a positive "
+                "number>: give one of them, a positive number or None."
             )
+        step = self.step if rel is None else rel
+        if not (step is None or step == "adaptive" or _positive(step)):
+            raise InvalidArgumentError(
+                f"AutoFiniteDiff(step={step!r}) must be None (a fixed step chosen for the "
+                "method and dtype), a positive number (a relative step) or 'adaptive'."
+            )
+        object.__setattr__(self, "rel_step", None)  # one backend, however spelt
+        if isinstance(step, int | float):  # a relative step, stored as a float
+            object.__setattr__(self, "step", float(step))
+        base, every = (1, 1) if self.method == "forward" else (2, 2)
+        self._check_count("order", "step='adaptive'", self.step == "adaptive", base, every)
+        self._check_count("num_steps", "step='adaptive'", self.step == "adaptive", 1, 1)
+        self._check_count("chunk_size", "vectorized=True", self.vectorized, 1, 1)
+
+    def _check_count(self, option: str, needs: str, given: bool, least: int, every: int) -> None:
+        value = getattr(self, option)
+        if value is not None and not given:
+            raise InvalidArgumentError(
+                f"AutoFiniteDiff({option}={value!r}) applies with {needs}; add it, or leave "
+                f"{option} out."
+            )
+        if value is not None and not (
+            _positive(value) and value == int(value) >= least and (value - least) % every == 0
+        ):
+            even = ", even" if every == 2 else ""
+            raise InvalidArgumentError(
+                f"AutoFiniteDiff({option}={value!r}) must be an integer ≥ {least}{even} "
+                f"(method={self.method!r})."
+            )
+
+    def __repr__(self) -> str:  # the method, and the options that differ from the defaults
+        fields = AutoFiniteDiff.__dataclass_fields__
+        shown = [f"{k}={v!r}" for k, v in vars(self).items() if v != fields[k].default]
+        method = [] if self.method != "central" else ["method='central'"]
+        return f"AutoFiniteDiff({', '.join(method + shown)})"
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
 
 
 @dataclass(frozen=True)
@@ -172,6 +236,12 @@ class SecondOrder(Backend):
             raise InvalidArgumentError(
                 "SecondOrder(outer=AutoFiniteDiff(method='complex')) would pass complex "
                 "points to the inner backend's gradient; use method='central' outside."
+            )
+        if getattr(self.outer, "vectorized", False):
+            raise InvalidArgumentError(
+                "SecondOrder(outer=AutoFiniteDiff(vectorized=True)) would pass batches of points "
+                "to the inner backend's gradient; AutoFiniteDiff(vectorized=True) alone takes "
+                "second differences of your vectorised f."
             )
 
 

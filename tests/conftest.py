@@ -9,11 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from diffinterface.testsuite import default_tolerance
+from diffinterface.testsuite import backend_label, default_tolerance
 from diffinterface.testsuite._collections import wave_derivatives
 from diffinterface.testsuite._configurations import ALL_CONFIGURATIONS
 
-BACKENDS = list(ALL_CONFIGURATIONS)
+#: every configuration, for the scenario suite (it hands a vectorised backend each
+#: scenario's batch-accepting function)
+ALL_BACKENDS = list(ALL_CONFIGURATIONS)
+#: the configurations that call f on one point: the tests' own functions fit them
+BACKENDS = [b for b in ALL_BACKENDS if not getattr(b, "vectorized", False)]
 MUTATING_BACKENDS = [b for b in BACKENDS if b.name in ("torch", "finitediff")]
 IMMUTABLE_BACKENDS = [b for b in BACKENDS if b.name in ("jax", "autograd")]
 KINDS = ["numpy", "torch", "jax"]
@@ -21,8 +25,7 @@ DTYPES = [np.float32, np.float64]
 
 
 def backend_id(b: Any) -> str:
-    options = ",".join(str(v) for v in vars(b).values() if v is not None)
-    return f"{b.name}({options})"
+    return backend_label(b)
 
 
 def as_kind(a: Any, kind: str) -> Any:

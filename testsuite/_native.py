@@ -52,10 +52,14 @@ def native_candidates(backend: Any, sc: Scenario) -> list[Native]:
 
     Empty when there is no counterpart: SecondOrder and AutoSparse backends, mutating f,
     Cache contexts, batches of tangents, operators other than gradient / jacobian /
-    hessian / hvp, or a structured x for anything but a gradient.
+    hessian / hvp, a structured x for anything but a gradient, or finite differences with
+    adaptive steps (no hand-written counterpart of their accuracy: scipy.differentiate is
+    compared in benchmarks/finite_difference_accuracy.py). A vectorised finite-difference
+    backend is compared with scipy's one call per point.
     """
     if (
         sc.operator not in _OPERATORS
+        or getattr(backend, "step", None) == "adaptive"
         or sc.mutates
         or isinstance(sc.tangents, tuple)
         or (sc.operator != "gradient" and isinstance(sc.x, dict | list | tuple))

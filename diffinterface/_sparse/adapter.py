@@ -64,9 +64,13 @@ class SparseAdapter(Adapter):
         self.supports_mutation = dense.supports_mutation  # type: ignore[misc]
         self.plain_values = dense.plain_values  # type: ignore[misc]
         self.mutation_hint = dense.mutation_hint  # type: ignore[misc]
+        self.mutation_refusal = dense.mutation_refusal  # type: ignore[misc]
 
     def for_operator(self, operator: str) -> Adapter:
         return self if operator in ("jacobian", "hessian") else self.dense
+
+    def point_function(self, f: Any) -> Any:
+        return self.dense.point_function(f)
 
     def stack(self, arrays: list[Any]) -> Any:
         return self.dense.stack(arrays)

@@ -110,7 +110,7 @@ def sparse_hessian(config: AutoSparse, adapter: Adapter, fn: Fn, p: Problem) -> 
 
     def compressed(xv: Any, *cs: Any) -> Any:
         g, products = hvp(xv, seeds, *cs)
-        return fn(xv, *cs), g, products
+        return adapter.evaluate(fn, xv, cs), g, products
 
     compiled = adapter.compile(compressed, (p.x, *p.consts))
     to_numpy = converter(adapter.native_kind, "numpy")

@@ -21,6 +21,8 @@ def backend_label(b: BackendLike) -> str:
         return f"{backend_label(b.outer)}∘{backend_label(b.inner)}"
     if isinstance(b, di.AutoSparse):
         return f"sparse({backend_label(b.backend)})"
+    if isinstance(b, di.Distributed):
+        return f"distributed({backend_label(b.backend)})"
     options = [str(v) for k, v in vars(b).items() if v is not None and k != "rel_step"]
     default = type(b)()
     if vars(b) == vars(default):

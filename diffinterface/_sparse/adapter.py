@@ -66,7 +66,9 @@ class SparseAdapter(Adapter):
         self.mutation_hint = dense.mutation_hint  # type: ignore[misc]
 
     def for_operator(self, operator: str) -> Adapter:
-        return self if operator in ("jacobian", "hessian") else self.dense
+        if operator in ("jacobian", "hessian"):
+            return self
+        return self.dense.for_operator(operator)  # the dense backend may wrap another
 
     def stack(self, arrays: list[Any]) -> Any:
         return self.dense.stack(arrays)

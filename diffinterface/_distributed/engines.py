@@ -95,13 +95,12 @@ class Engine:
             WorkerError: a worker died and the engine could not recompute its chunk.
             the exception f raised on a worker, with its own type and message.
         """
-        if self._dask:
-            futures = [self.workers.submit(run, task, pure=False) for task in tasks]
+        if self._dask:  # one message to the scheduler for all the chunks
+            futures = self.workers.map(run, tasks, pure=False)
         else:
             futures = [self.workers.submit(run, task) for task in tasks]
-        total = len(futures)
         try:
-            yield lambda: [self._result(future, i, total) for i, future in enumerate(futures)]
+            yield lambda: self._results(futures)
         finally:
             pending = [future for future in futures if not future.done()]
             if pending and self._dask:
@@ -109,16 +108,29 @@ class Engine:
             for future in pending if not self._dask else ():
                 future.cancel()
 
-    def _result(self, future: Any, index: int, total: int) -> Any:
+    def _results(self, futures: list[Any]) -> list[Any]:
+        index = 0
         try:
-            return future.result()
-        except concurrent.futures.BrokenExecutor as e:
-            raise WorkerError(self._lost(index, total, e, _BROKEN_POOL)) from e
+            if self._dask:  # one round trip for all the results
+                return list(self.workers.gather(futures))
+            results = []
+            for index, future in enumerate(futures):  # noqa: B007 (index: the failed chunk)
+                results.append(future.result())
+            return results
         except Exception as e:
-            if type(e).__name__ == "KilledWorker" and type(e).__module__.startswith("distributed"):
-                raise WorkerError(self._lost(index, total, e, _KILLED)) from e
-            e.add_note(f"(raised on a worker of di.Distributed, in chunk {index + 1} of {total})")
-            raise
+            if self._dask:
+                index = next((i for i, f in enumerate(futures) if f.status == "error"), 0)
+            lost = isinstance(e, concurrent.futures.BrokenExecutor)
+            killed = type(e).__name__ == "KilledWorker" and type(e).__module__.startswith(
+                "distributed"
+            )
+            if lost or killed:
+                advice = _BROKEN_POOL if lost else _KILLED
+                raise WorkerError(self._lost(index, len(futures), e, advice)) from e
+            e.add_note(
+                f"(raised on a worker of di.Distributed, in chunk {index + 1} of {len(futures)})"
+            )
+            raise  # f's own exception, with the worker's traceback as its cause
 
     def _lost(self, index: int, total: int, error: BaseException, advice: str) -> str:
         engine = type(self.workers).__name__

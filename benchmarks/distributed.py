@@ -13,7 +13,8 @@
    20 ms and 2 s and n = 16 and 512: serial (2n + 1)·t_f; distributed
    (2⌈n/W⌉ + 1)·t_f + latency + (chunks − 1)·per-chunk cost, one chunk per worker. The
    per-chunk cost is counted as if paid one after the other on the caller (pessimistic).
-4. **JAX devices**: a prepared forward-mode Jacobian (n = 256) of a small network with
+4. **JAX devices**: a prepared forward-mode Jacobian of the same ODE written in JAX (64
+   states, 1000 fixed RK4 steps in one ``fori_loop``) with
    ``Distributed(AutoJAX(mode="forward"), devices=jax.devices())`` versus ``AutoJAX`` alone,
    in a subprocess with 1 and one with 4 host devices
    (``XLA_FLAGS=--xla_force_host_platform_device_count``): time and largest difference.
@@ -156,27 +157,33 @@ DEVICES = textwrap.dedent(
     """
     import statistics, time, jax, jax.numpy as jnp, numpy as np
     import diffinterface as di
-    n, m = 256, 512
-    rng = np.random.default_rng(0)
-    w1 = rng.normal(size=(m, n)) / n**0.5
-    w2 = rng.normal(size=(m, m)) / m**0.5
-    def f(x, w1, w2):
-        return jnp.tanh(w2 @ jnp.tanh(w1 @ x))
-    x = rng.normal(size=n).astype(np.float32)
-    c = (di.Constant(w1.astype(np.float32)), di.Constant(w2.astype(np.float32)))
+    n = 64
+    y0 = jnp.linspace(0.5, 1.5, n, dtype=jnp.float32)
+    def f(p):  # the ODE of part 1 with n states, 1000 fixed RK4 steps in one compiled loop
+        def rhs(t, y):
+            return -p * y + 0.5 * jnp.sin(jnp.roll(y, 1)) + jnp.cos(t)
+        def step(i, y):
+            t, h = i * 0.01, 0.01
+            k1 = rhs(t, y)
+            k2 = rhs(t + h / 2, y + h / 2 * k1)
+            k3 = rhs(t + h / 2, y + h / 2 * k2)
+            k4 = rhs(t + h, y + h * k3)
+            return y + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+        return jax.lax.fori_loop(0, 1000, step, y0)
+    x = np.linspace(0.5, 1.0, n).astype(np.float32)
     serial = di.AutoJAX(mode="forward")
     sharded = di.Distributed(serial, devices=jax.devices())
     runs = {}
     for name, b in (("serial", serial), ("sharded", sharded)):
-        prep = di.prepare_jacobian(f, b, x, *c)
-        runs[name] = lambda b=b, p=prep: np.asarray(di.jacobian(f, b, x, *c, prep=p))
+        prep = di.prepare_jacobian(f, b, x)
+        runs[name] = lambda b=b, p=prep: np.asarray(di.jacobian(f, b, x, prep=p))
     times = {name: [] for name in runs}
-    for _ in range(15):
+    for _ in range(ROUNDS):
         for name, run in runs.items():
             start = time.perf_counter()
-            for _ in range(5):
+            for _ in range(3):
                 run()
-            times[name].append((time.perf_counter() - start) / 5)
+            times[name].append((time.perf_counter() - start) / 3)
     difference = float(np.max(np.abs(runs["sharded"]() - runs["serial"]())))
     print(jax.device_count(), statistics.median(times["serial"]),
           statistics.median(times["sharded"]), difference)
@@ -184,12 +191,16 @@ DEVICES = textwrap.dedent(
 )
 
 
-def devices() -> None:
-    print("\nJAX devices: prepared forward-mode Jacobian, n = 256 (medians of 15 rounds):")
+def devices(rounds: int) -> None:
+    print(
+        "\nJAX devices: prepared forward-mode Jacobian of the ODE (n = 64, 1000 RK4 steps), "
+        f"medians of {rounds} rounds:"
+    )
     for count in (1, 4):
         env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={count}")
+        script = f"ROUNDS = {rounds}\n{DEVICES}"
         done = subprocess.run(
-            [sys.executable, "-c", DEVICES], env=env, capture_output=True, text=True, check=True
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
         )
         found, serial, sharded, difference = done.stdout.split()
         print(
@@ -228,7 +239,7 @@ def main() -> None:
         pool.shutdown()
         client.close()
         cluster.close()
-    devices()
+    devices(rounds)
     print(f"\nload average after: {os.getloadavg()[0]:.1f}")
 
 

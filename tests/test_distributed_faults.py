@@ -160,6 +160,11 @@ def test_wrapped_backend_errors(backend: Any, match: str) -> None:
         di.Distributed(backend, workers=_NeverUsed())
 
 
+def test_secondorder_does_not_take_it() -> None:
+    with pytest.raises(di.InvalidArgumentError, match="give the first-order backend to"):
+        di.SecondOrder(di.Distributed("finitediff", workers=_NeverUsed()), "jax")
+
+
 def test_devices_need_jax() -> None:
     import jax
 

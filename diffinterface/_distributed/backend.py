@@ -61,6 +61,8 @@ class Distributed(Backend):
     chunk_size: int | None = None
     name: ClassVar[str] = "distributed"
     adapter: ClassVar[str] = "diffinterface._distributed.adapter:DistributedAdapter"
+    #: a wrapper: AutoSparse takes it (and spreads its colour groups), SecondOrder does not
+    first_order: ClassVar[bool] = False
     requires: ClassVar[tuple[str, str] | None] = ("cloudpickle", "distributed")
 
     def __init__(

@@ -79,7 +79,7 @@ def test_a_killed_pool_worker_is_a_clear_error(tmp_path: Path) -> None:
     f = killing_a_worker_once(claim, os.getpid())
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
         distributed = di.Distributed("finitediff", workers=pool)
-        with pytest.raises(di.WorkerError, match="was lost while it computed chunk") as info:
+        with pytest.raises(di.WorkerError, match="died during the batch: chunk 1 of 2") as info:
             di.jacobian(f, distributed, X)
     assert "make a new executor" in str(info.value)
     assert not claim.exists()
@@ -158,6 +158,14 @@ def test_configuration_errors(arguments: dict[str, Any], match: str) -> None:
 def test_wrapped_backend_errors(backend: Any, match: str) -> None:
     with pytest.raises(di.InvalidArgumentError, match=match):
         di.Distributed(backend, workers=_NeverUsed())
+
+
+def test_workers_cannot_run_inside_a_jax_transformation() -> None:
+    import jax
+
+    distributed = di.Distributed("jax", workers=_NeverUsed())
+    with pytest.raises(di.UnsupportedError, match="cannot run where a JAX transformation"):
+        jax.jit(lambda x: di.jacobian(wave, distributed, x))(X)
 
 
 def test_secondorder_does_not_take_it() -> None:

@@ -22,8 +22,8 @@ from diffinterface._errors import WorkerError
 __all__ = ["Engine", "can_count", "is_engine"]
 
 _LOST = (
-    "A worker of {engine} was lost while it computed chunk {index} of {total} of the batch "
-    "({error}); no result was assembled. {advice}"
+    "A worker of {engine} died during the batch: chunk {index} of {total} has no result "
+    "({error}), so nothing was assembled. {advice}"
 )
 _BROKEN_POOL = (
     "A process pool cannot replace a dead worker: it is broken now, so make a new executor "
@@ -103,10 +103,11 @@ class Engine:
             yield lambda: self._results(futures)
         finally:
             pending = [future for future in futures if not future.done()]
-            if pending and self._dask:
+            if self._dask and pending:
                 self.workers.cancel(pending)
-            for future in pending if not self._dask else ():
-                future.cancel()
+            elif pending:
+                for future in pending:
+                    future.cancel()
 
     def _results(self, futures: list[Any]) -> list[Any]:
         index = 0
@@ -138,6 +139,6 @@ class Engine:
             engine=engine,
             index=index + 1,
             total=total,
-            error=error or type(error).__name__,
+            error=str(error) or type(error).__name__,
             advice=advice,
         )

@@ -96,7 +96,7 @@ def run_chunk(task: Task) -> tuple[np.ndarray, np.ndarray]:
         kernel = _kernels.get(key)
         if kernel is None:
             kernel = _build(adapter, job, x, chunk, consts, signature)
-            _keep(_kernels, key, kernel)
+        _keep(_kernels, key, kernel)
     first, products = kernel(x, chunk, *consts)
     to_numpy = kind(adapter.native_kind).to_numpy
     return np.asarray(to_numpy(first)), np.asarray(to_numpy(products))
@@ -107,12 +107,15 @@ def _job(task: Task) -> Job:
         job = _jobs.get(task.token)
         if job is None:
             job = pickle.loads(task.payload)
-            _keep(_jobs, task.token, job)
+        _keep(_jobs, task.token, job)
     return job
 
 
 def _keep(cache: OrderedDict[Any, Any], key: Any, value: Any) -> None:
+    """Keep ``value`` as the most recently used entry, forgetting the least recently used
+    ones beyond ``_KEPT``."""
     cache[key] = value
+    cache.move_to_end(key)
     while len(cache) > _KEPT:
         cache.popitem(last=False)
 

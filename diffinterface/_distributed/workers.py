@@ -29,8 +29,17 @@ from diffinterface._distributed.backend import Distributed
 from diffinterface._distributed.engines import Engine
 from diffinterface._distributed.pickling import dumps
 from diffinterface._distributed.worker import Job, JobKind, Span, Task, run_chunk
+from diffinterface._errors import UnsupportedError
 
 __all__ = ["Workers"]
+
+
+_TRACED = (
+    "{config!r} sends x to other processes, so it cannot run where {traced} traces its "
+    "arguments: those processes compute plain values, no derivative or compiled program "
+    "can follow them. Call the operator outside that transformation, or, with JAX, shard "
+    "the batch over devices inside it: di.Distributed(di.AutoJAX(), devices=jax.devices())."
+)
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,7 @@ class Workers:
         sent = self._send(Job(self.config.backend, job_kind, fn, mutates, spec))
 
         def batched(x: Any, ts: Any, *consts: Any) -> Any:
+            self._untraced(ts)
             k = int(ts.shape[0])
             if k == 0:
                 return local(x, ts, *consts)
@@ -160,8 +170,18 @@ class Workers:
         payload = dumps(job, "f")
         return _Sent(hashlib.blake2b(payload, digest_size=16).hexdigest(), payload)
 
+    def _untraced(self, *arrays: Any) -> None:
+        """Raise UnsupportedError if an enclosing differentiation or compilation traces one
+        of the arrays: it cannot follow the computation to other processes."""
+        for a in arrays:
+            name = kind_of(a)
+            traced = None if name is None else kind(name).traced_by(a)
+            if traced is not None:
+                raise UnsupportedError(_TRACED.format(config=self.config, traced=traced))
+
     def _arguments(self, x: Any, consts: tuple[Any, ...]) -> bytes:
         """x and the contexts' values as the tasks carry them (arrays as NumPy)."""
+        self._untraced(x, *consts)
         arrays = tuple(kind_of(c) is not None for c in consts)
         values = tuple(
             np.asarray(kind(kind_of(c) or "numpy").to_numpy(c)) if is_array else c

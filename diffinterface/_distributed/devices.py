@@ -33,7 +33,9 @@ class Devices:
     def __init__(self, config: Distributed, inner: Adapter, adapter: Adapter) -> None:
         self.inner, self.adapter = inner, adapter  # adapter: the Distributed one
         mesh = Mesh(np.array(config.devices), ("batch",))
-        self.split = NamedSharding(mesh, PartitionSpec("batch"))
+        #: None for one device: nothing to split (a constraint would still make XLA
+        #: partition the program, which made it slower here)
+        self.split = NamedSharding(mesh, PartitionSpec("batch")) if mesh.size > 1 else None
 
     def compile(self, kernel: Kernel, example_args: tuple[Any, ...]) -> Kernel:
         return self.inner.compile(kernel, example_args)
@@ -43,9 +45,12 @@ class Devices:
     ) -> Kernel:
         """``local`` (the wrapped backend's batched kernel) with its tangents split over the
         devices."""
+        split = self.split
+        if split is None:
+            return local
 
         def sharded(x: Any, ts: Any, *consts: Any) -> Any:
-            return local(x, jax.lax.with_sharding_constraint(ts, self.split), *consts)
+            return local(x, jax.lax.with_sharding_constraint(ts, split), *consts)
 
         return sharded
 

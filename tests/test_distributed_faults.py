@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import re
 import signal
 import threading
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
@@ -60,7 +61,8 @@ def test_an_exception_in_f_on_a_worker_reaches_the_caller(
         di.jacobian(f, distributed, X)
     assert type(info.value) is KeyError  # f's own exception, not a wrapper
     notes = getattr(info.value, "__notes__", [])
-    assert any("chunk 1 of 2" in n for n in notes), notes
+    # the chunk whose failure arrived first (with Dask, not necessarily the first one)
+    assert any(re.search(r"in chunk [12] of 2", n) for n in notes), notes
     assert any("jacobian" in n and "Distributed" in n for n in notes), notes
 
 

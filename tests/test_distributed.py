@@ -163,7 +163,7 @@ def test_a_single_pushforward_runs_on_the_caller(process_pool: Any, tmp_path: Pa
     assert evaluations(tmp_path) == {"caller": 4}  # f(x) at preparation, then 3 for J·t
     di.pushforward(f, distributed, x, (np.ones(4), np.zeros(4), x))  # a batch: spread
     counts = evaluations(tmp_path)
-    # chunks (1, 0) and (x,): f(x) and 2 evaluations per nonzero tangent in each
+    # chunks (1, 0) and (x, 0): f(x) and 2 evaluations per nonzero tangent in each
     assert counts.pop("caller") == 1 and sum(counts.values()) == 3 + 3, counts
 
 

@@ -70,7 +70,8 @@ class Workers:
     ) -> Kernel:
         """``(x, T, *consts) -> (first output, stacked products)`` for tangents T stacked on
         axis 0, chunks of T on the workers (``local``, on the caller, for no tangents); ``y``:
-        f's output template, for the jobs that need it (HVPs)."""
+        f's output template, for the jobs that need it (HVPs). The last chunk is padded with
+        zero tangents (finite differences skip them) to the others' shape."""
         spec = None if y is None else _spec(y)
         sent = self._send(Job(self.config.backend, job_kind, fn, mutates, spec))
 
@@ -81,10 +82,13 @@ class Workers:
                 return local(x, ts, *consts)
             t = np.asarray(self.to_numpy(ts))
             size = self._size(k)
+            padding = -k % size  # zero tangents, so that every chunk has one shape
+            if padding:
+                t = np.concatenate([t, np.zeros((padding, *t.shape[1:]), dtype=t.dtype)])
             chunks = [t[a : a + size] for a in range(0, k, size)]
             with self._running(sent, x, consts, chunks) as results:
                 done = results()
-            products = np.concatenate([r[1] for r in done])
+            products = np.concatenate([r[1] for r in done])[:k]
             return self.native(done[0][0]), self.native(products)
 
         return batched

@@ -24,11 +24,13 @@ from diffinterface._backend_types import (
 from diffinterface._contexts import Cache, Constant
 from diffinterface._diffcache import DiffCache, get_tmp
 from diffinterface._differentiate_with import DifferentiateWith
+from diffinterface._distributed.backend import Distributed
 from diffinterface._errors import (
     DiffInterfaceError,
     InvalidArgumentError,
     PreparationMismatchError,
     UnsupportedError,
+    WorkerError,
 )
 from diffinterface._namespace import array_namespace
 from diffinterface._operators.derivative import (
@@ -73,6 +75,7 @@ __all__ = [
     "DiffCache",
     "DiffInterfaceError",
     "DifferentiateWith",
+    "Distributed",
     "GreedyColoring",
     "InvalidArgumentError",
     "KnownSparsityDetector",
@@ -81,6 +84,7 @@ __all__ = [
     "SecondOrder",
     "TracerSparsityDetector",
     "UnsupportedError",
+    "WorkerError",
     "array_namespace",
     "available_backends",
     "backend",

@@ -228,9 +228,16 @@ class SecondOrder(Backend):
             if isinstance(b, str):
                 object.__setattr__(self, role, backend(b))
             elif not (isinstance(b, Backend) and b.first_order):
+                hint = (
+                    " For sparse or distributed Hessians, give the first-order backend to "
+                    "di.AutoSparse(...) or di.Distributed(...): they compute Hessians from "
+                    "its Hessian-vector products."
+                    if isinstance(b, Backend)
+                    else ""
+                )
                 raise InvalidArgumentError(
                     f"SecondOrder({role}=...) must be a first-order backend such as "
-                    f"di.AutoJAX() or its name; got {b!r}."
+                    f"di.AutoJAX() or its name; got {b!r}.{hint}"
                 )
         if getattr(self.outer, "method", None) == "complex":
             raise InvalidArgumentError(

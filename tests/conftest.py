@@ -106,3 +106,37 @@ def _backend_registry() -> Any:
     yield
     _backend_types._REGISTRY.clear()
     _backend_types._REGISTRY.update(_BUILT_IN)
+
+
+@pytest.fixture(scope="session")
+def process_pool() -> Any:
+    """Two worker processes for di.Distributed, shared by the tests (spawned: the test
+    process runs JAX, which must not be forked)."""
+    import multiprocessing
+    import time
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"))
+    list(pool.map(time.sleep, [0.5, 0.5]))  # both processes started and idle
+    yield pool
+    pool.shutdown(cancel_futures=True)
+
+
+@pytest.fixture(scope="session")
+def dask_client() -> Any:
+    """A Dask cluster of two worker processes (one thread each) on this machine."""
+    import logging
+
+    from dask.distributed import Client, LocalCluster
+
+    cluster = LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+    )
+    client = Client(cluster)
+    yield client
+    client.close()
+    cluster.close()

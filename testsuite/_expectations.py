@@ -27,8 +27,11 @@ SECOND_ORDER_OPERATORS = frozenset({"second_derivative", "hvp", "hessian"})
 
 
 def dense_backend(b: Any) -> Any:
-    """The backend that computes the products: AutoSparse's inner backend, else b."""
-    return b.backend if isinstance(b, di.AutoSparse) else b
+    """The backend that computes the products: the one AutoSparse or Distributed wraps
+    (through both), else b."""
+    while isinstance(b, di.AutoSparse | di.Distributed):
+        b = b.backend
+    return b
 
 
 def for_backend(scenario: Scenario, backend: BackendLike) -> Scenario:

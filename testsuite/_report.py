@@ -22,6 +22,8 @@ def backend_label(b: BackendLike) -> str:
         return f"{backend_label(b.outer)}∘{backend_label(b.inner)}"
     if isinstance(b, di.AutoSparse):
         return f"sparse({backend_label(b.backend)})"
+    if isinstance(b, di.Distributed):
+        return f"distributed({backend_label(b.backend)})"
     default = vars(type(b)())
     options = [
         str(v) if isinstance(v, str) else k if v is True else f"{k}={v}"

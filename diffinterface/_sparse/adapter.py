@@ -67,7 +67,9 @@ class SparseAdapter(Adapter):
         self.mutation_refusal = dense.mutation_refusal  # type: ignore[misc]
 
     def for_operator(self, operator: str) -> Adapter:
-        return self if operator in ("jacobian", "hessian") else self.dense
+        if operator in ("jacobian", "hessian"):
+            return self
+        return self.dense.for_operator(operator)  # the dense backend may wrap another
 
     def point_function(self, f: Any) -> Any:
         return self.dense.point_function(f)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from diffinterface._backend_types import Backend, backend
+from diffinterface._distributed.backend import Distributed
 from diffinterface._errors import InvalidArgumentError
 from diffinterface._sparse.detectors import TracerSparsityDetector
 
@@ -101,8 +102,8 @@ def _resolve_inner(b: Any) -> Backend:
         )
     if isinstance(b, str):
         return backend(b)
-    if isinstance(b, Backend) and b.first_order:
-        return b
+    if (isinstance(b, Backend) and b.first_order) or isinstance(b, Distributed):
+        return b  # a Distributed backend: the colour groups are spread over its workers
     raise InvalidArgumentError(
         f"AutoSparse needs a dense backend such as di.AutoJAX(mode='forward') or a backend "
         f"name, got {b!r} of type {type(b).__name__}."

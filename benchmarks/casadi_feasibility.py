@@ -112,7 +112,7 @@ def conversions(n: int) -> None:
 
 def _compile(fn: Any, flags: str) -> tuple[Any, float, float]:
     """Generate C for fn in the current directory, compile it with gcc, load it back."""
-    name = f"{fn.name()}_{flags.strip('-')}"
+    name = f"{fn.name()}_{fn.class_name()}_{flags.strip('-')}"
     start = time.perf_counter()
     fn.generate(name + ".c")
     generated = time.perf_counter()
@@ -138,15 +138,14 @@ def codegen(n: int) -> None:
             interpreted = _per_call(_buffered(fn, x0))
             head = [op, kind.__name__, str(fn.n_instructions())]
             print("| " + " | ".join([*head, _fmt(interpreted), "", "", ""]) + " |")
-            if kind is not ca.SX:
-                continue
             for flags in ("-O1", "-O3"):
                 ext, gen, cc = _compile(fn, flags)
                 assert np.allclose(ext(x0).nonzeros(), fn(x0).nonzeros())
                 compiled = _per_call(_buffered(ext, x0))
                 gain = interpreted - compiled
                 pays = f"{(gen + cc) / gain:.3g} calls" if gain > 0 else "never"
-                cells = [op, f"SX, gcc {flags}", "", _fmt(compiled), _fmt(gen), f"{cc:.2f} s", pays]
+                label = f"{kind.__name__}, gcc {flags}"
+                cells = [op, label, "", _fmt(compiled), _fmt(gen), f"{cc:.2f} s", pays]
                 print("| " + " | ".join(cells) + " |")
     print()
 

@@ -134,9 +134,9 @@ class CasadiArray:
         return getattr(self.namespace, name)(*inputs)
 
     def __getattr__(self, name: str) -> Any:
-        if name in _METHODS:
+        if name in _METHODS:  # NumPy's np.sum(a) and friends call a.sum(out=None, dtype=None)
             function = getattr(self.namespace, name)
-            return lambda *args, out=None, **kwargs: function(self, *args, **kwargs)
+            return lambda *args, out=None, dtype=None, **kwargs: function(self, *args, **kwargs)
         if name.startswith("_"):
             raise AttributeError(name)
         raise NotInNamespaceError(NO_SUCH_OP.format(what=f"array attribute .{name}"))

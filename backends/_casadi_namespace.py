@@ -7,7 +7,8 @@ functions, reductions (with ``axis`` and ``keepdims``), ``matmul`` and its relat
 structural functions (reshape, stack, concat, take, flip, ...: NumPy's own, applied to
 element positions), ``where`` (CasADi's if_else: both branches stay in the graph), creation
 functions (which make constants) and NumPy's dtypes. A name it lacks raises an
-AttributeError that says so and names the alternatives.
+UnsupportedError (also an AttributeError, for hasattr) that says so and names the
+alternatives.
 """
 
 from __future__ import annotations
@@ -284,16 +285,30 @@ _CONSTANTS = {
 }  # fmt: skip
 
 
+def vector_norm(a: Any, /, *, axis: Any = None, keepdims: bool = False, ord: Any = 2) -> Any:
+    magnitude = _ELEMENTWISE["abs"](a)
+    if ord == 2:
+        return _ELEMENTWISE["sqrt"](sum(_ELEMENTWISE["square"](a), axis, keepdims=keepdims))
+    if ord == 1:
+        return sum(magnitude, axis, keepdims=keepdims)
+    if ord == np.inf:
+        return NAMESPACE.max(magnitude, axis, keepdims=keepdims)
+    raise NotInNamespaceError(NO_SUCH_OP.format(what=f"vector_norm of ord={ord!r}"))
+
+
 class _Namespace(types.ModuleType):
-    """The namespace object: hashable (array-api-compat collects namespaces in a set)."""
+    """A namespace object: hashable (array-api-compat collects namespaces in a set)."""
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
-        raise NotInNamespaceError(NO_SUCH_OP.format(what=f"function xp.{name}"))
+        prefix = "xp.linalg." if self.__name__.endswith("linalg") else "xp."
+        raise NotInNamespaceError(NO_SUCH_OP.format(what=f"function {prefix}{name}"))
 
 
 NAMESPACE = _Namespace("diffinterface.casadi_namespace", __doc__)
+_LINALG = _Namespace("diffinterface.casadi_namespace.linalg")
+_LINALG.__dict__.update(matmul=matmul, vecdot=vecdot, outer=outer, vector_norm=vector_norm)
 NAMESPACE.__dict__.update(
     **_ELEMENTWISE, **_STRUCTURAL, **_CREATION, **_CONSTANTS,
     where=where, clip=clip, sum=sum, mean=mean, var=var, std=std, diff=diff,
@@ -303,6 +318,6 @@ NAMESPACE.__dict__.update(
     matmul=matmul, vecdot=vecdot, dot=dot, outer=outer, astype=astype,
     concat=_join("concat", np.concatenate), concatenate=_join("concat", np.concatenate),
     stack=_join("stack", np.stack),
-    linalg=types.SimpleNamespace(matmul=matmul, vecdot=vecdot, outer=outer),
+    linalg=_LINALG,
 )  # fmt: skip
 CasadiArray.namespace = NAMESPACE

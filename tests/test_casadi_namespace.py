@@ -91,7 +91,8 @@ def matmul_constants(x: Any) -> Any:
     xp = _xp(x)
     parts = [A @ x, x @ A.T, xp.matmul(A, xp.sin(x)), xp.reshape(x @ x, (1,))]
     parts.append(xp.reshape(xp.vecdot(x, x[::-1]), (1,)))
-    return xp.concat([*parts, xp.reshape(xp.outer(x[:2], x), (-1,))])
+    norms = [xp.linalg.vector_norm(x, ord=o) for o in (1, 2, np.inf)]
+    return xp.concat([*parts, xp.reshape(xp.outer(x[:2], x), (-1,)), xp.stack(norms)])
 
 
 def matrix_products(x: Any) -> Any:  # x is 2×3
@@ -280,7 +281,7 @@ def test_array_namespace_and_array_attributes() -> None:
         (3, 2),
     )
     assert len(arr) == 2 and [r.shape for r in arr] == [(3,), (3,)]
-    assert arr.sum(axis=0).shape == (3,) and np.sum(arr).shape == ()
+    assert arr.sum(axis=0).shape == (3,) and np.sum(arr).shape == () and np.mean(arr).shape == ()
     assert hasattr(NAMESPACE, "where") and not hasattr(NAMESPACE, "sort")
 
 
@@ -412,6 +413,7 @@ REFUSALS = {
     "out=": (_numpy_out, UnsupportedError, ["immutable", "out="]),
     "symbolic index": (_symbolic_index, UnsupportedError, ["indexing by an array"]),
     "missing name": (_missing_name, AttributeError, ["xp.sort", '"finitediff"']),
+    "missing linalg": (lambda x: _xp(x).linalg.solve(x, x), UnsupportedError, ["xp.linalg.solve"]),
     "numpy function": (_numpy_function, UnsupportedError, ["converting an array to NumPy"]),
     "3-d reshape": (_three_dims, UnsupportedError, ["at most 2 dimensions", "(1, 5, 1)"]),
     "3-d stack": (_stack_matrices, UnsupportedError, ["xp.stack", "(2, 2, 2)"]),

@@ -21,38 +21,18 @@ from typing import Any
 import casadi as ca
 import numpy as np
 
-from diffinterface._errors import UnsupportedError
+from diffinterface.backends._casadi_messages import (
+    DATA_DEPENDENT,
+    IMMUTABLE,
+    NO_SUCH_OP,
+    TOO_MANY_DIMS,
+    NotInNamespaceError,
+    refuse,
+)
 
-__all__ = ["CasadiArray", "NotInNamespaceError", "asarray", "elementwise", "matmul", "take"]
+__all__ = ["CasadiArray", "asarray", "elementwise", "matmul", "take"]
 
-_OTHERS = 'a backend that runs f on values ("jax", "torch", "autograd" or "finitediff")'
-DATA_DEPENDENT = (
-    "{what} needs the value of an array that depends on x, and CasADi traces f once, with "
-    "symbols that have no value. Write the choice as xp.where(condition, a, b) (CasADi keeps "
-    f"both branches and picks one at each evaluation), or differentiate f with {_OTHERS}."
-)
-IMMUTABLE = (
-    "CasADi arrays are immutable ({what}). Build a new array instead: xp.where(mask, new, a), "
-    "xp.concat([a[:i], xp.reshape(v, (1,)), a[i + 1:]]) or xp.stack([...]); or "
-    f"differentiate f with {_OTHERS}."
-)
-TOO_MANY_DIMS = (
-    "CasADi arrays have at most 2 dimensions, and {what} would have shape {shape}. Keep f's "
-    f"arrays 0-, 1- or 2-d (merge axes with xp.reshape), or differentiate f with {_OTHERS}."
-)
-NO_SUCH_OP = (
-    "The CasADi array namespace has no {what}. Write f with the names it has (listed in "
-    f"docs/_draft_casadi_notes.md), or differentiate f with {_OTHERS}."
-)
 _METHODS = {"sum", "mean", "prod", "max", "min", "var", "std", "all", "any", "astype", "squeeze"}
-
-
-class NotInNamespaceError(UnsupportedError, AttributeError):
-    """A name the CasADi namespace (or CasadiArray) lacks: hasattr() sees an AttributeError."""
-
-
-def refuse(template: str, **values: Any) -> UnsupportedError:
-    return UnsupportedError(template.format(**values))
 
 
 class CasadiArray:

@@ -23,9 +23,7 @@ import casadi as ca
 import numpy as np
 
 from diffinterface.backends._casadi_array import (
-    NO_SUCH_OP,
     CasadiArray,
-    NotInNamespaceError,
     asarray,
     check_dims,
     elementwise,
@@ -34,6 +32,7 @@ from diffinterface.backends._casadi_array import (
     positions,
     take,
 )
+from diffinterface.backends._casadi_messages import NO_SUCH_OP, NotInNamespaceError
 
 __all__ = ["NAMESPACE"]
 

@@ -22,11 +22,40 @@ from typing import Any
 import casadi as ca
 import numpy as np
 
-import diffinterface.backends._casadi_namespace  # noqa: F401  (registers CasadiArray's xp)
+from diffinterface._arrays import ArrayKind, register_kind
 from diffinterface._errors import UnsupportedError
 from diffinterface.backends._casadi_array import CasadiArray, asarray, check_dims, flat, from_flat
+from diffinterface.backends._casadi_namespace import NAMESPACE
 
-__all__ = ["Traced", "flat_input", "trace"]
+__all__ = ["CasadiArrays", "Traced", "flat_input", "trace"]
+
+
+class CasadiArrays(ArrayKind):
+    """CasadiArray, the symbolic arrays f receives while CasADi traces it, as an array kind:
+    ``di.array_namespace`` gives their namespace; they have no values to convert."""
+
+    name = "casadi"
+    library = "CasADi"
+    float_dtypes = frozenset({"float32", "float64"})
+
+    def is_array(self, a: Any) -> bool:
+        return isinstance(a, CasadiArray)
+
+    def describe_array(self, a: Any) -> str:
+        return "a CasADi symbolic array"
+
+    def to_numpy(self, a: Any) -> np.ndarray:
+        what = "converting to NumPy (a NumPy function, a nested di call, DifferentiateWith)"
+        return a.value(what)  # type: ignore[no-any-return]
+
+    def traced_by(self, a: Any) -> str | None:
+        return "CasADi"
+
+    def namespace(self, arrays: tuple[Any, ...]) -> Any:
+        return NAMESPACE
+
+
+register_kind(CasadiArrays(), ("diffinterface.backends._casadi_array",))
 
 _SYMBOLS: dict[str, Any] = {"SX": ca.SX, "MX": ca.MX}
 

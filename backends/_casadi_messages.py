@@ -15,29 +15,37 @@ __all__ = [
     "DATA_DEPENDENT",
     "IMMUTABLE",
     "NO_SUCH_OP",
+    "NO_VALUES",
+    "OTHERS",
     "TOO_MANY_DIMS",
     "NotInNamespaceError",
     "refuse",
 ]
 
-_OTHERS = 'a backend that runs f on values ("jax", "torch", "autograd" or "finitediff")'
+OTHERS = 'a backend that runs f on values ("jax", "torch", "autograd" or "finitediff")'
 DATA_DEPENDENT = (
     "{what} needs the value of an array that depends on x, and CasADi traces f once, with "
     "symbols that have no value. Write the choice as xp.where(condition, a, b) (CasADi keeps "
-    f"both branches and picks one at each evaluation), or differentiate f with {_OTHERS}."
+    f"both branches and picks one at each evaluation), or differentiate f with {OTHERS}."
 )
 IMMUTABLE = (
     "CasADi arrays are immutable ({what}). Build a new array instead: xp.where(mask, new, a), "
     "xp.concat([a[:i], xp.reshape(v, (1,)), a[i + 1:]]) or xp.stack([...]); or "
-    f"differentiate f with {_OTHERS}."
+    f"differentiate f with {OTHERS}."
 )
 TOO_MANY_DIMS = (
     "CasADi arrays have at most 2 dimensions, and {what} would have shape {shape}. Keep f's "
-    f"arrays 0-, 1- or 2-d (merge axes with xp.reshape), or differentiate f with {_OTHERS}."
+    f"arrays 0-, 1- or 2-d (merge axes with xp.reshape), or differentiate f with {OTHERS}."
 )
 NO_SUCH_OP = (
     "The CasADi array namespace has no {what}. Write f with the names it has (listed in "
-    f"docs/backends.md, section CasADi), or differentiate f with {_OTHERS}."
+    f"docs/backends.md, section CasADi), or differentiate f with {OTHERS}."
+)
+
+NO_VALUES = (
+    "CasADi traces f with symbolic arrays, which have no values to hand to {what}. Keep f "
+    "within xp = di.array_namespace(x); differentiate f with {others}; or, for "
+    "di.SecondOrder, make CasADi the inner backend: di.SecondOrder(outer, di.AutoCasADi())."
 )
 
 

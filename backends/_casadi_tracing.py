@@ -25,6 +25,7 @@ import numpy as np
 from diffinterface._arrays import ArrayKind, register_kind
 from diffinterface._errors import UnsupportedError
 from diffinterface.backends._casadi_array import CasadiArray, asarray, check_dims, flat, from_flat
+from diffinterface.backends._casadi_messages import NO_VALUES, OTHERS, refuse
 from diffinterface.backends._casadi_namespace import NAMESPACE
 
 __all__ = ["CasadiArrays", "Traced", "flat_input", "trace"]
@@ -45,8 +46,10 @@ class CasadiArrays(ArrayKind):
         return "a CasADi symbolic array"
 
     def to_numpy(self, a: Any) -> np.ndarray:
-        what = "converting to NumPy (a NumPy function, a nested di call, DifferentiateWith)"
-        return a.value(what)  # type: ignore[no-any-return]
+        what = "another library (a nested di call, di.DifferentiateWith, np.asarray)"
+        if isinstance(a.expr, ca.DM) or not ca.symvar(a.expr):
+            return a.value(what)  # type: ignore[no-any-return]
+        raise refuse(NO_VALUES, what=what, others=OTHERS)
 
     def traced_by(self, a: Any) -> str | None:
         return "CasADi"
@@ -70,6 +73,7 @@ class Traced:
         x_shape: x's shape (0, 1 or 2 dimensions).
         y_shape: f(x)'s shape.
         dtype: x's dtype; CasADi computes in float64, so results must be cast back to it.
+        y_dtype: f(x)'s dtype.
         parameters: ``(index, symbol)`` per context that became a symbolic parameter: the
             context at ``index`` of ``contexts``, as a row-major column symbol.
         static: ``(index, value)`` per context passed to f as it was (baked into y).
@@ -82,6 +86,7 @@ class Traced:
     dtype: np.dtype
     parameters: tuple[tuple[int, Any], ...] = ()
     static: tuple[tuple[int, Any], ...] = ()
+    y_dtype: np.dtype = np.dtype(np.float64)
 
     def function(self, name: str = "f", options: dict[str, Any] | None = None) -> Any:
         """``casadi.Function(name, [x, *parameters], [y])``, inputs named x, p0, p1, ..."""
@@ -163,7 +168,9 @@ def trace(
         )
     y = asarray(out)
     column = ca.densify(kind(flat(y.expr)))
-    return Traced(x, column, tuple(shape), y.shape, dtype, tuple(parameters), tuple(static))
+    return Traced(
+        x, column, tuple(shape), y.shape, dtype, tuple(parameters), tuple(static), y.dtype
+    )
 
 
 def _is_parameter(context: Any) -> bool:

@@ -14,6 +14,7 @@ This module only re-exports; importing it imports NumPy and no AD framework.
 
 from diffinterface._backend_types import (
     AutoAutograd,
+    AutoCasADi,
     AutoFiniteDiff,
     AutoJAX,
     AutoTorch,
@@ -61,6 +62,7 @@ from diffinterface._sparse.detectors import (
 
 __all__ = [
     "AutoAutograd",
+    "AutoCasADi",
     "AutoFiniteDiff",
     "AutoJAX",
     "AutoSparse",

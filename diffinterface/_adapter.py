@@ -216,6 +216,11 @@ class Adapter(abc.ABC):
         """``(x, U, *consts) -> (y, stack of uᵀ J)`` for cotangents stacked on axis 0."""
         return self._loop(self.pullback(fn, mutates))
 
+    def sparse_kernel(self, operator: str, fn: Fn, p: Problem) -> Kernel:
+        """``jacobian`` or ``hessian`` as a scipy.sparse CSR array of the exact pattern, for
+        a backend whose configuration declares ``exact_sparsity`` (AutoSparse asks it)."""
+        raise NotImplementedError(f"{type(self).__name__} computes no exact sparse {operator}")
+
     def _loop(self, single: Kernel) -> Kernel:
         """Fallback batching for frameworks without vmap: one call per tangent."""
 

@@ -1,0 +1,167 @@
+"""A prepared CasADi kernel: one CasADi Function of the operator, called through buffers.
+
+:func:`build_kernel` traces f once, builds the operator's expressions
+(``diffinterface.backends._casadi_operators``) and one ``casadi.Function`` of them (compiled
+to C with gcc when asked), and returns a :class:`CasadiKernel`. A call copies nothing it
+need not: x, the tangents and the float parameters go to the Function as float64
+row-major vectors (views when they already are), each output is written by the Function
+straight into a new NumPy array (``Function.buffer()``: no CasADi matrix is made per call),
+then cast to x's dtype. Each thread has its own buffer (a buffer holds the argument
+pointers); evaluation releases the GIL. Building CasADi expressions is not thread-safe:
+:data:`BUILDING` serialises it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import casadi as ca
+import numpy as np
+
+from diffinterface._errors import PreparationMismatchError
+from diffinterface.backends._casadi_operators import TANGENTS, Output, operator_outputs
+from diffinterface.backends._casadi_tracing import trace
+
+__all__ = ["BUILDING", "CasadiKernel", "build_kernel"]
+
+#: held while CasADi expressions and Functions are built (CasADi's reference counts are not
+#: atomic); reentrant, since building a derivative may trace a function that builds one
+BUILDING = threading.RLock()
+
+#: CasADi's own route to generated C: gcc -O1 (-O3 doubles the compile time for no steady gain)
+_JIT = {"jit": True, "compiler": "shell", "jit_options": {"flags": ["-O1"], "verbose": False}}
+
+_STATIC_CHANGED = (
+    "Context #{index} of this preparation was baked into CasADi's expression graph at "
+    "preparation (CasADi makes parameters of floating-point arrays only), and this call "
+    "passes another value. Prepare again for the new value, or pass it as a float array."
+)
+
+
+class CasadiKernel:
+    """A kernel ``(x, [t,] *consts) -> outputs`` evaluating one CasADi Function.
+
+    Attributes:
+        function: the ``casadi.Function`` (inputs: x, the tangents if any, the float
+            parameters; outputs: the operator's, laid out for row-major buffers).
+        outputs: what each output is (shape, sparse, value).
+    """
+
+    def __init__(
+        self,
+        function: Any,
+        outputs: list[Output],
+        dtypes: tuple[np.dtype, np.dtype],
+        takes_tangent: bool,
+        parameters: tuple[int, ...],
+        static: tuple[tuple[int, Any], ...],
+    ) -> None:
+        self.function, self.outputs = function, outputs
+        self._sizes = [function.nnz_out(i) for i in range(len(outputs))]
+        value_dtype, dtype = dtypes
+        self._dtypes = [value_dtype if o.value else dtype for o in outputs]
+        self._finish = [_finisher(o, d, function, i) for i, (o, d) in enumerate(zip(outputs, self._dtypes, strict=True))]
+        self._takes_tangent, self._parameters, self._static = takes_tangent, parameters, static
+        self._local = threading.local()
+
+    def __call__(self, x: Any, *rest: Any) -> tuple[Any, ...]:
+        if self._takes_tangent:
+            t, consts = rest[0], rest[1:]
+            args = [x, t, *(consts[i] for i in self._parameters)]
+        else:
+            consts = rest
+            args = [x, *(consts[i] for i in self._parameters)]
+        for i, value in self._static:
+            if consts[i] is not value and not np.array_equal(consts[i], value):
+                raise PreparationMismatchError(_STATIC_CHANGED.format(index=i))
+        return tuple(finish(raw) for finish, raw in zip(self._finish, self.raw(*args), strict=True))
+
+    def raw(self, *args: Any) -> list[np.ndarray]:
+        """The Function's outputs (float64: dense row-major, or sparse nonzeros) for these
+        inputs (arrays of any floating dtype, read as row-major vectors)."""
+        local = self._local
+        buffer = getattr(local, "buffer", None)
+        if buffer is None:
+            buffer = local.buffer = self.function.buffer()
+        data, evaluate = buffer
+        inputs = [np.ascontiguousarray(a, dtype=np.float64).reshape(-1) for a in args]
+        for i, a in enumerate(inputs):  # kept alive in `inputs` until evaluate() returns
+            data.set_arg(i, memoryview(a))
+        results = [np.empty(n) for n in self._sizes]
+        for j, r in enumerate(results):
+            data.set_res(j, memoryview(r))
+        evaluate()
+        return results
+
+
+def _finisher(output: Output, dtype: np.dtype, function: Any, index: int) -> Callable[[np.ndarray], Any]:
+    """The float64 nonzeros of one output as the operator's result: a NumPy array of
+    ``dtype`` and the output's shape, or a scipy.sparse CSR array."""
+    if output.sparse:
+        import scipy.sparse as sp
+
+        pattern = function.sparsity_out(index)  # CSC of Mᵀ: the CSR arrays of M
+        indptr = np.asarray(pattern.colind(), dtype=np.int32)
+        indices = np.asarray(pattern.row(), dtype=np.int32)
+        shape = output.shape
+
+        def sparse(data: np.ndarray) -> Any:
+            values = data if dtype == np.float64 else data.astype(dtype)
+            return sp.csr_array((values, indices.copy(), indptr.copy()), shape=shape)
+
+        return sparse
+    shape = output.shape
+    if dtype == np.float64:
+        return lambda data: data.reshape(shape)
+    return lambda data: data.reshape(shape).astype(dtype)
+
+
+def build_kernel(
+    operator: str,
+    fn: Callable[..., Any],
+    x: Any,
+    consts: tuple[Any, ...],
+    batch: int | None,
+    config: Any,
+    sparse: bool = False,
+) -> CasadiKernel:
+    """Trace ``fn(x, *consts)`` once and build ``operator``'s kernel for arrays like these.
+
+    Args:
+        operator: one of the eight operators.
+        fn: f as a function of one array and the Constant values.
+        x: an array with x's shape and dtype.
+        consts: the Constant values (float arrays become parameters of the Function,
+            others are baked into it and checked at each call).
+        batch: the number of tangents of a batch, None for one tangent.
+        config: the AutoCasADi configuration (``symbols``, ``codegen``).
+        sparse: jacobian and hessian as scipy.sparse CSR arrays of CasADi's exact pattern.
+
+    Raises:
+        UnsupportedError: f cannot be traced (the message names the operation).
+    """
+    with BUILDING:
+        traced = trace(fn, tuple(x.shape), x.dtype, consts, symbols=config.symbols)
+        kind = type(traced.x)
+        inputs = [traced.x]
+        tangent = None
+        if operator in TANGENTS:
+            size = traced.x.numel() if TANGENTS[operator] == "x" else traced.y.numel()
+            tangent = kind.sym("t", size, 1 if batch is None else batch)
+            inputs.append(tangent)
+        shapes = (traced.x_shape, traced.y_shape)
+        outputs = operator_outputs(operator, traced.x, traced.y, shapes, tangent, batch, sparse)
+        inputs += [symbol for _, symbol in traced.parameters]
+        options = dict(_JIT) if config.codegen else {}
+        function = ca.Function(operator, inputs, [o.expr for o in outputs], options)
+    dtype = np.result_type(traced.dtype, traced.y_dtype)
+    return CasadiKernel(
+        function,
+        outputs,
+        (traced.y_dtype, dtype),
+        tangent is not None,
+        tuple(i for i, _ in traced.parameters),
+        traced.static,
+    )

@@ -62,7 +62,10 @@ class CasadiKernel:
         self._sizes = [function.nnz_out(i) for i in range(len(outputs))]
         value_dtype, dtype = dtypes
         self._dtypes = [value_dtype if o.value else dtype for o in outputs]
-        self._finish = [_finisher(o, d, function, i) for i, (o, d) in enumerate(zip(outputs, self._dtypes, strict=True))]
+        self._finish = [
+            _finisher(o, d, function, i)
+            for i, (o, d) in enumerate(zip(outputs, self._dtypes, strict=True))
+        ]
         self._takes_tangent, self._parameters, self._static = takes_tangent, parameters, static
         self._local = threading.local()
 
@@ -96,7 +99,9 @@ class CasadiKernel:
         return results
 
 
-def _finisher(output: Output, dtype: np.dtype, function: Any, index: int) -> Callable[[np.ndarray], Any]:
+def _finisher(
+    output: Output, dtype: np.dtype, function: Any, index: int
+) -> Callable[[np.ndarray], Any]:
     """The float64 nonzeros of one output as the operator's result: a NumPy array of
     ``dtype`` and the output's shape, or a scipy.sparse CSR array."""
     if output.sparse:

@@ -79,7 +79,10 @@ def operator_outputs(
         return [value, Output(ca.densify(ca.gradient(y, x)), x_shape)]
     if operator == "hvp":
         g = ca.gradient(y, x)
-        return [Output(ca.densify(g), x_shape), Output(_jtimes(g, x, tangent, False), lead + x_shape)]
+        return [
+            Output(ca.densify(g), x_shape),
+            Output(_jtimes(g, x, tangent, False), lead + x_shape),
+        ]
     if operator == "jacobian":
         j = ca.jacobian(y, x).T
         if sparse:
@@ -129,7 +132,9 @@ def symbolic(
     Raises:
         UnsupportedError: an output would have more than 2 dimensions.
     """
-    kind = ca.MX if any(isinstance(getattr(a, "expr", None), ca.MX) for a in (x, *consts)) else ca.SX
+    kind = (
+        ca.MX if any(isinstance(getattr(a, "expr", None), ca.MX) for a in (x, *consts)) else ca.SX
+    )
     symbol = kind.sym("x", x.size)
     out = asarray(fn(CasadiArray(from_flat(symbol, x.shape), x.shape, x.dtype), *consts))
     y = ca.densify(kind(flat(out.expr)))
@@ -144,5 +149,7 @@ def symbolic(
     for o, e in zip(outputs, exprs, strict=True):
         check_dims(o.shape, f"the {operator} of a traced function")
         column = ca.vec(e) if math.prod(o.shape) else kind(0, 1)
-        arrays.append(CasadiArray(from_flat(column, o.shape), o.shape, out.dtype if o.value else dtype))
+        arrays.append(
+            CasadiArray(from_flat(column, o.shape), o.shape, out.dtype if o.value else dtype)
+        )
     return tuple(arrays)

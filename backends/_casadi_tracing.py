@@ -30,6 +30,8 @@ from diffinterface.backends._casadi_namespace import NAMESPACE
 
 __all__ = ["CasadiArrays", "Traced", "flat_input", "trace"]
 
+_FLOAT64 = np.dtype(np.float64)
+
 
 class CasadiArrays(ArrayKind):
     """CasadiArray, the symbolic arrays f receives while CasADi traces it, as an array kind:
@@ -86,7 +88,7 @@ class Traced:
     dtype: np.dtype
     parameters: tuple[tuple[int, Any], ...] = ()
     static: tuple[tuple[int, Any], ...] = ()
-    y_dtype: np.dtype = np.dtype(np.float64)
+    y_dtype: np.dtype = _FLOAT64
 
     def function(self, name: str = "f", options: dict[str, Any] | None = None) -> Any:
         """``casadi.Function(name, [x, *parameters], [y])``, inputs named x, p0, p1, ..."""

@@ -9,10 +9,10 @@ NumPy arrays (``diffinterface.backends._casadi_calls``). f never runs on values.
 
 The primitives, pushforward and pullback, serve what composes derivatives (SecondOrder,
 DifferentiateWith, AutoSparse with a detector): on symbolic arrays, inside another trace,
-they compute the derivative's expression (:func:`~diffinterface.backends._casadi_operators.symbolic`);
-on NumPy arrays they trace f on their first call for each signature and evaluate a
-Function. ``AutoSparse(AutoCasADi())`` asks :meth:`CasadiAdapter.sparse_kernel` for CasADi's
-exact sparse Jacobian or Hessian. Mutation (``y=``, ``di.Cache``) is refused: CasADi's
+they compute the derivative's expression (``_casadi_operators.symbolic``); on NumPy
+arrays they trace f on their first call for each signature and evaluate a Function.
+``AutoSparse(AutoCasADi())`` asks :meth:`CasadiAdapter.sparse_kernel` for CasADi's exact
+sparse Jacobian or Hessian. Mutation (``y=``, ``di.Cache``) is refused: CasADi's
 arrays are immutable.
 """
 

@@ -137,6 +137,8 @@ class Adapter(abc.ABC):
     #: kinds of outputs handed to the caller as the kernels return them (no conversion to
     #: x's array type, no blocks): AutoSparse's scipy.sparse matrices
     raw_outputs: ClassVar[frozenset[str]] = frozenset()
+    #: the most dimensions f's arrays may have (CasADi's: 2), None for any
+    max_ndim: ClassVar[int | None] = None
     #: backends that can differentiate mutating code, named in errors of those that cannot
     mutation_hint: ClassVar[str] = (
         "Use di.AutoTorch() or di.AutoFiniteDiff(), which differentiate code that writes "

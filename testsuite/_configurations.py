@@ -18,6 +18,7 @@ CONFIGURATIONS: dict[str, tuple[Any, ...]] = {
         di.AutoFiniteDiff(method="forward"),
         di.AutoFiniteDiff(method="complex"),
     ),
+    "casadi": (di.AutoCasADi(),),
 }
 
 #: all of them, framework by framework

@@ -66,6 +66,7 @@ class SparseAdapter(Adapter):
         self.supports_mutation = dense.supports_mutation  # type: ignore[misc]
         self.plain_values = dense.plain_values  # type: ignore[misc]
         self.mutation_hint = dense.mutation_hint  # type: ignore[misc]
+        self.max_ndim = dense.max_ndim  # type: ignore[misc]
 
     def for_operator(self, operator: str) -> Adapter:
         return self if operator in ("jacobian", "hessian") else self.dense

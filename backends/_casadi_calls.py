@@ -91,10 +91,10 @@ class CasadiKernel:
         data, evaluate = buffer
         inputs = [np.ascontiguousarray(a, dtype=np.float64).reshape(-1) for a in args]
         for i, a in enumerate(inputs):  # kept alive in `inputs` until evaluate() returns
-            data.set_arg(i, memoryview(a))
+            data.set_arg(i, a.data)
         results = [np.empty(n) for n in self._sizes]
         for j, r in enumerate(results):
-            data.set_res(j, memoryview(r))
+            data.set_res(j, r.data)
         evaluate()
         return results
 

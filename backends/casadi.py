@@ -56,8 +56,9 @@ class CasadiAdapter(Adapter):
 
     def output_template(self, fn: Fn, x: Any, consts: tuple[Any, ...]) -> Any:
         """f(x)'s shape and dtype, from a trace (f does not run on values)."""
+        symbols = self.config.symbols  # type: ignore[attr-defined]
         with BUILDING:
-            traced = trace(fn, tuple(x.shape), x.dtype, consts, symbols=self.config.symbols)
+            traced = trace(fn, tuple(x.shape), x.dtype, consts, symbols=symbols)
         return np.zeros(traced.y_shape, traced.y_dtype)
 
     # -- primitives: symbolic inside a trace, else a Function per signature ---------------

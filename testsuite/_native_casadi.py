@@ -66,8 +66,8 @@ def casadi_candidates(
     out = np.empty(math.prod(shape))
     buffer, evaluate = function.buffer()
     for i, v in enumerate(values):
-        buffer.set_arg(i, memoryview(v))
-    buffer.set_res(0, memoryview(out))
+        buffer.set_arg(i, v.data)
+    buffer.set_res(0, out.data)
     shaped = out.reshape(shape)
 
     keep = (function, buffer, values, out)  # the buffer holds raw pointers into these

@@ -13,6 +13,10 @@ pointers); evaluation releases the GIL. Building CasADi expressions is not threa
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import tempfile
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -20,7 +24,7 @@ from typing import Any
 import casadi as ca
 import numpy as np
 
-from diffinterface._errors import PreparationMismatchError
+from diffinterface._errors import PreparationMismatchError, UnsupportedError
 from diffinterface.backends._casadi_operators import TANGENTS, Output, operator_outputs
 from diffinterface.backends._casadi_tracing import trace
 
@@ -30,8 +34,8 @@ __all__ = ["BUILDING", "CasadiKernel", "build_kernel"]
 #: atomic); reentrant, since building a derivative may trace a function that builds one
 BUILDING = threading.RLock()
 
-#: CasADi's own route to generated C: gcc -O1 (-O3 doubles the compile time for no steady gain)
-_JIT = {"jit": True, "compiler": "shell", "jit_options": {"flags": ["-O1"], "verbose": False}}
+#: gcc -O1: -O3 doubles the compile time for no steady gain
+_GCC = ("gcc", "-O1", "-fPIC", "-shared")
 
 _STATIC_CHANGED = (
     "Context #{index} of this preparation was baked into CasADi's expression graph at "
@@ -102,25 +106,63 @@ class CasadiKernel:
 def _finisher(
     output: Output, dtype: np.dtype, function: Any, index: int
 ) -> Callable[[np.ndarray], Any]:
-    """The float64 nonzeros of one output as the operator's result: a NumPy array of
-    ``dtype`` and the output's shape, or a scipy.sparse CSR array."""
-    if output.sparse:
-        import scipy.sparse as sp
-
-        pattern = function.sparsity_out(index)  # CSC of Mᵀ: the CSR arrays of M
-        indptr = np.asarray(pattern.colind(), dtype=np.int32)
-        indices = np.asarray(pattern.row(), dtype=np.int32)
-        shape = output.shape
-
-        def sparse(data: np.ndarray) -> Any:
-            values = data if dtype == np.float64 else data.astype(dtype)
-            return sp.csr_array((values, indices.copy(), indptr.copy()), shape=shape)
-
-        return sparse
+    """The float64 entries or nonzeros of one output as the operator's result: a NumPy
+    array of ``dtype`` and the output's shape, or a scipy.sparse CSR array."""
     shape = output.shape
-    if dtype == np.float64:
-        return lambda data: data.reshape(shape)
-    return lambda data: data.reshape(shape).astype(dtype)
+    if output.layout == "dense":
+        if dtype == np.float64:
+            return lambda data: data.reshape(shape)
+        return lambda data: data.reshape(shape).astype(dtype)
+    pattern = function.sparsity_out(index)  # CSC of Mᵀ: the CSR arrays of M
+    indptr = np.asarray(pattern.colind(), dtype=np.int32)
+    indices = np.asarray(pattern.row(), dtype=np.int32)
+    rows, cols = pattern.size2(), pattern.size1()
+    if output.layout == "scatter":
+        where = np.repeat(np.arange(rows), np.diff(indptr)) * cols + indices
+
+        def scatter(data: np.ndarray) -> Any:
+            result = np.zeros(rows * cols, dtype)
+            result[where] = data
+            return result.reshape(shape)
+
+        return scatter
+    import scipy.sparse as sp
+
+    template = sp.csr_array((np.zeros(len(indices), dtype), indices, indptr), (rows, cols))
+
+    def sparse(data: np.ndarray) -> Any:
+        matrix = template.copy()  # 15 µs where the constructor's checks take 50-100
+        matrix.data = data if dtype == np.float64 else data.astype(dtype)
+        return matrix
+
+    return sparse
+
+
+def _compiled(function: Any) -> Any:
+    """``function`` as generated C compiled by gcc and loaded back (``casadi.external``), in
+    a temporary directory removed once the library is loaded.
+
+    Raises:
+        UnsupportedError: no gcc on PATH, or gcc failed (its last messages included).
+    """
+    if shutil.which(_GCC[0]) is None:
+        raise UnsupportedError(
+            "AutoCasADi(codegen=True) compiles the generated C with gcc, which is not on "
+            "PATH. Install gcc, or use AutoCasADi() (CasADi's own evaluation)."
+        )
+    name = function.name()
+    with tempfile.TemporaryDirectory(prefix="diffinterface_casadi_") as directory:
+        generator = ca.CodeGenerator(f"{name}.c")
+        generator.add(function)
+        source = generator.generate(directory + os.sep)
+        library = os.path.join(directory, f"{name}.so")
+        done = subprocess.run([*_GCC, source, "-o", library, "-lm"], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise UnsupportedError(
+                f"gcc could not compile CasADi's generated C for {name} (use AutoCasADi() "
+                f"without codegen): {done.stderr[-500:]}"
+            )
+        return ca.external(name, library)
 
 
 def build_kernel(
@@ -159,8 +201,9 @@ def build_kernel(
         shapes = (traced.x_shape, traced.y_shape)
         outputs = operator_outputs(operator, traced.x, traced.y, shapes, tangent, batch, sparse)
         inputs += [symbol for _, symbol in traced.parameters]
-        options = dict(_JIT) if config.codegen else {}
-        function = ca.Function(operator, inputs, [o.expr for o in outputs], options)
+        function = ca.Function(operator, inputs, [o.expr for o in outputs])
+        if config.codegen:
+            function = _compiled(function)
     dtype = np.result_type(traced.dtype, traced.y_dtype)
     return CasadiKernel(
         function,

@@ -32,13 +32,16 @@ TANGENTS = {"pushforward": "x", "hvp": "x", "pullback": "y"}
 
 @dataclass(frozen=True)
 class Output:
-    """One kernel output: its expression, NumPy shape, and whether it is a sparse matrix
-    (CSR nonzeros of a ``shape`` matrix) or the value f(x) (of f's own dtype)."""
+    """One kernel output: its expression, the result's NumPy shape, whether it is the value
+    f(x) (of f's own dtype), and its layout: ``"dense"`` (the buffer writes every entry),
+    ``"scatter"`` (a matrix Mᵀ whose nonzeros the buffer writes, scattered into a dense
+    result: a densified n×n Hessian would be n² instructions, and n² lines of generated C)
+    or ``"csr"`` (the same nonzeros as a scipy.sparse CSR matrix)."""
 
     expr: Any
     shape: tuple[int, ...]
-    sparse: bool = False
     value: bool = False
+    layout: str = "dense"
 
 
 def operator_outputs(
@@ -83,18 +86,14 @@ def operator_outputs(
             Output(ca.densify(g), x_shape),
             Output(_jtimes(g, x, tangent, False), lead + x_shape),
         ]
+    layout = "csr" if sparse else "scatter"
     if operator == "jacobian":
-        j = ca.jacobian(y, x).T
-        if sparse:
-            return [value, Output(j, (y.numel(), x.numel()), sparse=True)]
-        return [value, Output(ca.densify(j), y_shape + x_shape)]
+        shape = (y.numel(), x.numel()) if sparse else y_shape + x_shape
+        return [value, Output(ca.jacobian(y, x).T, shape, layout=layout)]
     assert operator == "hessian", operator
     h, g = ca.hessian(y, x)
-    if sparse:
-        hessian = Output(h.T, (x.numel(), x.numel()), sparse=True)
-    else:
-        hessian = Output(ca.densify(h.T), x_shape + x_shape)
-    return [value, Output(ca.densify(g), x_shape), hessian]
+    shape = (x.numel(), x.numel()) if sparse else x_shape + x_shape
+    return [value, Output(ca.densify(g), x_shape), Output(h.T, shape, layout=layout)]
 
 
 def _jtimes(y: Any, x: Any, tangents: Any, reverse: bool) -> Any:
@@ -148,7 +147,7 @@ def symbolic(
     arrays = []
     for o, e in zip(outputs, exprs, strict=True):
         check_dims(o.shape, f"the {operator} of a traced function")
-        column = ca.vec(e) if math.prod(o.shape) else kind(0, 1)
+        column = ca.densify(ca.vec(e)) if math.prod(o.shape) else kind(0, 1)
         arrays.append(
             CasadiArray(from_flat(column, o.shape), o.shape, out.dtype if o.value else dtype)
         )

@@ -38,6 +38,7 @@ class CasadiAdapter(Adapter):
     native_kind: ClassVar[str] = "numpy"
     accepted_kinds: ClassVar[frozenset[str]] = frozenset({"numpy"})
     supports_mutation: ClassVar[bool] = False
+    receives: ClassVar[str | None] = "casadi"
     max_ndim: ClassVar[int | None] = 2
     mutation_hint: ClassVar[str] = (
         "Use di.AutoTorch() or di.AutoFiniteDiff(), which differentiate code that writes "

@@ -137,6 +137,9 @@ class Adapter(abc.ABC):
     #: kinds of outputs handed to the caller as the kernels return them (no conversion to
     #: x's array type, no blocks): AutoSparse's scipy.sparse matrices
     raw_outputs: ClassVar[frozenset[str]] = frozenset()
+    #: the array kind f receives where it is not ``native_kind`` (CasADi traces f with
+    #: symbolic arrays, its kernels take NumPy arrays), for the capability tables
+    receives: ClassVar[str | None] = None
     #: the most dimensions f's arrays may have (CasADi's: 2), None for any
     max_ndim: ClassVar[int | None] = None
     #: backends that can differentiate mutating code, named in errors of those that cannot

@@ -39,6 +39,7 @@ _ARRAYS = {
     "torch": "torch tensors",
     "jax": "JAX arrays and tracers",
     "autograd": "autograd boxes",
+    "casadi": "CasADi symbolic arrays",
 }
 _DEVICES = {"numpy": "CPU", "torch": "x's device", "jax": "JAX's default device"}
 #: how the generic builder of each operator (diffinterface._derived) computes it
@@ -88,7 +89,7 @@ def capability_tables() -> str:
     properties = [
         [
             name,
-            _ARRAYS[a.native_kind],
+            _ARRAYS[a.receives or a.native_kind],
             ", ".join(_ARRAYS[k].split()[0] for k in sorted(a.accepted_kinds)),
             _mark(a.compiles),
             _mark(a.supports_mutation),

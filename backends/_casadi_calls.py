@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -26,7 +27,7 @@ import numpy as np
 
 from diffinterface._errors import PreparationMismatchError, UnsupportedError
 from diffinterface.backends._casadi_operators import TANGENTS, Output, operator_outputs
-from diffinterface.backends._casadi_tracing import trace
+from diffinterface.backends._casadi_tracing import Traced, trace
 
 __all__ = ["BUILDING", "CasadiKernel", "build_kernel"]
 
@@ -72,6 +73,8 @@ class CasadiKernel:
         ]
         self._takes_tangent, self._parameters, self._static = takes_tangent, parameters, static
         self._local = threading.local()
+        #: built for the operator's own result alone: returned as it is, not in a tuple
+        self.single = False
 
     def __call__(self, x: Any, *rest: Any) -> tuple[Any, ...]:
         if self._takes_tangent:
@@ -83,7 +86,8 @@ class CasadiKernel:
         for i, value in self._static:
             if consts[i] is not value and not np.array_equal(consts[i], value):
                 raise PreparationMismatchError(_STATIC_CHANGED.format(index=i))
-        return tuple(finish(raw) for finish, raw in zip(self._finish, self.raw(*args), strict=True))
+        results = tuple(finish(r) for finish, r in zip(self._finish, self.raw(*args), strict=True))
+        return results[0] if self.single else results
 
     def raw(self, *args: Any) -> list[np.ndarray]:
         """The Function's outputs (float64: dense row-major, or sparse nonzeros) for these
@@ -138,6 +142,24 @@ def _finisher(
     return sparse
 
 
+#: the last trace of each function (per f, one: a preparation builds its kernels in a row)
+_TRACES: weakref.WeakKeyDictionary[Any, tuple[Any, Traced]] = weakref.WeakKeyDictionary()
+
+
+def traced_once(fn: Callable[..., Any], x: Any, consts: tuple[Any, ...], symbols: str) -> Traced:
+    """``trace(fn, ...)``, reusing fn's last trace for the same shapes, dtypes and symbols
+    (when every Constant is a float array: other values are baked into the graph)."""
+    if not all(type(c) is np.ndarray and c.dtype.kind == "f" for c in consts):
+        return trace(fn, tuple(x.shape), x.dtype, consts, symbols=symbols)
+    key = (tuple(x.shape), x.dtype, symbols, tuple((c.shape, c.dtype) for c in consts))
+    last = _TRACES.get(fn)
+    if last is not None and last[0] == key:
+        return last[1]
+    traced = trace(fn, tuple(x.shape), x.dtype, consts, symbols=symbols)
+    _TRACES[fn] = (key, traced)
+    return traced
+
+
 def _compiled(function: Any) -> Any:
     """``function`` as generated C compiled by gcc and loaded back (``casadi.external``), in
     a temporary directory removed once the library is loaded.
@@ -173,8 +195,10 @@ def build_kernel(
     batch: int | None,
     config: Any,
     sparse: bool = False,
+    last_only: bool = False,
 ) -> CasadiKernel:
-    """Trace ``fn(x, *consts)`` once and build ``operator``'s kernel for arrays like these.
+    """Trace ``fn(x, *consts)`` (or reuse its last trace) and build ``operator``'s kernel
+    for arrays like these.
 
     Args:
         operator: one of the eight operators.
@@ -185,12 +209,14 @@ def build_kernel(
         batch: the number of tangents of a batch, None for one tangent.
         config: the AutoCasADi configuration (``symbols``, ``codegen``).
         sparse: jacobian and hessian as scipy.sparse CSR arrays of CasADi's exact pattern.
+        last_only: the kernel returns the operator's own result alone (the Function
+            computes nothing else).
 
     Raises:
         UnsupportedError: f cannot be traced (the message names the operation).
     """
     with BUILDING:
-        traced = trace(fn, tuple(x.shape), x.dtype, consts, symbols=config.symbols)
+        traced = traced_once(fn, x, consts, config.symbols)
         kind = type(traced.x)
         inputs = [traced.x]
         tangent = None
@@ -200,12 +226,14 @@ def build_kernel(
             inputs.append(tangent)
         shapes = (traced.x_shape, traced.y_shape)
         outputs = operator_outputs(operator, traced.x, traced.y, shapes, tangent, batch, sparse)
+        if last_only:
+            outputs = outputs[-1:]
         inputs += [symbol for _, symbol in traced.parameters]
         function = ca.Function(operator, inputs, [o.expr for o in outputs])
         if config.codegen:
             function = _compiled(function)
     dtype = np.result_type(traced.dtype, traced.y_dtype)
-    return CasadiKernel(
+    kernel = CasadiKernel(
         function,
         outputs,
         (traced.y_dtype, dtype),
@@ -213,3 +241,5 @@ def build_kernel(
         tuple(i for i, _ in traced.parameters),
         traced.static,
     )
+    kernel.single = last_only
+    return kernel

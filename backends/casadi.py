@@ -93,43 +93,43 @@ class CasadiAdapter(Adapter):
 
     # -- the operators: one Function each -------------------------------------------------
     def _kernel(self, operator: str, fn: Fn, p: Problem) -> Kernel:
-        return build_kernel(operator, fn, p.x, p.consts, p.batch, self.config)
+        return build_kernel(operator, fn, p.x, p.consts, p.batch, self.config, False, p.last_only)
 
-    @kernel("pushforward")
+    @kernel("pushforward", last_only=True)
     def pushforward_kernel(self, fn: Fn, p: Problem) -> Kernel:
         """``(y, J·t)`` (a batch: J·T, one ``jtimes`` of all tangents as columns)."""
         return self._kernel("pushforward", fn, p)
 
-    @kernel("pullback")
+    @kernel("pullback", last_only=True)
     def pullback_kernel(self, fn: Fn, p: Problem) -> Kernel:
         """``(y, uᵀJ)`` (a batch: one reverse-mode ``jtimes`` of all cotangents)."""
         return self._kernel("pullback", fn, p)
 
-    @kernel("derivative")
+    @kernel("derivative", last_only=True)
     def derivative(self, fn: Fn, p: Problem) -> Kernel:
         return self._kernel("derivative", fn, p)
 
-    @kernel("gradient")
+    @kernel("gradient", last_only=True)
     def gradient(self, fn: Fn, p: Problem) -> Kernel:
         """``(y, ∇f)``: ``casadi.gradient``, reverse mode in the expression graph."""
         return self._kernel("gradient", fn, p)
 
-    @kernel("jacobian")
+    @kernel("jacobian", last_only=True)
     def jacobian(self, fn: Fn, p: Problem) -> Kernel:
         """``(y, J)``: ``casadi.jacobian``, which colours the exact pattern itself and
         chooses forward or reverse mode."""
         return self._kernel("jacobian", fn, p)
 
-    @kernel("second_derivative")
+    @kernel("second_derivative", last_only=True)
     def second_derivative(self, fn: Fn, p: Problem) -> Kernel:
         return self._kernel("second_derivative", fn, p)
 
-    @kernel("hvp")
+    @kernel("hvp", last_only=True)
     def hvp(self, fn: Fn, p: Problem) -> Kernel:
         """``(∇f, H·t)``: forward over reverse in the graph (``jtimes`` of the gradient)."""
         return self._kernel("hvp", fn, p)
 
-    @kernel("hessian")
+    @kernel("hessian", last_only=True)
     def hessian(self, fn: Fn, p: Problem) -> Kernel:
         """``(y, ∇f, H)``: ``casadi.hessian`` (exact pattern, symmetric colouring)."""
         return self._kernel("hessian", fn, p)
@@ -137,4 +137,4 @@ class CasadiAdapter(Adapter):
     def sparse_kernel(self, operator: str, fn: Fn, p: Problem) -> Kernel:
         """``jacobian`` or ``hessian`` as a scipy.sparse CSR array of CasADi's exact
         pattern: the Function writes the nonzeros straight into the CSR data."""
-        return build_kernel(operator, fn, p.x, p.consts, None, self.config, sparse=True)
+        return build_kernel(operator, fn, p.x, p.consts, None, self.config, True, p.last_only)

@@ -31,11 +31,11 @@ from diffinterface.testsuite._testing import CaseResult, test_differentiation
 
 
 def parse_backend(text: str) -> Any:
-    """``jax`` or ``jax:forward`` or ``finitediff:complex``."""
+    """``jax`` or ``jax:forward`` or ``finitediff:complex`` or ``casadi:MX``."""
     name, _, option = text.partition(":")
     if not option:
         return di.backend(name)
-    key = "method" if name == "finitediff" else "mode"
+    key = {"finitediff": "method", "casadi": "symbols"}.get(name, "mode")
     return di.backend(name, **{key: option})
 
 

@@ -39,9 +39,10 @@ BUILDING = threading.RLock()
 _GCC = ("gcc", "-O1", "-fPIC", "-shared")
 
 _STATIC_CHANGED = (
-    "Context #{index} of this preparation was baked into CasADi's expression graph at "
-    "preparation (CasADi makes parameters of floating-point arrays only), and this call "
-    "passes another value. Prepare again for the new value, or pass it as a float array."
+    "A di.Constant of this preparation that is not a float array (array Constant #{index}) "
+    "was baked into CasADi's expression graph at preparation (CasADi makes parameters of "
+    "float arrays only), and this call passes another value. Prepare again for the new "
+    "value, or pass it as a float array."
 )
 
 
@@ -51,7 +52,7 @@ class CasadiKernel:
     Attributes:
         function: the ``casadi.Function`` (inputs: x, the tangents if any, the float
             parameters; outputs: the operator's, laid out for row-major buffers).
-        outputs: what each output is (shape, sparse, value).
+        outputs: what each output is (shape, layout, value).
     """
 
     def __init__(
@@ -62,6 +63,7 @@ class CasadiKernel:
         takes_tangent: bool,
         parameters: tuple[int, ...],
         static: tuple[tuple[int, Any], ...],
+        single: bool = False,
     ) -> None:
         self.function, self.outputs = function, outputs
         self._sizes = [function.nnz_out(i) for i in range(len(outputs))]
@@ -74,7 +76,7 @@ class CasadiKernel:
         self._takes_tangent, self._parameters, self._static = takes_tangent, parameters, static
         self._local = threading.local()
         #: built for the operator's own result alone: returned as it is, not in a tuple
-        self.single = False
+        self.single = single
 
     def __call__(self, x: Any, *rest: Any) -> tuple[Any, ...]:
         if self._takes_tangent:
@@ -233,13 +235,12 @@ def build_kernel(
         if config.codegen:
             function = _compiled(function)
     dtype = np.result_type(traced.dtype, traced.y_dtype)
-    kernel = CasadiKernel(
+    return CasadiKernel(
         function,
         outputs,
         (traced.y_dtype, dtype),
         tangent is not None,
         tuple(i for i, _ in traced.parameters),
         traced.static,
+        last_only,
     )
-    kernel.single = last_only
-    return kernel

@@ -86,14 +86,24 @@ def operator_outputs(
             Output(ca.densify(g), x_shape),
             Output(_jtimes(g, x, tangent, False), lead + x_shape),
         ]
-    layout = "csr" if sparse else "scatter"
     if operator == "jacobian":
         shape = (y.numel(), x.numel()) if sparse else y_shape + x_shape
-        return [value, Output(ca.jacobian(y, x).T, shape, layout=layout)]
+        return [value, _matrix(ca.jacobian(y, x).T, shape, sparse)]
     assert operator == "hessian", operator
     h, g = ca.hessian(y, x)
     shape = (x.numel(), x.numel()) if sparse else x_shape + x_shape
-    return [value, Output(ca.densify(g), x_shape), Output(h.T, shape, layout=layout)]
+    return [value, Output(ca.densify(g), x_shape), _matrix(h.T, shape, sparse)]
+
+
+def _matrix(transposed: Any, shape: tuple[int, ...], sparse: bool) -> Output:
+    """A Jacobian or Hessian given as Mᵀ: its nonzeros as CSR, or as a dense result, written
+    whole by the Function where M is mostly nonzero, else scattered (the zeros of a
+    densified sparse matrix would each be an instruction)."""
+    if sparse:
+        return Output(transposed, shape, layout="csr")
+    if 2 * transposed.nnz() > transposed.numel():
+        return Output(ca.densify(transposed), shape)
+    return Output(transposed, shape, layout="scatter")
 
 
 def _jtimes(y: Any, x: Any, tangents: Any, reverse: bool) -> Any:

@@ -13,6 +13,7 @@ pointers); evaluation releases the GIL. Building CasADi expressions is not threa
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import subprocess
@@ -93,40 +94,57 @@ class CasadiKernel:
 
     def raw(self, *args: Any) -> list[np.ndarray]:
         """The Function's outputs (new float64 arrays: dense row-major, or sparse nonzeros)
-        for these inputs (arrays of any floating dtype and the prepared sizes).
+        for these inputs (arrays of any floating dtype and the prepared shapes)."""
+        buffer = getattr(self._local, "buffer", None)
+        if buffer is None:
+            shapes = [np.shape(a) for a in args]
+            buffer = self._local.buffer = _Buffer(self.function, shapes, self._sizes)
+        return buffer(args)
 
-        The thread's buffer points at its own input and output arrays once and for all:
-        copying x in and the results out costs less than pointing the buffer at new
-        arrays (a ``set_arg`` or ``set_res`` is about 1 µs)."""
-        own = getattr(self._local, "own", None)
-        if own is None:
-            own = self._local.own = self._own_buffer([np.shape(a) for a in args])
-        evaluate, inputs, outputs = own
-        for target, a in zip(inputs, args, strict=True):
-            np.copyto(target, a)
-        evaluate()
-        return [r.copy() for r in outputs]
 
-    def _own_buffer(
-        self, shapes: list[tuple[int, ...]]
-    ) -> tuple[Callable[[], None], list[np.ndarray], list[np.ndarray]]:
-        """A buffer of the Function for this thread, with the arrays it reads (shaped like
-        the arguments: a preparation is called with these shapes only) and writes, kept
-        alive with it (the buffer holds raw pointers)."""
-        data, evaluate = self.function.buffer()
-        inputs = [np.zeros(shape) for shape in shapes]
-        outputs = [np.zeros(n) for n in self._sizes]
-        for i, a in enumerate(inputs):
+class _Buffer:
+    """One thread's ``Function.buffer()`` and the arrays it reads and writes.
+
+    A small array (at most :data:`_SMALL` entries) is copied into and out of the buffer's
+    own arrays, which it points at once and for all: a copy costs less than pointing the
+    buffer at a new array (``set_arg`` / ``set_res``, about 1 µs). A larger input is
+    handed over as it is (a float64 view where it already is one), a larger result is
+    written straight into a new array. The buffer holds raw pointers: every array it
+    points at is kept alive here, or in the call, until ``evaluate()`` returns.
+    """
+
+    def __init__(self, function: Any, shapes: list[tuple[int, ...]], sizes: list[int]) -> None:
+        self.data, self.evaluate = function.buffer()
+        self.small_in = [(i, np.zeros(s)) for i, s in enumerate(shapes) if _small(s)]
+        self.large_in = [i for i, s in enumerate(shapes) if not _small(s)]
+        self.outputs = [np.zeros(n) if n <= _SMALL else None for n in sizes]
+        self.large_out = [(j, n) for j, n in enumerate(sizes) if n > _SMALL]
+        for i, own in self.small_in:
+            self.data.set_arg(i, own.data)
+        for j, out in enumerate(self.outputs):
+            if out is not None:
+                self.data.set_res(j, out.data)
+
+    def __call__(self, args: tuple[Any, ...]) -> list[np.ndarray]:
+        data = self.data
+        for i, own in self.small_in:
+            np.copyto(own, args[i])
+        given = [np.ascontiguousarray(args[i], dtype=np.float64).reshape(-1) for i in self.large_in]
+        for i, a in zip(self.large_in, given, strict=True):
             data.set_arg(i, a.data)
-        for j, r in enumerate(outputs):
+        fresh = {j: np.empty(n) for j, n in self.large_out}
+        for j, r in fresh.items():
             data.set_res(j, r.data)
-        keep = (data, inputs, outputs)
+        self.evaluate()
+        return [fresh[j] if out is None else out.copy() for j, out in enumerate(self.outputs)]
 
-        def run() -> None:
-            assert keep
-            evaluate()
 
-        return run, inputs, outputs
+#: arrays of at most this many entries are copied (see :class:`_Buffer`)
+_SMALL = 512
+
+
+def _small(shape: tuple[int, ...]) -> bool:
+    return math.prod(shape) <= _SMALL
 
 
 def _finisher(

@@ -128,7 +128,7 @@ def tangent_matrix(t: Any, size: int, batch: int | None, kind: Any) -> Any:
 def symbolic(
     operator: str,
     fn: Callable[..., Any],
-    x: CasadiArray,
+    x: Any,
     tangent: Any,
     consts: tuple[Any, ...],
     batch: int | None,
@@ -141,9 +141,9 @@ def symbolic(
     Raises:
         UnsupportedError: an output would have more than 2 dimensions.
     """
-    kind = (
-        ca.MX if any(isinstance(getattr(a, "expr", None), ca.MX) for a in (x, *consts)) else ca.SX
-    )
+    x = asarray(x)  # a constant x (NumPy) with symbolic tangents or Constants
+    given = (x, tangent, *consts)
+    kind = ca.MX if any(isinstance(getattr(a, "expr", None), ca.MX) for a in given) else ca.SX
     symbol = kind.sym("x", x.size)
     out = asarray(fn(CasadiArray(from_flat(symbol, x.shape), x.shape, x.dtype), *consts))
     y = ca.densify(kind(flat(out.expr)))

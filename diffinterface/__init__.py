@@ -14,6 +14,7 @@ This module only re-exports; importing it imports NumPy and no AD framework.
 
 from diffinterface._backend_types import (
     AutoAutograd,
+    AutoCasADi,
     AutoFiniteDiff,
     AutoJAX,
     AutoTorch,
@@ -65,6 +66,7 @@ from diffinterface._trees import Args
 __all__ = [
     "Args",
     "AutoAutograd",
+    "AutoCasADi",
     "AutoFiniteDiff",
     "AutoJAX",
     "AutoSparse",

@@ -150,6 +150,11 @@ class Adapter(abc.ABC):
     raw_outputs: ClassVar[frozenset[str]] = frozenset()
     #: why f may not write into arrays, for backends that do not ``support_mutation``
     mutation_refusal: ClassVar[str] = "its arrays are immutable"
+    #: the array kind f receives where it is not ``native_kind`` (CasADi traces f with
+    #: symbolic arrays, its kernels take NumPy arrays), for the capability tables
+    receives: ClassVar[str | None] = None
+    #: the most dimensions f's arrays may have (CasADi's: 2), None for any
+    max_ndim: ClassVar[int | None] = None
     #: backends that can differentiate mutating code, named in errors of those that cannot
     mutation_hint: ClassVar[str] = (
         "Use di.AutoTorch() or di.AutoFiniteDiff(), which differentiate code that writes "
@@ -233,6 +238,11 @@ class Adapter(abc.ABC):
     def pullback_batch(self, fn: Fn, mutates: bool) -> Kernel:
         """``(x, U, *consts) -> (y, stack of uᵀ J)`` for cotangents stacked on axis 0."""
         return self._loop(self.pullback(fn, mutates))
+
+    def sparse_kernel(self, operator: str, fn: Fn, p: Problem) -> Kernel:
+        """``jacobian`` or ``hessian`` as a scipy.sparse CSR array of the exact pattern, for
+        a backend whose configuration declares ``exact_sparsity`` (AutoSparse asks it)."""
+        raise NotImplementedError(f"{type(self).__name__} computes no exact sparse {operator}")
 
     def _loop(self, single: Kernel) -> Kernel:
         """Fallback batching for frameworks without vmap: one call per tangent."""

@@ -56,7 +56,9 @@ def test_bad_backends() -> None:
     with pytest.raises(di.InvalidArgumentError, match="Expected a backend"):
         di.gradient(scalar_fn, 42, X)  # type: ignore[arg-type]
     assert di.backend("finitediff", method="complex") == di.AutoFiniteDiff(method="complex")
-    assert set(di.available_backends()) == {"jax", "torch", "autograd", "finitediff"}
+    assert set(di.available_backends()) == {"jax", "torch", "autograd", "finitediff", "casadi"}
+    with pytest.raises(di.InvalidArgumentError, match=r"symbols=.SY.*choose one of"):
+        di.AutoCasADi(symbols="SY")  # type: ignore[arg-type]
 
 
 def test_missing_framework_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

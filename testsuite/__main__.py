@@ -32,13 +32,16 @@ from diffinterface.testsuite._testing import CaseResult, test_differentiation
 
 def parse_backend(text: str) -> Any:
     """``jax`` or ``jax:forward`` or ``finitediff:complex``, ``finitediff:adaptive``,
-    ``finitediff:vectorized`` (options joined by ``+``: ``finitediff:forward+adaptive``)."""
+    ``finitediff:vectorized`` (options joined by ``+``: ``finitediff:forward+adaptive``),
+    ``casadi:MX``."""
     name, _, option = text.partition(":")
     if not option:
         return di.backend(name)
     options: dict[str, Any] = {}
     for part in option.split("+"):
-        if name != "finitediff":
+        if name == "casadi":
+            options["symbols"] = part
+        elif name != "finitediff":
             options["mode"] = part
         elif part == "adaptive":
             options["step"] = "adaptive"

@@ -40,6 +40,7 @@ _ARRAYS = {
     "torch": "torch tensors",
     "jax": "JAX arrays and tracers",
     "autograd": "autograd boxes",
+    "casadi": "CasADi symbolic arrays",
 }
 _DEVICES = {"numpy": "CPU", "torch": "x's device", "jax": "JAX's default device"}
 #: how the generic builder of each operator (diffinterface._derived) computes it
@@ -95,7 +96,7 @@ def capability_tables() -> str:
     properties = [
         [
             name,
-            _ARRAYS[a.native_kind]
+            _ARRAYS[a.receives or a.native_kind]
             + (" (batches of points)" if getattr(a.config, "vectorized", False) else ""),
             ", ".join(_ARRAYS[k].split()[0] for k in sorted(a.accepted_kinds)),
             _mark(a.compiles),

@@ -25,6 +25,7 @@ CONFIGURATIONS: dict[str, tuple[Any, ...]] = {
         di.AutoFiniteDiff(step="adaptive"),
         di.AutoFiniteDiff(vectorized=True),
     ),
+    "casadi": (di.AutoCasADi(),),
 }
 
 #: all of them, framework by framework

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import optree
 
 import diffinterface as di
 from diffinterface._adapter import adapter_for
@@ -76,6 +77,9 @@ def unsupported_reason(backend: BackendLike, scenario: Scenario) -> str | None:
     adapter = adapter_for(b)
     if scenario.mutates and not adapter.supports_mutation:
         return f"{adapter.mutation_refusal}, so it cannot differentiate mutation"
+    most = adapter.max_ndim
+    if most is not None and max(np.ndim(a) for a in optree.tree_leaves(scenario.x)) > most:
+        return f"its arrays have at most {most} dimensions"
     if (
         isinstance(b, di.AutoSparse)
         and scenario.mutates

@@ -91,21 +91,21 @@ def shares_memory(a: Any, b: Any) -> bool:
     return False
 
 
-from diffinterface import _backend_registry  # noqa: E402
+from diffinterface import _backend_registry as registry  # noqa: E402
 
 #: the backends registered by diffinterface itself, before any test module is imported
-_BUILT_IN = dict(_backend_registry._REGISTRY)
+_BUILT_IN = dict(registry._REGISTRY)
 
 
 @pytest.fixture(autouse=True)
-def _backend_registry() -> Any:
+def _built_in_backends_only() -> Any:
     """Each test sees diffinterface's own backends only: a backend registered elsewhere
     (the example backend's module registers itself when imported) is forgotten."""
-    _backend_registry._REGISTRY.clear()
-    _backend_registry._REGISTRY.update(_BUILT_IN)
+    registry._REGISTRY.clear()
+    registry._REGISTRY.update(_BUILT_IN)
     yield
-    _backend_registry._REGISTRY.clear()
-    _backend_registry._REGISTRY.update(_BUILT_IN)
+    registry._REGISTRY.clear()
+    registry._REGISTRY.update(_BUILT_IN)
 
 
 @pytest.fixture(scope="session")

@@ -170,10 +170,13 @@ def test_benchmark_markdown_is_what_the_testing_page_copies(tmp_path: Path) -> N
     lines = (tmp_path / "benchmark.md").read_text().splitlines()
 
     assert re.fullmatch(r"Measured \d{4}-\d\d-\d\d \d\d:\d\d UTC by .*\.", lines[0])
-    header = "| scenario | backend | prepared | × fastest | unprepared | prepare | peak mem |"
+    header = (
+        "| scenario | backend | prepared | × fastest | unprepared | prepare | peak mem | f calls |"
+    )
     assert lines[2] == header and len(lines) == 8
-    assert lines[4].startswith(f"| {plain.name} | autograd | ") and lines[4].endswith(" kB |")
-    assert lines[6] == f"| {mutating.name} | autograd | not supported | | | | |"
+    assert lines[4].startswith(f"| {plain.name} | autograd | ") and lines[4].endswith(" kB | 1 |")
+    assert lines[5].startswith(f"| {plain.name} | finitediff | ") and lines[5].endswith(" | 7 |")
+    assert lines[6] == f"| {mutating.name} | autograd | not supported | | | | | |"
     assert lines[7].startswith(f"| {mutating.name} | finitediff | ")
     page = (ROOT / "docs" / "testsuite.md").read_text()
     assert f"\n{header}\n" in page and "\nMeasured " in page

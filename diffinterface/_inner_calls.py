@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from functools import reduce
+from functools import partial, reduce
 from operator import add
 from typing import Any
 
 import numpy as np
+import optree
 
 from diffinterface._adapter import adapter_for
 from diffinterface._arrays import kind_of, signature
@@ -27,7 +28,7 @@ from diffinterface._contexts import Constant, is_static
 from diffinterface._conversions import converter
 from diffinterface._operators.pullback import prepare_pullback, pullback
 from diffinterface._operators.pushforward import prepare_pushforward, pushforward
-from diffinterface._trees import Args
+from diffinterface._trees import Args, is_structure
 
 __all__ = ["InnerCalls"]
 
@@ -180,6 +181,9 @@ def _signature(x: Any) -> Any:
 
 
 def _to(target: str, a: Any) -> Any:
-    """An array as an array of kind ``target``; anything else unchanged."""
+    """An array as an array of kind ``target`` (also inside a dict / list / tuple);
+    anything else unchanged."""
+    if is_structure(a):
+        return optree.tree_map(partial(_to, target), a, none_is_leaf=True)
     src = kind_of(a)
     return a if src is None else converter(src, target)(a)

@@ -131,14 +131,14 @@ def native_problem(args: Arguments) -> NativeProblem:
     if args.y is not None and not adapter.supports_mutation:
         raise UnsupportedError(
             f"{type(args.config).__name__} cannot differentiate a mutating function f(y, x): "
-            f"its arrays are immutable. {adapter.mutation_hint}, or rewrite f to return its "
+            f"{adapter.mutation_refusal}. {adapter.mutation_hint}, or rewrite f to return its "
             "output."
         )
     if args.mutates and not adapter.supports_mutation:
         raise UnsupportedError(
-            f"{args.config!r} cannot give f a writable di.Cache buffer: its arrays are "
-            f"immutable. {adapter.mutation_hint}, or pass the scratch space as di.Constant "
-            "and write f without in-place updates."
+            f"{args.config!r} cannot give f a writable di.Cache buffer: "
+            f"{adapter.mutation_refusal}. {adapter.mutation_hint}, or pass the scratch space "
+            "as di.Constant and write f without in-place updates."
         )
     check_dtype(args.leaves[0], args.x_kind, adapter.native_kind, "x", args.config)
     x_in = identity if args.x_kind in adapter.accepted_kinds else _to(adapter, args.x_kind)

@@ -26,8 +26,9 @@ def compose(
 ) -> dict[str, Any]:
     """Step 4: each kernel with the conversions of its arguments and the finishing of its
     results, as ``run(x, t, contexts)``; by variant ("all", "last", their "_flat" forms,
-    their "_error" forms with an error estimate of the last output after the outputs, and
-    "out", the last output written into a NumPy ``out=``)."""
+    their "_error" forms with an error estimate of the last output after the outputs,
+    "out", the last output written into a NumPy ``out=``, and "out_error", the last output
+    and its error estimate written into NumPy ``out=`` and ``error_out=``)."""
     spec, adapter, structure = args.spec, problem.adapter, args.structure
     x_in = _x_converter(structure, problem.x_in)
     t_in = None if tangents is None else tangents.converter(adapter) or identity
@@ -64,7 +65,7 @@ def compose(
 
     aux_out = _aux_converter(args.x_kind, device, problem.aux_layout)
 
-    runs: dict[str, Any] = {"out": None}
+    runs: dict[str, Any] = {"out": None, "out_error": None}
     for variant, kernel in (("all", kernels.all), ("last", kernels.last)):
         outputs = spec.outputs if variant == "all" else spec.outputs[-1:]
         for suffix, flat in (("", False), ("_flat", True)):
@@ -88,6 +89,13 @@ def compose(
             return writes(x, *consts, out=out)[-1]
 
         runs["out"] = run_out
+        writes_error = kernels.writes_error
+
+        def run_out_error(x: Any, t: Any, contexts: tuple[Any, ...], out: Any, err: Any) -> Any:
+            consts = [conv(contexts[i].value) for i, conv in values]
+            return writes_error(x, *consts, out=out, error_out=err)  # type: ignore[misc]
+
+        runs["out_error"] = None if writes_error is None else run_out_error
     return runs
 
 

@@ -91,13 +91,14 @@ def _unpacking(f: Callable[..., Any], mutating: bool) -> Fn:
 
 def on_structure(fn: Fn, structure: Structure) -> Fn:
     """``fn`` of x's structure as a function of the one array the operators see (the
-    leaf itself for one leaf, the vector of all entries for several)."""
+    leaf itself for one leaf, the vector of all entries for several; a stack of those
+    vectors for a vectorised f, whose leaves then get the batch's leading axis)."""
     if structure.is_array:
         return fn
     build, cut = structure.build, structure.cut
 
     def fn_of_array(v: Any, *consts: Any) -> Any:
-        return fn(build(cut(v)), *consts)
+        return fn(build(cut(v, len(v.shape) - 1)), *consts)
 
     return fn_of_array
 

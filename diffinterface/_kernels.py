@@ -41,6 +41,8 @@ class Kernels:
     #: (all, last) with an estimate of the last output's error after the outputs, where the
     #: adapter's kernel gives one (see ``diffinterface._adapter.kernel``)
     errors: tuple[Kernel | None, Kernel | None] = (None, None)
+    #: ``errors[1]`` taking ``out=`` and ``error_out=`` (NumPy arrays) and writing into them
+    writes_error: Kernel | None = None
 
 
 def build_kernels(
@@ -57,7 +59,7 @@ def build_kernels(
     array_own = None if own is not None else adapter.declared(spec.name, False)
     declared = own or array_own
 
-    consts, source = problem.consts, _source(args)
+    consts, source = problem.consts, _source(args, adapter)
     first_const = 1 if tangents is None else 2  # a kernel's arguments: x, [t,] *consts
 
     def kernel(last_only: bool, with_error: bool = False) -> Kernel:
@@ -158,12 +160,14 @@ def build_kernels(
             args, adapter, structure, uncompiled, example, problem.y_structure is not None
         ),
         errors=errors,
+        writes_error=errors[1] if writes is not None else None,
     )
 
 
-def _source(args: Arguments) -> tuple[Any, ...]:
-    """The caller's (f, x, contexts, y) with x as the one array the operators see."""
-    structure, f = args.structure, args.f
+def _source(args: Arguments, adapter: Adapter) -> tuple[Any, ...]:
+    """The caller's (f, x, contexts, y) with x as the one array the operators see (f of
+    one point: see :meth:`Adapter.point_function`)."""
+    structure, f = args.structure, adapter.point_function(args.f)
     if structure.is_array:
         return (f, args.leaves[0], args.contexts, args.y)
     unravel = lambda v: structure.build(structure.cut(v))  # noqa: E731

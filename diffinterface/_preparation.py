@@ -82,6 +82,7 @@ class Prep:
         "_run_flat",
         "_run_last",
         "_run_out",
+        "_run_out_error",
     )
 
     def __init__(
@@ -96,13 +97,14 @@ class Prep:
         normalise: Callable[[Any, Any], tuple[Any, Any]],
         explain: Callable[..., str | None],
         run_first: tuple[Callable[[Any, Any], bool], Callable[..., bool]] | None,
+        run_out_error: Callable[..., Any] | None = None,
     ) -> None:
         self._call = call
         self._has_aux = call.has_aux
         self._guard = guard
         self._run_all, self._run_last, self._run_flat = run_all, run_last, run_flat
         self._run_error = run_error
-        self._run_out = run_out
+        self._run_out, self._run_out_error = run_out, run_out_error
         self._normalise, self._explain = normalise, explain
         #: a run-first preparation's checks before its kernel runs (the types of x's and the
         #: tangents' leaves) and after (operator, f, backend, contexts); None: check first
@@ -140,13 +142,13 @@ class Prep:
         y: Any = None,
         out: Any = None,
         flat: bool = False,
-        error: bool = False,
+        error: Any = False,
         has_aux: bool = False,
     ) -> Any:
         """The operator's results for this call: all outputs as a tuple, or the last one
-        alone with ``last_only`` (written into ``out`` when given); with ``error``, an
-        estimate of the last output's error after them; with ``has_aux``, all that paired
-        with f's aux.
+        alone with ``last_only`` (written into ``out`` when given); with ``error`` (True, or
+        an array to write it into), an estimate of the last output's error after them; with
+        ``has_aux``, all that paired with f's aux.
 
         Raises:
             PreparationMismatchError: the preparation was made for other arguments.
@@ -157,7 +159,7 @@ class Prep:
             y is None
             and out is None
             and not flat
-            and not error
+            and error is False
             and has_aux is self._has_aux
             and run is not None
         ):
@@ -179,6 +181,17 @@ class Prep:
                 if report is not None:
                     raise PreparationMismatchError(report)
                 return result
+        if (
+            error is True
+            and y is None
+            and out is None
+            and not flat
+            and has_aux is self._has_aux
+            and self._run_first is None
+        ):
+            with_error = self._run_error[1 if last_only else 0]
+            if with_error is not None and self._guard(spec, f, backend, x, t, contexts):
+                return self._run(with_error, x, t, contexts)
         return self._general(
             spec, f, backend, x, t, contexts, last_only, y, out, flat, error, has_aux
         )
@@ -202,7 +215,7 @@ class Prep:
         y: Any,
         out: Any,
         flat: bool,
-        error: bool = False,
+        error: Any = False,
         has_aux: bool = False,
     ) -> Any:
         """Normalise the arguments, check them, run, and write ``y=`` and ``out=``."""
@@ -214,8 +227,9 @@ class Prep:
         run = self._run_all if every else self._run_last
         if flat:
             run = self._run_flat[0 if every else 1]
-        if error:
-            return self._with_error(spec, x, t, contexts, every, last_only, y, out, flat)
+        if error is not False and error is not None:
+            error_out = None if error is True else error
+            return self._with_error(spec, x, t, contexts, every, last_only, y, out, flat, error_out)
         if run is None:
             raise InvalidArgumentError(
                 f"This preparation of {spec.name} was made by an unprepared call, for "
@@ -253,8 +267,10 @@ class Prep:
         y: Any,
         out: Any,
         flat: bool,
+        error_out: Any,
     ) -> Any:
-        """The results with an error estimate of the last one after them."""
+        """The results with an error estimate of the last one after them (written into
+        ``error_out`` when given)."""
         run = self._run_error[0 if every else 1]
         if run is None or flat:
             what = "with flat=True" if flat else f"for {spec.name}"
@@ -263,6 +279,16 @@ class Prep:
                 "finite differences with adaptive steps: "
                 "di.AutoFiniteDiff(step='adaptive')."
             )
+        writes = self._run_out_error
+        if (
+            last_only
+            and writes is not None
+            and not self._has_aux
+            and y is None
+            and type(out) in _NUMPY_OR_NONE
+            and type(error_out) in _NUMPY_OR_NONE
+        ):  # the kernel writes straight into them
+            return self._run(lambda x, t, c: writes(x, t, c, out, error_out), x, t, contexts)
         result = self._run(run, x, t, contexts)
         aux = None
         if self._has_aux:
@@ -273,4 +299,9 @@ class Prep:
                 result = result[-2:]
         if out is not None and last_only:
             result = (write_out(out, result[0]), result[1])
+        if error_out is not None:
+            result = (*result[:-1], write_out(error_out, result[-1], "error"))
         return result if not self._has_aux else (result, aux)
+
+
+_NUMPY_OR_NONE = (np.ndarray, type(None))

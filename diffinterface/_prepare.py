@@ -99,6 +99,7 @@ def prepare(
         normalise=normalise,
         explain=explainer(call),
         run_first=(types_check(call), call_check(call)) if kernels.run_first else None,
+        run_out_error=runs["out_error"],
     )
 
 

@@ -9,11 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from diffinterface.testsuite import default_tolerance
+from diffinterface.testsuite import backend_label, default_tolerance
 from diffinterface.testsuite._collections import wave_derivatives
 from diffinterface.testsuite._configurations import ALL_CONFIGURATIONS
 
-BACKENDS = list(ALL_CONFIGURATIONS)
+#: every configuration, for the scenario suite (it hands a vectorised backend each
+#: scenario's batch-accepting function)
+ALL_BACKENDS = list(ALL_CONFIGURATIONS)
+#: the configurations that call f on one point: the tests' own functions fit them
+BACKENDS = [b for b in ALL_BACKENDS if not getattr(b, "vectorized", False)]
 MUTATING_BACKENDS = [b for b in BACKENDS if b.name in ("torch", "finitediff")]
 IMMUTABLE_BACKENDS = [b for b in BACKENDS if b.name in ("jax", "autograd")]
 KINDS = ["numpy", "torch", "jax"]
@@ -21,8 +25,7 @@ DTYPES = [np.float32, np.float64]
 
 
 def backend_id(b: Any) -> str:
-    options = ",".join(str(v) for v in vars(b).values() if v is not None)
-    return f"{b.name}({options})"
+    return backend_label(b)
 
 
 def as_kind(a: Any, kind: str) -> Any:
@@ -103,3 +106,37 @@ def _backend_registry() -> Any:
     yield
     _backend_types._REGISTRY.clear()
     _backend_types._REGISTRY.update(_BUILT_IN)
+
+
+@pytest.fixture(scope="session")
+def process_pool() -> Any:
+    """Two worker processes for di.Distributed, shared by the tests (spawned: the test
+    process runs JAX, which must not be forked)."""
+    import multiprocessing
+    import time
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"))
+    list(pool.map(time.sleep, [0.5, 0.5]))  # both processes started and idle
+    yield pool
+    pool.shutdown(cancel_futures=True)
+
+
+@pytest.fixture(scope="session")
+def dask_client() -> Any:
+    """A Dask cluster of two worker processes (one thread each) on this machine."""
+    import logging
+
+    from dask.distributed import Client, LocalCluster
+
+    cluster = LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+    )
+    client = Client(cluster)
+    yield client
+    client.close()
+    cluster.close()

@@ -56,7 +56,9 @@ def test_bad_backends() -> None:
     with pytest.raises(di.InvalidArgumentError, match="Expected a backend"):
         di.gradient(scalar_fn, 42, X)  # type: ignore[arg-type]
     assert di.backend("finitediff", method="complex") == di.AutoFiniteDiff(method="complex")
-    assert set(di.available_backends()) == {"jax", "torch", "autograd", "finitediff"}
+    assert set(di.available_backends()) == {"jax", "torch", "autograd", "finitediff", "casadi"}
+    with pytest.raises(di.InvalidArgumentError, match=r"symbols=.SY.*choose one of"):
+        di.AutoCasADi(symbols="SY")  # type: ignore[arg-type]
 
 
 def test_missing_framework_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -91,8 +93,8 @@ def test_bad_contexts_and_functions() -> None:
         di.gradient(lambda x, c: scalar_fn(x), "torch", X, 2.0)  # type: ignore[arg-type]
     with pytest.raises(di.InvalidArgumentError, match="f must be callable"):
         di.gradient("f", "torch", X)  # type: ignore[arg-type]
-    with pytest.raises(di.InvalidArgumentError, match=r"returned a tuple.*xp.stack"):
-        di.jacobian(lambda x: (x, x), "finitediff", X)
+    with pytest.raises(di.InvalidArgumentError, match=r"returned a tuple; gradient needs one"):
+        di.gradient(lambda x: (x.sum(), x.sum()), "finitediff", X)
     with pytest.raises(di.InvalidArgumentError, match="must be passed with y="):
         di.jacobian(lambda x: None, "finitediff", X)
 

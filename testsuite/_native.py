@@ -3,7 +3,8 @@
 For a backend and a scenario, :func:`native_candidates` lists the ways a careful user would
 compute the same operator directly with the framework's own API: ``jax.jit(jax.grad(f))``
 and friends, eager ``torch.autograd`` or ``torch.func``, HIPS ``autograd.grad`` /
-``jacobian`` / ``hessian`` / ``hessian_vector_product``, and scipy's ``approx_derivative``
+``jacobian`` / ``hessian`` / ``hessian_vector_product``, CasADi's own Functions
+(``diffinterface.testsuite._native_casadi``), and scipy's ``approx_derivative``
 for finite differences (same method and relative steps, except that scipy's complex step
 is its default eps^½ where the backend's is eps, both exact to rounding). The benchmark
 times the candidates and compares diffinterface with the fastest.
@@ -27,6 +28,8 @@ import optree
 
 import diffinterface as di
 from diffinterface._contexts import is_static
+from diffinterface.testsuite._expectations import unsupported_reason
+from diffinterface.testsuite._native_casadi import casadi_candidates
 from diffinterface.testsuite._scenario import Scenario
 
 __all__ = ["Native", "in_native_kind", "native_candidates", "native_kind", "to_numpy"]
@@ -52,14 +55,20 @@ def native_candidates(backend: Any, sc: Scenario) -> list[Native]:
 
     Empty when there is no counterpart: SecondOrder and AutoSparse backends, mutating f,
     Cache contexts, batches of tangents, operators other than gradient / jacobian /
-    hessian / hvp, or a structured x for anything but a gradient.
+    hessian / hvp, a structured x for anything but a gradient, or finite differences with
+    adaptive steps (no hand-written counterpart of their accuracy: scipy.differentiate is
+    compared in benchmarks/finite_difference_accuracy.py). A vectorised finite-difference
+    backend is compared with scipy's one call per point.
     """
     if (
         sc.operator not in _OPERATORS
+        or getattr(backend, "step", None) == "adaptive"
         or sc.mutates
         or isinstance(sc.tangents, tuple)
         or (sc.operator != "gradient" and isinstance(sc.x, dict | list | tuple))
-        or not isinstance(backend, di.AutoJAX | di.AutoTorch | di.AutoAutograd | di.AutoFiniteDiff)
+        or not isinstance(
+            backend, di.AutoJAX | di.AutoTorch | di.AutoAutograd | di.AutoFiniteDiff | di.AutoCasADi
+        )
     ):
         return []
     builders: dict[str, Callable[[Any, Scenario], list[Native]]] = {
@@ -67,6 +76,7 @@ def native_candidates(backend: Any, sc: Scenario) -> list[Native]:
         "torch": _torch,
         "autograd": _autograd,
         "finitediff": _finitediff,
+        "casadi": _casadi,
     }
     return builders[backend.name](backend, sc)
 
@@ -246,6 +256,16 @@ def _autograd(backend: di.AutoAutograd, sc: Scenario) -> list[Native]:
     name = "grad" if sc.operator == "gradient" else sc.operator
     op = getattr(autograd, name)(f)
     return [Native(f"autograd.{name}(f)", lambda: op(*args))]
+
+
+# -- CasADi (testsuite/_native_casadi.py) --------------------------------------------------
+
+
+def _casadi(backend: di.AutoCasADi, sc: Scenario) -> list[Native]:
+    if unsupported_reason(backend, sc) is not None:  # x of more than 2 dimensions
+        return []
+    f, args = _inputs(sc, np.asarray)
+    return [Native(m, c) for m, c in casadi_candidates(backend, sc.operator, f, args)]
 
 
 # -- finite differences -------------------------------------------------------------------

@@ -15,17 +15,22 @@ __all__ = ["CaseResult", "Report", "backend_label"]
 
 
 def backend_label(b: BackendLike) -> str:
-    """A short label: ``jax``, ``jax(forward)``, ``finitediff(complex)``."""
+    """A short label: ``jax``, ``jax(forward)``, ``finitediff(complex)``, the options that
+    differ from the defaults (``finitediff(adaptive,vectorized)``)."""
     b = resolve_backend(b)
     if isinstance(b, di.SecondOrder):
         return f"{backend_label(b.outer)}∘{backend_label(b.inner)}"
     if isinstance(b, di.AutoSparse):
         return f"sparse({backend_label(b.backend)})"
-    options = [str(v) for k, v in vars(b).items() if v is not None and k != "rel_step"]
-    default = type(b)()
-    if vars(b) == vars(default):
-        return b.name
-    return f"{b.name}({','.join(options)})"
+    if isinstance(b, di.Distributed):
+        return f"distributed({backend_label(b.backend)})"
+    default = vars(type(b)())
+    options = [
+        str(v) if isinstance(v, str) else k if v is True else f"{k}={v}"
+        for k, v in vars(b).items()
+        if v != default[k]
+    ]
+    return f"{b.name}({','.join(options)})" if options else b.name
 
 
 @dataclass(frozen=True)

@@ -28,13 +28,13 @@ def run(
     out: Any = None,
     y: Any = None,
     flat: bool = False,
-    error: bool = False,
+    error: Any = False,
     has_aux: bool = False,
 ) -> Any:
     """``prep``'s results for this call (preparing first when ``prep`` is None): the last
     output with ``last_only`` (written into ``out`` when given), else all of them; with
-    ``error``, an estimate of the last output's error after them; with ``has_aux``, all
-    that paired with f's aux.
+    ``error`` (True, or an array to write it into), an estimate of the last output's error
+    after them; with ``has_aux``, all that paired with f's aux.
 
     Raises:
         InvalidArgumentError: ``prep`` is not a preparation.
@@ -56,14 +56,15 @@ def written(result: Any, out: Any) -> Any:
 
 
 def value_variant(
-    results: Any, out: Any, error: bool, derivatives: int, has_aux: bool = False
+    results: Any, out: Any, error: Any, derivatives: int, has_aux: bool = False
 ) -> Any:
     """A value variant's results with ``out=`` written: ``out`` is the array for its one
     derivative output (``derivatives`` 1), or a tuple of arrays for its last
-    ``derivatives`` outputs; with ``error`` the error estimate stays last; with
-    ``has_aux``, f's value comes paired with aux, ``((value, aux), ...)`` as JAX's
-    ``value_and_grad(has_aux=True)`` gives it (``gradient_and_hvp``, which has no value:
-    ``((gradient, hvp), aux)``)."""
+    ``derivatives`` outputs; with ``error`` (True or an array) the error estimate stays
+    last; with ``has_aux``, f's value comes paired with aux, ``((value, aux), ...)`` as
+    JAX's ``value_and_grad(has_aux=True)`` gives it (``gradient_and_hvp``, which has no
+    value: ``((gradient, hvp), aux)``)."""
+    error = error is not False and error is not None
     if has_aux:
         main, aux = results
         done = value_variant(main, out, error, derivatives)

@@ -35,7 +35,7 @@ def derivative(
     prep: Prep | None = None,
     out: Any = None,
     y: Any = None,
-    error: bool = False,
+    error: Any = False,
     has_aux: bool = False,
 ) -> Any:
     """dy/dx of ``f(x, *contexts)`` for a scalar x (a Python number or 0-d array).
@@ -43,9 +43,9 @@ def derivative(
     The result has the shape of f(x). With ``y=``, f is a mutating ``f(y, x, *contexts)``
     and y receives f(x).
 
-    With ``error=True``, returns ``(result, error)``: an estimate of the result's error,
-    shaped like it (finite differences with adaptive steps give one: see
-    docs/operators.md; other backends raise UnsupportedError).
+    With ``error=True`` (or an array to write it into), returns ``(result, error)``: an
+    estimate of the result's error, shaped like it (finite differences with adaptive steps
+    give one: see docs/operators.md; other backends raise UnsupportedError).
 
     Raises:
         InvalidArgumentError: x is not a scalar (use pushforward or jacobian).
@@ -64,7 +64,7 @@ def value_and_derivative(
     prep: Prep | None = None,
     out: Any = None,
     y: Any = None,
-    error: bool = False,
+    error: Any = False,
     has_aux: bool = False,
 ) -> tuple[Any, Any] | tuple[Any, ...]:
     """``(f(x), dy/dx)``; arguments as in :func:`derivative`. With ``error=True``, the estimate

@@ -34,15 +34,15 @@ def gradient(
     *contexts: Context,
     prep: Prep | None = None,
     out: Any = None,
-    error: bool = False,
+    error: Any = False,
     has_aux: bool = False,
 ) -> Any:
     """The gradient of a scalar-valued ``f(x, *contexts)``, shaped like x (in x's structure
     for a dict / list / tuple of arrays).
 
-    With ``error=True``, returns ``(result, error)``: an estimate of the result's error,
-    shaped like it (finite differences with adaptive steps give one: see
-    docs/operators.md; other backends raise UnsupportedError).
+    With ``error=True`` (or an array to write it into), returns ``(result, error)``: an
+    estimate of the result's error, shaped like it (finite differences with adaptive steps
+    give one: see docs/operators.md; other backends raise UnsupportedError).
 
     Raises:
         InvalidArgumentError: f(x) is not a scalar (use jacobian).
@@ -60,7 +60,7 @@ def value_and_gradient(
     *contexts: Context,
     prep: Prep | None = None,
     out: Any = None,
-    error: bool = False,
+    error: Any = False,
     has_aux: bool = False,
 ) -> tuple[Any, Any] | tuple[Any, ...]:
     """``(f(x), ∇f(x))``; arguments as in :func:`gradient`. With ``error=True``, the estimate

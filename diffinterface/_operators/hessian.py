@@ -30,7 +30,7 @@ def hessian(
     prep: Prep | None = None,
     out: Any = None,
     flat: bool = False,
-    error: bool = False,
+    error: Any = False,
     has_aux: bool = False,
 ) -> Any:
     """The Hessian of a scalar ``f(x, *contexts)``, of shape ``x.shape + x.shape``.
@@ -39,9 +39,9 @@ def hessian(
     of blocks ``leaf_i.shape + leaf_j.shape``; ``flat=True`` gives one (x.size, x.size)
     matrix instead.
 
-    With ``error=True``, returns ``(result, error)``: an estimate of the result's error,
-    shaped like it (finite differences with adaptive steps give one: see
-    docs/operators.md; other backends raise UnsupportedError).
+    With ``error=True`` (or an array to write it into), returns ``(result, error)``: an
+    estimate of the result's error, shaped like it (finite differences with adaptive steps
+    give one: see docs/operators.md; other backends raise UnsupportedError).
 
     Raises:
         InvalidArgumentError: f(x) is not a scalar.
@@ -71,7 +71,7 @@ def value_gradient_and_hessian(
     prep: Prep | None = None,
     out: tuple[Any, Any] | None = None,
     flat: bool = False,
-    error: bool = False,
+    error: Any = False,
     has_aux: bool = False,
 ) -> tuple[Any, Any, Any] | tuple[Any, ...]:
     """``(f(x), ∇f(x), H(x))``; ``out=`` is a pair (gradient array, Hessian array). With

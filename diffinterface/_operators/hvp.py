@@ -35,16 +35,16 @@ def hvp(
     *contexts: Context,
     prep: Prep | None = None,
     out: Any = None,
-    error: bool = False,
+    error: Any = False,
     has_aux: bool = False,
 ) -> Any:
     """The Hessian-vector product ``H(x)·tx`` of a scalar ``f(x, *contexts)``.
 
     ``tx`` is a tangent shaped like x, or a tuple of them (then a tuple of results).
 
-    With ``error=True``, returns ``(result, error)``: an estimate of the result's error,
-    shaped like it (finite differences with adaptive steps give one: see
-    docs/operators.md; other backends raise UnsupportedError).
+    With ``error=True`` (or an array to write it into), returns ``(result, error)``: an
+    estimate of the result's error, shaped like it (finite differences with adaptive steps
+    give one: see docs/operators.md; other backends raise UnsupportedError).
 
     Raises:
         InvalidArgumentError: f(x) is not a scalar, or tangents of the wrong shape/dtype.
@@ -61,7 +61,7 @@ def gradient_and_hvp(
     *contexts: Context,
     prep: Prep | None = None,
     out: tuple[Any, Any] | None = None,
-    error: bool = False,
+    error: Any = False,
     has_aux: bool = False,
 ) -> tuple[Any, Any] | tuple[Any, ...]:
     """``(∇f(x), H(x)·tx)``; ``out=`` is a pair (gradient array, hvp result). With

@@ -37,7 +37,7 @@ def jacobian(
     out: Any = None,
     y: Any = None,
     flat: bool = False,
-    error: bool = False,
+    error: Any = False,
     has_aux: bool = False,
 ) -> Any:
     """The Jacobian of ``f(x, *contexts)``, of shape ``f(x).shape + x.shape``.
@@ -47,9 +47,9 @@ def jacobian(
     ``f(x).shape + leaf.shape``. ``flat=True`` gives one matrix of shape
     ``(f(x).size, x.size)`` instead (x.size: all of x's entries).
 
-    With ``error=True``, returns ``(result, error)``: an estimate of the result's error,
-    shaped like it (finite differences with adaptive steps give one: see
-    docs/operators.md; other backends raise UnsupportedError).
+    With ``error=True`` (or an array to write it into), returns ``(result, error)``: an
+    estimate of the result's error, shaped like it (finite differences with adaptive steps
+    give one: see docs/operators.md; other backends raise UnsupportedError).
 
     Raises:
         PreparationMismatchError: ``prep`` was made for other arguments.
@@ -81,7 +81,7 @@ def value_and_jacobian(
     out: Any = None,
     y: Any = None,
     flat: bool = False,
-    error: bool = False,
+    error: Any = False,
     has_aux: bool = False,
 ) -> tuple[Any, Any] | tuple[Any, ...]:
     """``(f(x), J(x))``; arguments as in :func:`jacobian`. With ``error=True``, the estimate of

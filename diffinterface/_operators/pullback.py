@@ -37,7 +37,7 @@ def pullback(
     prep: Prep | None = None,
     out: Any = None,
     y: Any = None,
-    error: bool = False,
+    error: Any = False,
     has_aux: bool = False,
 ) -> Any:
     """The vector-Jacobian product ``tyᵀ·J(x)`` of ``f(x, *contexts)`` (shaped like x).
@@ -55,9 +55,9 @@ def pullback(
         tyᵀ·J shaped like x (in x's structure), or a tuple of them for a tuple of
         cotangents.
 
-    With ``error=True``, returns ``(result, error)``: an estimate of the result's error,
-    shaped like it (finite differences with adaptive steps give one: see
-    docs/operators.md; other backends raise UnsupportedError).
+    With ``error=True`` (or an array to write it into), returns ``(result, error)``: an
+    estimate of the result's error, shaped like it (finite differences with adaptive steps
+    give one: see docs/operators.md; other backends raise UnsupportedError).
 
     Raises:
         InvalidArgumentError: cotangents or out of the wrong shape or dtype.
@@ -78,7 +78,7 @@ def value_and_pullback(
     prep: Prep | None = None,
     out: Any = None,
     y: Any = None,
-    error: bool = False,
+    error: Any = False,
     has_aux: bool = False,
 ) -> tuple[Any, Any] | tuple[Any, ...]:
     """``(f(x), tyᵀ·J(x))``; arguments as in :func:`pullback`. With ``error=True``, the

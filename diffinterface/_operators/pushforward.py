@@ -37,7 +37,7 @@ def pushforward(
     prep: Prep | None = None,
     out: Any = None,
     y: Any = None,
-    error: bool = False,
+    error: Any = False,
     has_aux: bool = False,
 ) -> Any:
     """The Jacobian-vector product ``J(x)·tx`` of ``f(x, *contexts)`` (shape of f(x)).
@@ -54,9 +54,9 @@ def pushforward(
     Returns:
         J·tx in x's array type, or a tuple of them for a tuple of tangents.
 
-    With ``error=True``, returns ``(result, error)``: an estimate of the result's error,
-    shaped like it (finite differences with adaptive steps give one: see
-    docs/operators.md; other backends raise UnsupportedError).
+    With ``error=True`` (or an array to write it into), returns ``(result, error)``: an
+    estimate of the result's error, shaped like it (finite differences with adaptive steps
+    give one: see docs/operators.md; other backends raise UnsupportedError).
 
     Raises:
         InvalidArgumentError: tangents or out of the wrong shape or dtype.
@@ -77,7 +77,7 @@ def value_and_pushforward(
     prep: Prep | None = None,
     out: Any = None,
     y: Any = None,
-    error: bool = False,
+    error: Any = False,
     has_aux: bool = False,
 ) -> tuple[Any, Any] | tuple[Any, ...]:
     """``(f(x), J(x)·tx)``; arguments as in :func:`pushforward`. With ``error=True``, the

@@ -33,14 +33,14 @@ def second_derivative(
     *contexts: Context,
     prep: Prep | None = None,
     out: Any = None,
-    error: bool = False,
+    error: Any = False,
     has_aux: bool = False,
 ) -> Any:
     """d²y/dx² of ``f(x, *contexts)`` for a scalar x; shaped like f(x).
 
-    With ``error=True``, returns ``(result, error)``: an estimate of the result's error,
-    shaped like it (finite differences with adaptive steps give one: see
-    docs/operators.md; other backends raise UnsupportedError).
+    With ``error=True`` (or an array to write it into), returns ``(result, error)``: an
+    estimate of the result's error, shaped like it (finite differences with adaptive steps
+    give one: see docs/operators.md; other backends raise UnsupportedError).
 
     Raises:
         InvalidArgumentError: x is not a scalar.
@@ -68,7 +68,7 @@ def value_derivative_and_second_derivative(
     *contexts: Context,
     prep: Prep | None = None,
     out: tuple[Any, Any] | None = None,
-    error: bool = False,
+    error: Any = False,
     has_aux: bool = False,
 ) -> tuple[Any, Any, Any] | tuple[Any, ...]:
     """``(f(x), dy/dx, d²y/dx²)``; ``out=`` is a pair of arrays for the two derivatives. With

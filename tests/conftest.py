@@ -91,21 +91,21 @@ def shares_memory(a: Any, b: Any) -> bool:
     return False
 
 
-from diffinterface import _backend_types  # noqa: E402
+from diffinterface import _backend_registry  # noqa: E402
 
 #: the backends registered by diffinterface itself, before any test module is imported
-_BUILT_IN = dict(_backend_types._REGISTRY)
+_BUILT_IN = dict(_backend_registry._REGISTRY)
 
 
 @pytest.fixture(autouse=True)
-def _backend_registry() -> Any:
+def _only_built_in_backends() -> Any:
     """Each test sees diffinterface's own backends only: a backend registered elsewhere
     (the example backend's module registers itself when imported) is forgotten."""
-    _backend_types._REGISTRY.clear()
-    _backend_types._REGISTRY.update(_BUILT_IN)
+    _backend_registry._REGISTRY.clear()
+    _backend_registry._REGISTRY.update(_BUILT_IN)
     yield
-    _backend_types._REGISTRY.clear()
-    _backend_types._REGISTRY.update(_BUILT_IN)
+    _backend_registry._REGISTRY.clear()
+    _backend_registry._REGISTRY.update(_BUILT_IN)
 
 
 @pytest.fixture(scope="session")

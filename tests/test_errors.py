@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import diffinterface as di
-from diffinterface import _adapter, _backend_types
+from diffinterface import _adapter, _backend_registry
 from diffinterface.testsuite._collections import energy as scalar_fn
 from diffinterface.testsuite._collections import wave as vector_fn
 
@@ -62,9 +62,9 @@ def test_bad_backends() -> None:
 
 
 def test_missing_framework_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    entry = _backend_types._REGISTRY["jax"]
+    entry = _backend_registry._REGISTRY["jax"]
     missing = type(entry)(entry.config, "jax_is_not_installed_here", "jax")
-    monkeypatch.setitem(_backend_types._REGISTRY, "jax", missing)
+    monkeypatch.setitem(_backend_registry._REGISTRY, "jax", missing)
     _adapter.adapter_for.cache_clear()
     try:
         with pytest.raises(ImportError, match=r"pip install 'diffinterface\[jax\]'"):

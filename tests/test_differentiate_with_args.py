@@ -22,7 +22,7 @@ from torch.autograd.gradcheck import GradcheckError
 import diffinterface as di
 from tests.conftest import assert_close
 
-INNERS = ["jax", "torch", "autograd", "finitediff"]
+INNERS = ["jax", "torch", "autograd", "finitediff", "casadi"]
 OUTERS = ["jax", "torch", "autograd", "di:jax", "di:torch", "di:autograd", "di:finitediff"]
 A = np.array([0.3, -0.8])
 W = np.array([1.1, 0.5, 2.0])

@@ -71,13 +71,8 @@ def native_candidates(backend: Any, sc: Scenario) -> list[Native]:
         )
     ):
         return []
-    builders: dict[str, Callable[[Any, Scenario], list[Native]]] = {
-        "jax": _jax,
-        "torch": _torch,
-        "autograd": _autograd,
-        "finitediff": _finitediff,
-        "casadi": _casadi,
-    }
+    builders: dict[str, Callable[..., list[Native]]] = {"jax": _jax, "torch": _torch}
+    builders |= {"autograd": _autograd, "finitediff": _finitediff, "casadi": _casadi}
     return builders[backend.name](backend, sc)
 
 

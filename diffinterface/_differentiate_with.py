@@ -89,12 +89,29 @@ class DifferentiateWith:
         return f"DifferentiateWith({name}, {self.backend!r})"
 
     def __call__(self, x: Any, *args: Any) -> Any:
-        arguments = tuple(map(_open_autograd_containers, (x, *args)))
+        arguments = (x, *args)
+        if any(map(_is_container, arguments)):
+            return self._call_containers(arguments)
+        _check_x(x)
+        return self._call(arguments, next(filter(None, map(_framework_of, arguments)), None))
+
+    def _call(self, arguments: tuple[Any, ...], framework: str | None) -> Any:
+        """g on arrays (and other values) traced by ``framework``'s AD, if any."""
+        if framework in _NATIVE_FRAMEWORKS and framework == self.backend.name:
+            return self.f(*arguments)
+        if framework is None:
+            return self.inner.value(arguments)
+        bridge = importlib.import_module(kind(framework).bridge)  # type: ignore[arg-type]
+        return bridge.call(self.inner, arguments)
+
+    def _call_containers(self, arguments: tuple[Any, ...]) -> Any:
+        """g where some arguments are dicts / lists / tuples (or autograd's boxes of them)."""
+        arguments = tuple(map(_open_autograd_containers, arguments))
         if not is_structure(arguments[0]):
             _check_x(arguments[0])
         framework = next(filter(None, map(_framework_in, arguments)), None)
         if framework in _NATIVE_FRAMEWORKS and framework == self.backend.name:
-            return self.f(x, *args)
+            return self.f(*arguments)
         flat = tuple(
             i
             for i, a in enumerate(arguments)
@@ -102,10 +119,7 @@ class DifferentiateWith:
         )
         if flat:
             return self._call_structured(arguments, flat)
-        if framework is None:
-            return self.inner.value(arguments)
-        bridge = importlib.import_module(kind(framework).bridge)  # type: ignore[arg-type]
-        return bridge.call(self.inner, arguments)
+        return self._call(arguments, framework)
 
     def _call_structured(self, arguments: tuple[Any, ...], flat: tuple[int, ...]) -> Any:
         """g with the structured arguments at positions ``flat`` (x, and any dict / list /
@@ -139,6 +153,11 @@ def _framework_in(a: Any) -> str | None:
     """The first framework (with a DifferentiateWith boundary) among a's arrays, if any."""
     if is_structure(a):
         return next(filter(None, map(_framework_in, optree.tree_leaves(a))), None)
+    return _framework_of(a)
+
+
+def _framework_of(a: Any) -> str | None:
+    """The framework of an array, if it has a DifferentiateWith boundary."""
     name = kind_of(a)
     return name if name is not None and kind(name).bridge is not None else None
 
@@ -149,8 +168,13 @@ def _all_arrays(a: Any) -> bool:
     return bool(leaves) and all(kind_of(leaf) is not None for leaf in leaves)
 
 
+def _is_container(a: Any) -> bool:
+    """A dict, list or tuple, or one that HIPS autograd traces as one box."""
+    return is_structure(a) or _is_autograd_container(a)
+
+
 def _is_autograd_box(a: Any) -> bool:
-    return type(a).__module__.split(".")[0] == "autograd"
+    return type(a).__module__.startswith("autograd.")
 
 
 def _is_autograd_container(a: Any) -> bool:

@@ -61,8 +61,9 @@ class InnerCalls:
         like = x if like is None else like
         src = kind_of(like) or "numpy"
         native = adapter.native_kind
-        x = _to(native, np.asarray(x) if kind_of(x) is None else x)
-        y = adapter.evaluate(self.f, x, tuple(_to(native, a) for a in args))
+        kx = kind_of(x)
+        x = converter(kx, native)(x) if kx is not None else _to(native, np.asarray(x))
+        y = adapter.evaluate(self.f, x, tuple(_to(native, a) for a in args) if args else ())
         kind = kind_of(y)
         if kind is None:  # a Python or NumPy number
             y, kind = np.asarray(y), "numpy"
@@ -74,15 +75,15 @@ class InnerCalls:
         """Σᵢ ∂f/∂argᵢ · tᵢ over the active arguments i (``tangents``: one per active
         argument, in order; with ``batched``, a tuple of such tuples computed as one batch).
         Returns an array of f's output shape, or a tuple of them with ``batched``."""
+        if len(active) == 1:  # one argument: one inner call, its tangents as they are
+            t = tuple(t[0] for t in tangents) if batched else tangents[0]
+            return self._call("pushforward", arguments, active, t)
         parts = []
         for group in _groups(arguments, active):
             picked = tuple(active.index(i) for i in group)
             batch = tangents if batched else (tangents,)
             ts = tuple(_pack(tuple(t[j] for j in picked)) for t in batch)
-            t = ts if batched else ts[0]
-            f, x, contexts = self._problem(arguments, group)
-            prep = self._prep("pushforward", prepare_pushforward, f, x, t, contexts, group)
-            parts.append(pushforward(f, self.backend, x, t, *contexts, prep=prep))
+            parts.append(self._call("pushforward", arguments, group, ts if batched else ts[0]))
         if batched:
             return tuple(reduce(add, column) for column in zip(*parts, strict=True))
         return reduce(add, parts)
@@ -93,11 +94,12 @@ class InnerCalls:
         """uᵀ·∂f/∂argᵢ for each active argument i (``ty``: one cotangent u, or a tuple of
         them with ``batched``). Returns a tuple with one array per active argument, or a
         tuple of such tuples with ``batched``."""
+        if len(active) == 1:  # one argument: one inner call, no grouping by dtype
+            result = self._call("pullback", arguments, active, ty)
+            return tuple((r,) for r in result) if batched else (result,)
         found: dict[int, Any] = {}  # argument position → its cotangent (or batch of them)
         for group in _groups(arguments, active):
-            f, x, contexts = self._problem(arguments, group)
-            prep = self._prep("pullback", prepare_pullback, f, x, ty, contexts, group)
-            result = pullback(f, self.backend, x, ty, *contexts, prep=prep)
+            result = self._call("pullback", arguments, group, ty)
             if len(group) == 1:
                 result = tuple((r,) for r in result) if batched else (result,)
             per_argument = zip(*result, strict=True) if batched else result
@@ -106,14 +108,18 @@ class InnerCalls:
             return tuple(zip(*(found[i] for i in active), strict=True))
         return tuple(found[i] for i in active)
 
-    def _problem(
-        self, arguments: tuple[Any, ...], active: Active
-    ) -> tuple[Callable[..., Any], Any, tuple[Constant, ...]]:
-        """f as a function of (active arguments..., the others...), its x (the one active
-        argument, or ``di.Args`` of them) and the others as constants."""
-        x = _pack(tuple(arguments[i] for i in active))
+    def _call(self, operator: str, arguments: tuple[Any, ...], active: Active, t: Any) -> Any:
+        """One inner pushforward or pullback of f with respect to the ``active`` arguments
+        (of one dtype): x is the one active argument, or ``di.Args`` of them, and the other
+        arguments are constants."""
+        x = arguments[active[0]] if len(active) == 1 else Args(*(arguments[i] for i in active))
         contexts = tuple(Constant(a) for i, a in enumerate(arguments) if i not in active)
-        return self._function(active, len(arguments)), x, contexts
+        f = self._function(active, len(arguments))
+        if operator == "pushforward":
+            prep = self._prep(operator, prepare_pushforward, f, x, t, contexts, active)
+            return pushforward(f, self.backend, x, t, *contexts, prep=prep)
+        prep = self._prep(operator, prepare_pullback, f, x, t, contexts, active)
+        return pullback(f, self.backend, x, t, *contexts, prep=prep)
 
     def _function(self, active: Active, n: int) -> Callable[..., Any]:
         """f itself when the active arguments come first (x alone, x and the next ones),

@@ -62,7 +62,7 @@ def traced(name: str, fn: Callable[..., Any], **options: Any) -> Any:
         TRACES[name] = TRACES.get(name, 0) + 1
         return fn(*args)
 
-    return tf.function(counted, **options)
+    return tf.function(counted, autograph=False, **options)
 
 
 # ---------------------------------------------------------------------------------------
@@ -91,6 +91,7 @@ def gradient_cases(name: str, f: Callable[[Any], Any], n: int) -> None:
     x_np = np.linspace(0.1, 1.0, n)
     x_tf = tf.constant(x_np)
     spec = tf.TensorSpec([n], F64)
+    cpu = x_tf.device
     grad = tape_grad(f)
     expected = tape_grad(f)(x_tf).numpy()
     case = f"gradient {name} n={n}"
@@ -117,10 +118,49 @@ def gradient_cases(name: str, f: Callable[[Any], Any], n: int) -> None:
             f"tf.function {tag}, concrete fn, tf.Tensor in, .numpy() out",
             lambda c=concrete: c(x_tf).numpy(),
         )
+        bench(
+            case,
+            f"tf.function {tag}, concrete fn, inside `with tf.device(x.device)`",
+            lambda c=concrete: _on(cpu, c, x_tf),
+        )
     out = grad(x_tf)
     bench(case, "  .numpy() of the result alone", lambda: out.numpy())
     bench(case, "  tf.convert_to_tensor(NumPy x) alone", lambda: tf.convert_to_tensor(x_np))
     bench(case, "  tf.constant(NumPy x) alone", lambda: tf.constant(x_np))
+
+
+def _on(device: str, c: Any, x: Any) -> Any:
+    with tf.device(device):
+        return c(x)
+
+
+def preparation_cases(n: int, m: int) -> None:
+    """Seconds to trace (get_concrete_function) and to the end of the first call (XLA compiles
+    there, lazily), for a fresh tf.function each time."""
+    x = tf.constant(np.linspace(0.1, 1.0, n))
+    rng = np.random.default_rng(0)
+    w, xm = tf.constant(rng.standard_normal((m, m))), tf.constant(rng.standard_normal(m))
+
+    def jac(x: Any) -> Any:
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = tf.tanh(tf.linalg.matvec(w, x))
+        return tape.jacobian(y, x)
+
+    for label, kernel, arg in (
+        (f"gradient Σexp(x) n={n}", tape_grad(f_sum_exp), x),
+        (f"jacobian tape.jacobian {m}x{m}", jac, xm),
+    ):
+        for jit in (False, True):
+            t0 = time.perf_counter()
+            c = tf.function(kernel, jit_compile=jit, autograph=False)
+            c = c.get_concrete_function(tf.TensorSpec(arg.shape, arg.dtype))
+            t1 = time.perf_counter()
+            c(arg).numpy()
+            t2 = time.perf_counter()
+            for us, what in ((t1 - t0, "trace"), (t2 - t1, "first call")):
+                ROWS.append((f"preparation {label}", f"{what}, jit_compile={jit}", us * 1e6))
+                print(f"preparation {label:36s} {what}, jit_compile={jit}: {us * 1e3:9.1f} ms")
 
 
 # ---------------------------------------------------------------------------------------
@@ -301,6 +341,7 @@ def second_order_cases(n_hvp: int, n_hess: int) -> None:
 
 
 def main() -> None:
+    print(f"load average {os.getloadavg()}, cores {os.cpu_count()}")
     print(
         f"TensorFlow {tf.__version__}, NumPy {np.__version__}, "
         f"oneDNN opts {os.environ.get('TF_ENABLE_ONEDNN_OPTS')}, "
@@ -309,6 +350,7 @@ def main() -> None:
     print(f"{'case':26s} {'method':58s} {'µs/call':>12s}")
     gradient_cases("Σexp(x)", f_sum_exp, 10 if QUICK else 1000)
     gradient_cases("x[0]", f_first, 1)
+    preparation_cases(10 if QUICK else 1000, 20 if QUICK else 200)
     jvp_cases(10 if QUICK else 1000)
     jacobian_cases(20 if QUICK else 200)
     second_order_cases(10 if QUICK else 1000, 10 if QUICK else 100)

@@ -108,6 +108,12 @@ def gradient_cases(name: str, f: Callable[[Any], Any], n: int) -> None:
         bench(case, f"tf.function {tag}, polymorphic, NumPy in", lambda p=poly: p(x_np))
         bench(case, f"tf.function {tag}, input_signature, tf.Tensor in", lambda s=sig: s(x_tf))
         bench(case, f"tf.function {tag}, concrete fn, tf.Tensor in", lambda c=concrete: c(x_tf))
+        captured = concrete.captured_inputs
+        bench(
+            case,
+            f"tf.function {tag}, concrete fn via _call_flat (private API)",
+            lambda c=concrete, k=captured: c._call_flat([x_tf], k),
+        )
         bench(
             case,
             f"tf.function {tag}, concrete fn, NumPy in (convert_to_tensor)",

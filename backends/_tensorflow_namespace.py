@@ -107,7 +107,8 @@ def _promote(*args: Any) -> list[tf.Tensor]:
 def asarray(obj: Any, /, *, dtype: Any = None, device: str | None = None, copy: Any = None) -> Any:
     """``obj`` as a tensor; a tensor keeps its dtype, Python floats default to float64."""
     if isinstance(obj, list | tuple) and builtins.any(isinstance(o, _Array) for o in obj):
-        return tf.stack(_promote(*obj))  # a sequence of tensors (possibly symbolic)
+        stacked = tf.stack(_promote(*obj))  # a sequence of tensors (possibly symbolic)
+        return stacked if dtype is None else tf.cast(stacked, dtype)
     if dtype is None and not isinstance(obj, _Array):
         dtype = result_type(obj)
     with _on(device):

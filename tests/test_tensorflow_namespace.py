@@ -233,6 +233,8 @@ def test_dtype_rules() -> None:
         assert make(3).dtype == tf.float64
     assert xp.eye(2).dtype == xp.linspace(0, 1, 3).dtype == xp.arange(0.0, 1.0).dtype == tf.float64
     assert xp.arange(3).dtype == tf.int64
+    assert xp.asarray([x_numpy()[0], tf.constant(1.0, tf.float32)]).dtype == tf.float64
+    assert xp.asarray([tf.constant(1.0, tf.float64)], dtype=xp.float32).dtype == tf.float32
     # the arrays' own dtype is kept; Python scalars follow it
     for x in (x32, x64):
         assert xp.zeros_like(x).dtype == xp.full_like(x, 2).dtype == x.dtype

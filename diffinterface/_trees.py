@@ -26,8 +26,9 @@ import optree
 from diffinterface._arrays import describe, kind_of, signature
 from diffinterface._conversions import to_input_array
 from diffinterface._errors import InvalidArgumentError
+from diffinterface._namespace import array_namespace
 
-__all__ = ["Structure", "is_structure"]
+__all__ = ["Structure", "is_structure", "reshaped"]
 
 _PLAIN = (dict, list, tuple)
 
@@ -122,7 +123,7 @@ class Structure:
             return [v]
         front = tuple(v.shape[:lead])
         bounds = zip(self.offsets[:-1], self.offsets[1:], self.shapes, strict=True)
-        return [v[(..., slice(a, b))].reshape(front + s) for a, b, s in bounds]
+        return [reshaped(v[(..., slice(a, b))], front + s) for a, b, s in bounds]
 
     def block_leaves(self, matrix: Any, shaped: str, lead: int = 0) -> list[Any]:
         """A Jacobian (``shaped`` "yx": ``lead`` output axes, then x's entries) as x's
@@ -133,7 +134,7 @@ class Structure:
         if len(self.shapes) == 1:
             return [[matrix]]
         bounds = zip(self.offsets[:-1], self.offsets[1:], self.shapes, strict=True)
-        return [self.cut(matrix[a:b].reshape((*s, self.size)), len(s)) for a, b, s in bounds]
+        return [self.cut(reshaped(matrix[a:b], (*s, self.size)), len(s)) for a, b, s in bounds]
 
     def build_blocks(self, leaves: list[Any], shaped: str) -> Any:
         """The blocks of :meth:`block_leaves` in x's structure (of x's structures)."""
@@ -166,6 +167,13 @@ class Structure:
         return (
             f"prepared {self.describe()}, called {optree.tree_structure(tree, none_is_leaf=True)}"
         )
+
+
+def reshaped(a: Any, shape: tuple[int, ...]) -> Any:
+    """``a.reshape(shape)``; through a's array namespace for arrays without the method
+    (TensorFlow's tensors)."""
+    method = getattr(a, "reshape", None)
+    return method(shape) if method is not None else array_namespace(a).reshape(a, shape)
 
 
 def _one(t: Any) -> tuple[Any]:

@@ -6,15 +6,15 @@ behaviour is enabled, so this is a thin hand-written map onto ``tf`` (plus a few
 ``tf.experimental.numpy`` functions, called as plain functions: flip, roll, eye, tril,
 triu, moveaxis, matmul, dot, which need no switch). It works on eager
 tensors, on variables, inside GradientTape / ForwardAccumulator and on the symbolic
-tensors of ``tf.function`` and ``tf.vectorized_map``. Not public: ``di.array_namespace``
-will return :data:`NAMESPACE` once the TensorFlow backend (issue 20) registers it.
+tensors of ``tf.function`` and ``tf.vectorized_map``: ``di.array_namespace`` returns
+:data:`NAMESPACE` for all of them (``diffinterface.backends._tensorflow_arrays``).
 
 Dtypes follow the array API: functions of several arrays promote them (float32 with float64
 gives float64, which TensorFlow's own ops refuse), Python scalars take the dtype of the
 arrays beside them, and a function with nothing to follow uses NumPy's defaults, float64 and
 int64 (never TensorFlow's float32), so ``xp.asarray(1.0)`` cannot pull float64 work down to
-float32. Indexing and slicing are TensorFlow's own; tensors are immutable (see
-:data:`IMMUTABLE` and :func:`mutation_error`).
+float32. Indexing and slicing are TensorFlow's own; tensors are immutable (an assignment
+into one is explained by ``diffinterface.backends._tensorflow_arrays.mutation_error``).
 """
 
 from __future__ import annotations
@@ -30,40 +30,10 @@ import numpy as np
 import tensorflow as tf
 import tensorflow.experimental.numpy as tnp  # its functions only; no global switch
 
-from diffinterface._errors import UnsupportedError
-
-__all__ = ["IMMUTABLE", "NAMESPACE", "is_tensorflow_array", "mutation_error"]
-
-IMMUTABLE = (
-    "TensorFlow tensors are immutable, so f cannot assign into one ({detail}). Either build "
-    "the array functionally (xp.where, xp.stack, xp.concat, or tf.tensor_scatter_nd_update "
-    "for scattered entries), or compute the mutating part with a backend that allows writes "
-    "and let TensorFlow call it: g = di.DifferentiateWith(part, di.AutoTorch()) (or "
-    "di.AutoFiniteDiff()), then call g(x) inside f."
-)
+__all__ = ["NAMESPACE"]
 
 _Array = tf.Tensor | tf.Variable
 Axis = int | Sequence[int] | None
-
-
-def is_tensorflow_array(a: object) -> bool:
-    """Whether ``a`` is a TensorFlow tensor (eager or symbolic) or variable."""
-    return isinstance(a, _Array)
-
-
-def mutation_error(error: BaseException) -> UnsupportedError | None:
-    """The explained error for TensorFlow's item-assignment TypeError, else None.
-
-    The backend calls this on an exception from f and raises the result ``from error``.
-    """
-    text = str(error)
-    if (
-        isinstance(error, TypeError)
-        and "does not support item assignment" in text
-        and any(name in text for name in ("Tensor'", "Variable'"))
-    ):
-        return UnsupportedError(IMMUTABLE.format(detail=text))
-    return None
 
 
 # --------------------------------------------------------------------------------------

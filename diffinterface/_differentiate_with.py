@@ -8,6 +8,8 @@ backend's array type and back:
 * JAX (arrays or tracers): ``diffinterface._bridges.jax`` — JAX primitives whose
   evaluation, pushforward and pullback call the inner backend on the host;
 * torch tensors: ``diffinterface._bridges.torch`` — a ``torch.autograd.Function``;
+* TensorFlow tensors: ``diffinterface._bridges.tensorflow`` — a ``tf.custom_gradient``
+  (reverse mode only);
 * HIPS autograd boxes: ``diffinterface._bridges.autograd`` — an autograd primitive;
 * NumPy arrays and Python numbers (calls outside any AD, finite differences): f evaluated directly.
 
@@ -48,14 +50,15 @@ class DifferentiateWith:
 
     Args:
         f: ``f(x, *args) -> y``, written for the inner backend's arrays (NumPy for finite
-            differences and autograd, torch tensors for torch, JAX arrays for JAX); x and y
-            are arrays or numbers.
+            differences and autograd, torch tensors for torch, JAX arrays for JAX, TensorFlow
+            tensors for TensorFlow); x and y are arrays or numbers.
         backend: the backend (object or name) that differentiates f.
 
     Calling ``g(x, *args)`` returns f's value as an array of x's type (dtype and device
     kept); when g is called inside jax.grad/vjp/jvp/jit/vmap, torch.autograd (also
-    torch.func.grad/vjp/jvp/vmap), HIPS autograd, finite differences or any di operator,
-    the derivative with respect to x is computed by ``backend``. ``args`` are held
+    torch.func.grad/vjp/jvp/vmap), a TensorFlow GradientTape (reverse mode only), HIPS
+    autograd, finite differences or any di operator, the derivative with respect to x is
+    computed by ``backend``. ``args`` are held
     constant: their derivative is zero.
 
     Raises:

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
+
+# TensorFlow reads these when it is first imported (by the TensorFlow backend, on first use):
+# without them it prints its oneDNN and CPU-feature banners and a C++ warning for every
+# failed op. An application sets them itself; diffinterface does not (see docs/backends.md).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 import jax
 import numpy as np
@@ -15,7 +22,9 @@ from diffinterface.testsuite._configurations import ALL_CONFIGURATIONS
 
 BACKENDS = list(ALL_CONFIGURATIONS)
 MUTATING_BACKENDS = [b for b in BACKENDS if b.name in ("torch", "finitediff")]
-IMMUTABLE_BACKENDS = [b for b in BACKENDS if b.name in ("jax", "autograd")]
+IMMUTABLE_BACKENDS = [b for b in BACKENDS if b.name in ("jax", "tensorflow", "autograd")]
+#: backends whose prepared calls run compiled code, never f's Python code
+COMPILING_BACKENDS = [b for b in BACKENDS if b.name in ("jax", "tensorflow")]
 KINDS = ["numpy", "torch", "jax"]
 DTYPES = [np.float32, np.float64]
 

@@ -26,9 +26,10 @@ def test_all_is_sorted_and_public() -> None:
 def test_import_pulls_in_no_framework() -> None:
     code = (
         "import sys, numpy as np, diffinterface as di\n"
-        "di.available_backends(); di.AutoJAX(); di.backend('torch')\n"
+        "di.available_backends(); di.AutoJAX(); di.backend('torch'); di.AutoTensorFlow()\n"
         "di.gradient(lambda x: (x * x).sum(), 'finitediff', np.ones(2))\n"
-        "loaded = [m for m in ('jax', 'torch', 'autograd', 'scipy') if m in sys.modules]\n"
+        "frameworks = ('jax', 'torch', 'tensorflow', 'autograd', 'scipy')\n"
+        "loaded = [m for m in frameworks if m in sys.modules]\n"
         "assert not loaded, loaded\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

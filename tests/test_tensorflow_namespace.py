@@ -4,39 +4,29 @@ One battery of model functions, written once against ``xp``, runs on NumPy (thro
 ``di.array_namespace``, the reference) and on TensorFlow through the namespace: eagerly,
 inside GradientTape (the gradient against NumPy finite differences), inside ``tf.function``
 (symbolic tensors, one trace per input signature), under ForwardAccumulator and
-``tf.vectorized_map``. float32 and float64 inputs keep their dtype. The namespace is not yet
-what ``di.array_namespace`` returns for a tf.Tensor: that is wired with the TensorFlow
-backend (issue 20), and the strict xfail below flips when it is.
+``tf.vectorized_map``. float32 and float64 inputs keep their dtype. ``di.array_namespace``
+returns it for TensorFlow's tensors and variables, eager or symbolic.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
+import tensorflow as tf  # tests/conftest.py sets its log variables first
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info and warning logs
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # its oneDNN banner ignores the level
-tf = pytest.importorskip("tensorflow")
-
-import diffinterface as di  # noqa: E402
-from diffinterface.backends._tensorflow_namespace import (  # noqa: E402
-    NAMESPACE,
-    UnsupportedError,
-    is_tensorflow_array,
-    mutation_error,
-)
+import diffinterface as di
+from diffinterface.backends._tensorflow_arrays import mutation_error
+from diffinterface.backends._tensorflow_namespace import NAMESPACE
 
 N = 6
 W = np.random.default_rng(0).standard_normal((3, N))
 
 
 def xp_of(x: Any) -> Any:
-    """What ``di.array_namespace`` will do once the TensorFlow backend registers NAMESPACE."""
-    return NAMESPACE if is_tensorflow_array(x) else di.array_namespace(x)
+    return di.array_namespace(x)
 
 
 # --------------------------------------------------------------------------------------
@@ -214,7 +204,7 @@ def test_vectorized_map_jacobian() -> None:
 
 def test_variables_are_arrays_too() -> None:
     v = tf.Variable(x_numpy())
-    assert is_tensorflow_array(v)
+    assert di.array_namespace(v) is NAMESPACE
     with tf.GradientTape() as tape:  # a trainable variable is watched without tape.watch
         y = sum_exp(v)
     assert_close(tape.gradient(y, v), np.exp(x_numpy()), 1e-12)
@@ -285,11 +275,15 @@ def test_item_assignment_error_names_the_way_out() -> None:
         with pytest.raises(TypeError) as info:
             call(tf.constant(x_numpy()))
         error = mutation_error(info.value)
-        assert isinstance(error, UnsupportedError)
+        assert isinstance(error, di.UnsupportedError)
         assert "immutable" in str(error) and "di.DifferentiateWith" in str(error)
     assert mutation_error(TypeError("unsupported operand")) is None
 
 
-@pytest.mark.xfail(strict=True, reason="wired with the TensorFlow backend (issue 20)")
 def test_di_array_namespace_returns_it() -> None:
-    assert di.array_namespace(tf.constant(x_numpy())) is NAMESPACE
+    x = tf.constant(x_numpy())
+    assert di.array_namespace(x) is di.array_namespace(tf.Variable(x)) is NAMESPACE
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        assert di.array_namespace(x, 2.0) is NAMESPACE
+    assert tf.function(lambda v: tf.constant(di.array_namespace(v) is NAMESPACE))(x).numpy()

@@ -17,9 +17,13 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import os
 import pstats
 import statistics
 from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's logs (this program's choice)
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 import torch
 
@@ -31,6 +35,7 @@ from diffinterface.testsuite._seeds import OVERHEAD_SCENARIO
 BACKENDS = [
     di.AutoJAX(),
     di.AutoTorch(),
+    di.AutoTensorFlow(),
     di.AutoAutograd(),
     di.AutoFiniteDiff(),
     di.AutoFiniteDiff(method="forward"),
@@ -103,7 +108,7 @@ def fd_accuracy_and_memory() -> None:
     exact = sc.expected()[-1]
     print("\n| method | diffinterface error | scipy error | peak | peak with out= |")
     print("|---|---:|---:|---:|---:|")
-    for b in BACKENDS[3:]:
+    for b in [b for b in BACKENDS if isinstance(b, di.AutoFiniteDiff)]:
         prep = sc.prepare(b)
         ours = sc.call(b, prep=prep)
         theirs = native_candidates(b, sc)[0].call()
@@ -126,7 +131,7 @@ def fd_accuracy_and_memory() -> None:
 def profile_overhead(calls: int = 20000) -> None:
     """cProfile of the prepared call on the dispatch-overhead scenario, per backend."""
     (sc,) = [s for s in seed_scenarios() if s.name == OVERHEAD_SCENARIO]
-    for b in BACKENDS[:4]:
+    for b in BACKENDS[:5]:
         scn = in_native_kind(sc, b)
         prep = scn.prepare(b)
         x = scn.x
@@ -146,7 +151,7 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=0.5, help="seconds per timing")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument(
-        "--backends", nargs="*", help="backend names (e.g. jax torch); all six when omitted"
+        "--backends", nargs="*", help="backend names (e.g. jax torch); all seven when omitted"
     )
     args = parser.parse_args()
     torch.set_num_threads(1)

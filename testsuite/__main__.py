@@ -16,7 +16,7 @@ import os
 import platform
 import sys
 import time
-from importlib.metadata import version
+from importlib.metadata import packages_distributions, version
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,15 @@ from diffinterface.testsuite._configurations import CONFIGURATIONS
 from diffinterface.testsuite._seeds import OVERHEAD_SCENARIO, seed_scenarios
 from diffinterface.testsuite._sparse_scenarios import sparse_scenarios
 from diffinterface.testsuite._testing import CaseResult, test_differentiation
+
+
+def quiet_tensorflow() -> None:
+    """Set TensorFlow's log variables, unless set already, before the TensorFlow backend
+    first imports it: without them TensorFlow prints its oneDNN and CPU-feature banners and
+    a C++ warning for every failed op. A program's choice (see docs/backends.md): the
+    library itself sets none."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 
 def parse_backend(text: str) -> Any:
@@ -96,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         help="benchmark table as Markdown",
     )
     args = parser.parse_args(argv)
+    quiet_tensorflow()
     if "torch" in di.available_backends():
         import torch
 
@@ -272,12 +282,19 @@ def plot(table: Any, path: Path) -> None:
     print(f"wrote {path}")
 
 
+def _version(module: str) -> str:
+    """The installed version of the distribution that provides ``module`` (TensorFlow's is
+    ``tensorflow-cpu`` on Linux x86_64)."""
+    distributions = packages_distributions().get(module, [module])
+    return version(distributions[0])
+
+
 def write_markdown(table: Any, path: Path, torch_threads: int) -> None:
     """The benchmark table as Markdown, headed by when and on what it was measured."""
     records = _records(table)
     frameworks = (framework_of(di.backend(n)) for n in di.available_backends())
     packages = dict.fromkeys(["numpy", *(fw[0] for fw in frameworks if fw is not None)])
-    versions = ", ".join(f"{name} {version(name)}" for name in packages)
+    versions = ", ".join(f"{name} {_version(name)}" for name in packages)
     lines = [
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by "
         f"`python -m diffinterface.testsuite` on {platform.system()} {platform.machine()}, "

@@ -13,6 +13,7 @@ docs/backends.md; a test fails when that part is stale.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -38,9 +39,15 @@ _ARRAYS = {
     "numpy": "NumPy arrays",
     "torch": "torch tensors",
     "jax": "JAX arrays and tracers",
+    "tensorflow": "TensorFlow tensors",
     "autograd": "autograd boxes",
 }
-_DEVICES = {"numpy": "CPU", "torch": "x's device", "jax": "JAX's default device"}
+_DEVICES = {
+    "numpy": "CPU",
+    "torch": "x's device",
+    "jax": "JAX's default device",
+    "tensorflow": "x's device",
+}
 #: how the generic builder of each operator (diffinterface._derived) computes it
 _GENERIC = {
     "pushforward": "pushforward",
@@ -159,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--page", type=Path, default=Path("docs/backends.md"))
     parser.add_argument("--write", action="store_true", help="rewrite the page's tables")
     args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # quiet TensorFlow (a program's choice)
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     if args.write:
         update_page(args.page, write=True)
         return 0

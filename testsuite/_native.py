@@ -2,7 +2,8 @@
 
 For a backend and a scenario, :func:`native_candidates` lists the ways a careful user would
 compute the same operator directly with the framework's own API: ``jax.jit(jax.grad(f))``
-and friends, eager ``torch.autograd`` or ``torch.func``, HIPS ``autograd.grad`` /
+and friends, eager ``torch.autograd`` or ``torch.func``, concrete functions of
+``tf.function`` (``diffinterface.testsuite._native_tensorflow``), HIPS ``autograd.grad`` /
 ``jacobian`` / ``hessian`` / ``hessian_vector_product``, and scipy's ``approx_derivative``
 for finite differences (same method and relative steps, except that scipy's complex step
 is its default eps^½ where the backend's is eps, both exact to rounding). The benchmark
@@ -19,14 +20,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import optree
 
 import diffinterface as di
-from diffinterface._contexts import is_static
+from diffinterface.testsuite._native_inputs import (
+    Native,
+    inputs,
+    jax_converter,
+    needs_x64,
+    tf_converter,
+    torch_converter,
+)
+from diffinterface.testsuite._native_numpy import autograd_candidates, finitediff_candidates
+from diffinterface.testsuite._native_tensorflow import tensorflow_candidates
 from diffinterface.testsuite._scenario import Scenario
 
 __all__ = ["Native", "in_native_kind", "native_candidates", "native_kind", "to_numpy"]
@@ -34,17 +44,11 @@ __all__ = ["Native", "in_native_kind", "native_candidates", "native_kind", "to_n
 _OPERATORS = ("gradient", "jacobian", "hessian", "hvp")
 
 
-@dataclass(frozen=True)
-class Native:
-    """One hand-written way to compute a scenario's operator: ``call()`` runs it once."""
-
-    method: str
-    call: Callable[[], Any]
-
-
 def native_kind(backend: Any) -> str:
-    """The array kind the backend's framework computes in: ``"jax"``, ``"torch"``, ``"numpy"``."""
-    return {"jax": "jax", "torch": "torch"}.get(getattr(backend, "name", ""), "numpy")
+    """The array kind the backend's framework computes in: ``"jax"``, ``"torch"``,
+    ``"tensorflow"``, ``"numpy"``."""
+    name = getattr(backend, "name", "")
+    return name if name in ("jax", "torch", "tensorflow") else "numpy"
 
 
 def native_candidates(backend: Any, sc: Scenario) -> list[Native]:
@@ -59,14 +63,18 @@ def native_candidates(backend: Any, sc: Scenario) -> list[Native]:
         or sc.mutates
         or isinstance(sc.tangents, tuple)
         or (sc.operator != "gradient" and isinstance(sc.x, dict | list | tuple))
-        or not isinstance(backend, di.AutoJAX | di.AutoTorch | di.AutoAutograd | di.AutoFiniteDiff)
+        or not isinstance(
+            backend,
+            di.AutoJAX | di.AutoTorch | di.AutoTensorFlow | di.AutoAutograd | di.AutoFiniteDiff,
+        )
     ):
         return []
     builders: dict[str, Callable[[Any, Scenario], list[Native]]] = {
         "jax": _jax,
         "torch": _torch,
-        "autograd": _autograd,
-        "finitediff": _finitediff,
+        "tensorflow": tensorflow_candidates,
+        "autograd": autograd_candidates,
+        "finitediff": finitediff_candidates,
     }
     return builders[backend.name](backend, sc)
 
@@ -77,7 +85,10 @@ def in_native_kind(sc: Scenario, backend: Any) -> Scenario:
     kind = native_kind(backend)
     if kind == "numpy":
         return sc
-    convert = _jax_converter(sc) if kind == "jax" else _torch_converter
+    if kind == "jax":
+        convert = jax_converter(sc)
+    else:
+        convert = torch_converter if kind == "torch" else tf_converter
     contexts = tuple(
         di.Constant(convert(c.value))
         if isinstance(c, di.Constant) and isinstance(c.value, np.ndarray)
@@ -94,57 +105,14 @@ def to_numpy(a: Any) -> Any:
     )
 
 
-# -- inputs -------------------------------------------------------------------------------
-
-
-def _inputs(sc: Scenario, convert: Callable[[Any], Any]) -> tuple[Callable[..., Any], list[Any]]:
-    """(f of (x, [t,] *array constants) with static constants folded in, the arguments)."""
-    statics = [c.value if is_static(c.value) else None for c in sc.contexts]
-    arrays = [convert(c.value) for c in sc.contexts if not is_static(c.value)]
-
-    def f(x: Any, *array_values: Any) -> Any:
-        it = iter(array_values)
-        return sc.f(x, *(next(it) if s is None else s for s in statics))
-
-    args = [optree.tree_map(convert, sc.x)]
-    if sc.tangents is not None:
-        args.append(convert(sc.tangents))
-    return f, args + arrays
-
-
-def _torch_converter(a: Any) -> Any:
-    import torch
-
-    return torch.from_numpy(np.array(a))
-
-
-def _needs_x64(sc: Scenario) -> bool:
-    import jax
-
-    return sc.dtype == np.float64 and not getattr(jax.config, "jax_enable_x64")  # noqa: B009
-
-
-def _jax_converter(sc: Scenario) -> Callable[[Any], Any]:
-    """NumPy to JAX arrays, float64 kept (under x64 when JAX's x64 mode is off)."""
-    import jax
-
-    x64 = _needs_x64(sc)
-
-    def convert(a: Any) -> Any:
-        with jax.enable_x64(x64):
-            return jax.device_put(np.asarray(a))
-
-    return convert
-
-
 # -- JAX ----------------------------------------------------------------------------------
 
 
 def _jax(backend: di.AutoJAX, sc: Scenario) -> list[Native]:
     import jax
 
-    x64 = _needs_x64(sc)
-    f, args = _inputs(sc, _jax_converter(sc))
+    x64 = needs_x64(sc)
+    f, args = inputs(sc, jax_converter(sc))
     jac = jax.jacfwd if backend.mode == "forward" else jax.jacrev
     if sc.operator == "hvp":
 
@@ -176,7 +144,7 @@ def _torch(backend: di.AutoTorch, sc: Scenario) -> list[Native]:
     import torch
     from torch import func
 
-    f, args = _inputs(sc, _torch_converter)
+    f, args = inputs(sc, torch_converter)
     x, rest = args[0], args[1:]
     leaves, tree = optree.tree_flatten(x)
     tracked = [v.detach().requires_grad_(True) for v in leaves]
@@ -230,85 +198,3 @@ def _torch(backend: di.AutoTorch, sc: Scenario) -> list[Native]:
         Native(f"torch.autograd.grad eager{second}", eager),
         Native(f"torch.func.{name}", lambda: func_op(*args)),
     ]
-
-
-# -- HIPS autograd ------------------------------------------------------------------------
-
-
-def _autograd(backend: di.AutoAutograd, sc: Scenario) -> list[Native]:
-    import autograd
-
-    f, args = _inputs(sc, np.asarray)
-    if sc.operator == "hvp":
-        hvp = autograd.hessian_vector_product(f)
-        x, t, consts = args[0], args[1], args[2:]
-        return [Native("autograd.hessian_vector_product(f)", lambda: hvp(x, *consts, t))]
-    name = "grad" if sc.operator == "gradient" else sc.operator
-    op = getattr(autograd, name)(f)
-    return [Native(f"autograd.{name}(f)", lambda: op(*args))]
-
-
-# -- finite differences -------------------------------------------------------------------
-
-
-def _finitediff(backend: di.AutoFiniteDiff, sc: Scenario) -> list[Native]:
-    from scipy.optimize._numdiff import approx_derivative  # scipy's own FD Jacobian
-
-    f, args = _inputs(sc, np.asarray)
-    x, rest = args[0], args[1:]
-    flat, unflatten = _flattener(x)
-    eps = float(np.finfo(sc.dtype).eps)
-    scheme = {"central": "3-point", "forward": "2-point", "complex": "cs"}[backend.method]
-
-    def f_flat(v: Any, *c: Any) -> Any:
-        return np.asarray(f(unflatten(v), *c)).reshape(-1)
-
-    if sc.operator in ("gradient", "jacobian"):
-
-        def first() -> Any:
-            d = approx_derivative(f_flat, flat, method=scheme, args=tuple(rest))
-            if sc.operator == "gradient":
-                return unflatten(d.reshape(-1))
-            return d.reshape((-1, *flat.shape))
-
-        return [Native(f"scipy approx_derivative({scheme})", first)]
-    # second order: an outer central difference of an inner first difference
-    inner_scheme, inner_rel = ("cs", None) if scheme == "cs" else ("3-point", eps**0.25)
-    outer_rel = eps ** (1 / 3) if scheme == "cs" else eps**0.25
-    consts = tuple(rest[1:] if sc.operator == "hvp" else rest)
-
-    def grad(v: Any) -> Any:
-        return approx_derivative(f_flat, v, method=inner_scheme, rel_step=inner_rel, args=consts)
-
-    label = f"scipy approx_derivative({inner_scheme}) inside a central difference"
-    if sc.operator == "hessian":
-
-        def hessian() -> Any:
-            h = approx_derivative(grad, flat, method="3-point", rel_step=outer_rel)
-            return ((h + h.T) / 2).reshape(x.shape + x.shape)
-
-        return [Native(label, hessian)]
-    t = rest[0].reshape(-1)
-
-    def hvp() -> Any:
-        s = outer_rel * max(1.0, float(np.max(np.abs(flat)))) / float(np.max(np.abs(t)))
-        return ((grad(flat + s * t) - grad(flat - s * t)) / (2 * s)).reshape(x.shape)
-
-    return [Native(label, hvp)]
-
-
-def _flattener(x: Any) -> tuple[np.ndarray, Callable[[np.ndarray], Any]]:
-    """x's entries as one vector, and the inverse map (leaves in x's structure)."""
-    leaves, tree = optree.tree_flatten(x)
-    shapes = [np.shape(v) for v in leaves]
-    sizes = [math.prod(s) for s in shapes]
-    flat = np.concatenate([np.reshape(v, -1) for v in leaves])
-
-    def unflatten(v: np.ndarray) -> Any:
-        parts = np.split(v, np.cumsum(sizes)[:-1])
-        leaves = [p.reshape(s) for p, s in zip(parts, shapes, strict=True)]
-        return optree.tree_unflatten(tree, leaves)
-
-    if tree.num_leaves == 1 and not isinstance(x, dict | list | tuple):
-        return flat, lambda v: v.reshape(shapes[0])
-    return flat, unflatten

@@ -15,16 +15,21 @@ __all__ = ["CaseResult", "Report", "backend_label"]
 
 
 def backend_label(b: BackendLike) -> str:
-    """A short label: ``jax``, ``jax(forward)``, ``finitediff(complex)``."""
+    """A short label: ``jax``, ``jax(forward)``, ``finitediff(complex)``,
+    ``tensorflow(reverse,jit_compile)`` (a flag by its name, where it is on)."""
     b = resolve_backend(b)
     if isinstance(b, di.SecondOrder):
         return f"{backend_label(b.outer)}∘{backend_label(b.inner)}"
     if isinstance(b, di.AutoSparse):
         return f"sparse({backend_label(b.backend)})"
-    options = [str(v) for k, v in vars(b).items() if v is not None and k != "rel_step"]
-    default = type(b)()
-    if vars(b) == vars(default):
+    default = vars(type(b)())
+    if vars(b) == default:
         return b.name
+    options = [
+        k if v is True else str(v)
+        for k, v in vars(b).items()
+        if v is not None and k != "rel_step" and not (isinstance(v, bool) and v == default[k])
+    ]
     return f"{b.name}({','.join(options)})"
 
 

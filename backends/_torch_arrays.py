@@ -92,6 +92,9 @@ class TorchArrays(ArrayKind):
     def copy(self, a: Any) -> Any:
         return a.clone()
 
+    def plain_value(self, a: Any) -> Any:
+        return a.detach()
+
     def shares_memory(self, a: Any, b: Any) -> bool:
         if not isinstance(b, torch.Tensor):
             return False

@@ -11,9 +11,14 @@ every method in turn, one torch thread):
   same pattern (``scipy.optimize._numdiff.approx_derivative(..., method="3-point",
   sparsity=pattern)``, the routine behind ``least_squares(jac_sparsity=...)``);
 * ``di.AutoSparse(di.AutoJAX(mode="forward"))`` versus sparsejac's ``jit(jacfwd(f,
-  sparsity))``, when sparsejac is installed (``pip install -c constraints.txt sparsejac``).
-  sparsejac returns a JAX BCOO matrix; diffinterface a scipy CSR array (the conversion is
-  included in its time).
+  sparsity))`` and asdex's ``jit(asdex.jacobian(f, x))`` (its own detection and colouring),
+  when they are installed (``pip install -c constraints.txt 'diffinterface[bench]'``).
+  Both return a JAX BCOO matrix; diffinterface a scipy CSR array (the conversion is
+  included in its time);
+* ``di.AutoSparse(di.AutoCasADi())``: CasADi's exact pattern from its expression graph and
+  its own sparse Jacobian (no detector, no colouring), versus the same CasADi products
+  coloured along the project's tracer's pattern (``sparsity_detector=
+  di.TracerSparsityDetector()``).
 
 Preparation (detection + colouring + compilation) is timed once per n and printed too.
 Run: ``.venv/bin/python benchmarks/sparse_jacobian.py [--sizes 100,1000,10000]``.
@@ -89,6 +94,27 @@ def sparsejac_method(x: np.ndarray, pattern: Any) -> Callable[[], Any] | None:
     return run
 
 
+def asdex_method(x: np.ndarray) -> tuple[Callable[[], Any], float] | None:
+    try:
+        import asdex
+    except ImportError:
+        return None
+    import jax
+
+    with jax.enable_x64(True):
+        xj = jax.device_put(x)
+        start = time.perf_counter()
+        jac = jax.jit(asdex.jacobian(tridiagonal, xj))
+        jac(xj).data.block_until_ready()
+        seconds = time.perf_counter() - start
+
+    def run() -> Any:
+        with jax.enable_x64(True):
+            return jac(xj).data.block_until_ready()
+
+    return run, seconds
+
+
 def check(results: dict[str, Any], reference: np.ndarray) -> None:
     for name, value in results.items():
         dense = value.toarray() if sp.issparse(value) else np.asarray(value)
@@ -104,6 +130,7 @@ def main() -> None:
     torch.set_num_threads(1)
     jax_sparse = di.AutoSparse(di.AutoJAX(mode="forward"))
     fd_sparse = di.AutoSparse(di.AutoFiniteDiff())
+    casadi_coloured = di.AutoSparse(di.AutoCasADi(), sparsity_detector=di.TracerSparsityDetector())
     print(f"{'n':>6} {'method':<38} {'median':>11} {'prepare':>10}")
     summary = []
     for n in map(int, args.sizes.split(",")):
@@ -114,6 +141,8 @@ def main() -> None:
             ("dense jax(forward)", di.AutoJAX(mode="forward")),
             ("sparse finitediff", fd_sparse),
             ("dense finitediff", di.AutoFiniteDiff()),
+            ("sparse casadi (exact pattern)", di.AutoSparse(di.AutoCasADi())),
+            ("sparse casadi (tracer, coloured)", casadi_coloured),
         ):
             methods[name], prep_s[name] = prepared(backend, x)
         pattern = methods["sparse jax(forward)"]()
@@ -123,8 +152,14 @@ def main() -> None:
         sj = sparsejac_method(x, pattern)
         if sj is not None:
             methods["sparsejac jit(jacfwd)"] = sj
+        asd = asdex_method(x)
+        if asd is not None:
+            methods["asdex jit(jacobian)"], prep_s["asdex jit(jacobian)"] = asd
         reference = methods["dense jax(forward)"]()
-        check({k: v() for k, v in methods.items() if not k.startswith("sparsejac")}, reference)
+        check(
+            {k: v() for k, v in methods.items() if not k.startswith(("sparsejac", "asdex"))},
+            reference,
+        )
         del reference
         t = interleaved(methods, args.rounds)
         for name, seconds in t.items():
@@ -134,20 +169,26 @@ def main() -> None:
     print("\nRatios (time of the other method / time of diffinterface's sparse Jacobian):")
     print(
         f"{'n':>6} {'dense/sparse jax':>17} {'dense/sparse FD':>16} {'scipy/sparse FD':>16}"
-        f" {'sparsejac/sparse jax':>21}"
+        f" {'sparsejac/sparse jax':>21} {'asdex/sparse jax':>17} {'asdex/sparse casadi':>20}"
+        f" {'coloured/exact casadi':>22}"
     )
+    casadi = "sparse casadi (exact pattern)"
     for n, t in summary:
-        sj_ratio = (
-            f"{t['sparsejac jit(jacfwd)'] / t['sparse jax(forward)']:20.2f}×"
-            if "sparsejac jit(jacfwd)" in t
-            else f"{'(not installed)':>21}"
-        )
         print(
             f"{n:>6} {t['dense jax(forward)'] / t['sparse jax(forward)']:16.1f}×"
             f" {t['dense finitediff'] / t['sparse finitediff']:15.1f}×"
             f" {t['scipy approx_derivative(sparsity)'] / t['sparse finitediff']:15.2f}×"
-            f" {sj_ratio}"
+            f" {_ratio(t, 'sparsejac jit(jacfwd)', 'sparse jax(forward)', 21)}"
+            f" {_ratio(t, 'asdex jit(jacobian)', 'sparse jax(forward)', 17)}"
+            f" {_ratio(t, 'asdex jit(jacobian)', casadi, 20)}"
+            f" {_ratio(t, 'sparse casadi (tracer, coloured)', casadi, 22)}"
         )
+
+
+def _ratio(t: dict[str, float], other: str, ours: str, width: int) -> str:
+    if other not in t:
+        return f"{'(not installed)':>{width}}"
+    return f"{t[other] / t[ours]:{width - 1}.2f}×"
 
 
 if __name__ == "__main__":

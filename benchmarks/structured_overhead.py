@@ -10,6 +10,7 @@ dict (f = p["x"][0], one leaf of one entry), a dispatch-overhead one with three 
 its weights as {"W1", "W2"} (64 features, 20 samples, 16 hidden; finite differences
 skipped there: one f call per entry). Against native code, "added" is the median of the
 per-pair differences: the time a prepared call adds to the hand-written one.
+Last, a gradient in two arguments, ``di.Args(a, b)``, against native code with ``argnums``.
 Figures are in docs/structured.md ("What it costs").
 Run: ``.venv/bin/python benchmarks/structured_overhead.py``.
 """
@@ -173,6 +174,58 @@ def against_native() -> None:
             )
 
 
+def first_entries(a: Any, b: Any) -> Any:
+    return a[0] * b[0]
+
+
+def native_args_gradient(backend: str, a: np.ndarray, b: np.ndarray) -> tuple[Any, Any]:
+    """The native arrays and a hand-written gradient of first_entries in both arguments:
+    ``jax.jit(jax.grad(f, argnums=(0, 1)))`` under x64, ``torch.autograd.grad`` over both
+    tensors, or HIPS autograd's grad of f over the pair."""
+    if backend == "jax":
+        with jax.enable_x64(True):
+            aj, bj = jnp.asarray(a), jnp.asarray(b)
+            compiled = jax.jit(jax.grad(first_entries, argnums=(0, 1)))
+
+        def jax_call() -> Any:
+            with jax.enable_x64(True):
+                return jax.block_until_ready(compiled(aj, bj))
+
+        return (aj, bj), jax_call
+    if backend == "autograd":
+        grad = autograd.grad(lambda pair: first_entries(*pair))
+        return (a, b), partial(grad, (a, b))
+    at, bt = torch.from_numpy(a), torch.from_numpy(b)
+
+    def torch_call() -> Any:
+        la, lb = at.detach().requires_grad_(), bt.detach().requires_grad_()
+        return torch.autograd.grad(first_entries(la, lb), (la, lb))
+
+    return (at, bt), torch_call
+
+
+def args_against_native() -> None:
+    """A prepared gradient in two arguments (di.Args) against native code with argnums."""
+    print(
+        f"\nprepared gradient of f(a, b) = a[0]·b[0] in di.Args(a, b) vs native code; "
+        f"medians of {REPEATS}"
+    )
+    print(f"{'backend':<12}{'native (µs)':>13}{'Args (µs)':>11}{'added (µs)':>12}{'ratio':>8}")
+    a, b = np.array([0.5]), np.array([2.0])
+    for backend in ("jax", "torch", "autograd"):
+        (an, bn), native = native_args_gradient(backend, a, b)
+        prep = di.prepare_gradient(first_entries, backend, di.Args(an, bn))
+        call = partial(di.gradient, first_entries, backend, di.Args(an, bn), prep=prep)
+        ours = (lambda c=call: jax.block_until_ready(c())) if backend == "jax" else call
+        for got, want in zip(ours(), native(), strict=True):
+            np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-12)
+        t_native, t_args, ratio, added = timed(native, ours)
+        print(
+            f"{backend:<12}{1e6 * t_native:>13.1f}{1e6 * t_args:>11.1f}{1e6 * added:>12.2f}"
+            f"{ratio:>8.2f}"
+        )
+
+
 def main() -> None:
     torch.set_num_threads(1)
     print(f"prepared gradient, dict x vs flat x; medians of {REPEATS} interleaved calls")
@@ -202,6 +255,7 @@ def main() -> None:
                 f"{1e6 * added:>12.1f}"
             )
     against_native()
+    args_against_native()
 
 
 if __name__ == "__main__":

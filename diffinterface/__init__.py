@@ -14,6 +14,7 @@ This module only re-exports; importing it imports NumPy and no AD framework.
 
 from diffinterface._backend_types import (
     AutoAutograd,
+    AutoCasADi,
     AutoFiniteDiff,
     AutoJAX,
     AutoTensorFlow,
@@ -25,11 +26,13 @@ from diffinterface._backend_types import (
 from diffinterface._contexts import Cache, Constant
 from diffinterface._diffcache import DiffCache, get_tmp
 from diffinterface._differentiate_with import DifferentiateWith
+from diffinterface._distributed.backend import Distributed
 from diffinterface._errors import (
     DiffInterfaceError,
     InvalidArgumentError,
     PreparationMismatchError,
     UnsupportedError,
+    WorkerError,
 )
 from diffinterface._namespace import array_namespace
 from diffinterface._operators.derivative import (
@@ -59,9 +62,12 @@ from diffinterface._sparse.detectors import (
     KnownSparsityDetector,
     TracerSparsityDetector,
 )
+from diffinterface._trees import Args
 
 __all__ = [
+    "Args",
     "AutoAutograd",
+    "AutoCasADi",
     "AutoFiniteDiff",
     "AutoJAX",
     "AutoSparse",
@@ -73,6 +79,7 @@ __all__ = [
     "DiffCache",
     "DiffInterfaceError",
     "DifferentiateWith",
+    "Distributed",
     "GreedyColoring",
     "InvalidArgumentError",
     "KnownSparsityDetector",
@@ -81,6 +88,7 @@ __all__ = [
     "SecondOrder",
     "TracerSparsityDetector",
     "UnsupportedError",
+    "WorkerError",
     "array_namespace",
     "available_backends",
     "backend",

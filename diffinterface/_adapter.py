@@ -64,7 +64,9 @@ class Problem:
     ``x`` is x's example as the kernel takes it: one native array, or, for a kernel
     declared ``structured``, x's structure of native arrays (``structure`` describes it).
     ``last_only``: the kernel returns the last output alone (the operator's own result),
-    for a kernel declared ``last_only``.
+    for a kernel declared ``last_only``. ``with_error``: the kernel returns, after its
+    outputs, an estimate of the error of its last one (the same shape), for a kernel
+    declared ``errors``.
     """
 
     x: Any
@@ -73,6 +75,7 @@ class Problem:
     mutates: bool  # f writes into arrays (y= or Cache): the backend must allow it
     structure: Structure | None = None
     last_only: bool = False
+    with_error: bool = False
     #: the Constant values at preparation (native), for kernels that compile parts
     #: themselves (AutoSparse's compressed products)
     consts: tuple[Any, ...] = ()
@@ -90,23 +93,31 @@ class KernelDeclaration:
     """An operator an adapter computes its own way, and what its kernel method takes:
     ``structured``: x in its structure (x-shaped results as x's leaves); ``last_only``: it
     honours ``Problem.last_only``; ``writes_out``: it takes ``out=`` (a NumPy array for
-    the operator's own result) and writes into it."""
+    the operator's own result) and writes into it (with ``Problem.with_error`` also
+    ``error_out=`` for the estimate); ``errors``: it honours ``Problem.with_error`` (an
+    estimate of its result's error, as finite differences with adaptive steps give)."""
 
     operator: str
     method: str
     structured: bool = False
     last_only: bool = False
     writes_out: bool = False
+    errors: bool = False
 
 
 def kernel(
-    operator: str, *, structured: bool = False, last_only: bool = False, writes_out: bool = False
+    operator: str,
+    *,
+    structured: bool = False,
+    last_only: bool = False,
+    writes_out: bool = False,
+    errors: bool = False,
 ) -> Callable[[Callable[..., Kernel]], Callable[..., Kernel]]:
     """Declare an adapter method ``(self, fn, p: Problem) -> Kernel`` as the adapter's own
     way to compute ``operator`` (see :class:`KernelDeclaration` for the options)."""
 
     def declare(method: Callable[..., Kernel]) -> Callable[..., Kernel]:
-        method.__di_kernel__ = (operator, structured, last_only, writes_out)  # type: ignore[attr-defined]
+        method.__di_kernel__ = (operator, structured, last_only, writes_out, errors)  # type: ignore[attr-defined]
         return method
 
     return declare
@@ -141,6 +152,13 @@ class Adapter(abc.ABC):
     #: kinds of outputs handed to the caller as the kernels return them (no conversion to
     #: x's array type, no blocks): AutoSparse's scipy.sparse matrices
     raw_outputs: ClassVar[frozenset[str]] = frozenset()
+    #: why f may not write into arrays, for backends that do not ``support_mutation``
+    mutation_refusal: ClassVar[str] = "its arrays are immutable"
+    #: the array kind f receives where it is not ``native_kind`` (CasADi traces f with
+    #: symbolic arrays, its kernels take NumPy arrays), for the capability tables
+    receives: ClassVar[str | None] = None
+    #: the most dimensions f's arrays may have (CasADi's: 2), None for any
+    max_ndim: ClassVar[int | None] = None
     #: backends that can differentiate mutating code, named in errors of those that cannot
     mutation_hint: ClassVar[str] = (
         "Use di.AutoTorch() or di.AutoFiniteDiff(), which differentiate code that writes "
@@ -154,14 +172,14 @@ class Adapter(abc.ABC):
             mark = getattr(member, "__di_kernel__", None)
             if mark is None:
                 continue
-            operator, structured, last_only, writes_out = mark
+            operator, structured, last_only, writes_out, errors = mark
             if operator not in OPERATORS:
                 raise TypeError(
                     f"{cls.__name__}.{name} declares a kernel for {operator!r}, which is not "
                     f"an operator; choose one of {sorted(OPERATORS)}."
                 )
             declared[(operator, structured)] = KernelDeclaration(
-                operator, name, structured, last_only, writes_out
+                operator, name, structured, last_only, writes_out, errors
             )
         cls.kernels = declared
 
@@ -172,6 +190,11 @@ class Adapter(abc.ABC):
         """The adapter that computes ``operator`` (another one where this adapter only
         handles some operators, as AutoSparse's)."""
         return self
+
+    def point_function(self, f: Callable[..., Any]) -> Callable[..., Any]:
+        """The caller's f as a function of one point x, for code that calls it itself
+        (AutoSparse's sparsity detectors): f, unless the adapter hands f batches of points."""
+        return f
 
     def declared(self, operator: str, structured: bool) -> KernelDeclaration | None:
         """The adapter's own kernel for ``operator`` (taking x's structure), if declared."""
@@ -219,6 +242,11 @@ class Adapter(abc.ABC):
     def pullback_batch(self, fn: Fn, mutates: bool) -> Kernel:
         """``(x, U, *consts) -> (y, stack of uᵀ J)`` for cotangents stacked on axis 0."""
         return self._loop(self.pullback(fn, mutates))
+
+    def sparse_kernel(self, operator: str, fn: Fn, p: Problem) -> Kernel:
+        """``jacobian`` or ``hessian`` as a scipy.sparse CSR array of the exact pattern, for
+        a backend whose configuration declares ``exact_sparsity`` (AutoSparse asks it)."""
+        raise NotImplementedError(f"{type(self).__name__} computes no exact sparse {operator}")
 
     def _loop(self, single: Kernel) -> Kernel:
         """Fallback batching for frameworks without vmap: one call per tangent."""

@@ -17,10 +17,14 @@ from diffinterface._conversions import check_dtype, converter
 from diffinterface._derived import OperatorSpec
 from diffinterface._errors import DiffInterfaceError, InvalidArgumentError, UnsupportedError
 from diffinterface._functions import (
+    AuxLayout,
+    OutputStructure,
     checked_output,
+    joined_output,
     native_function,
     numbers_as_arrays,
     on_structure,
+    output_and_aux,
 )
 from diffinterface._namespace import array_namespace
 from diffinterface._trees import Structure
@@ -33,6 +37,10 @@ _MIXED = (
     "di.Constant(array), which the backend converts for f, or convert it inside f with "
     "xp = di.array_namespace(x); xp.asarray(array)."
 )
+
+
+#: the operators whose f may return a dict / list / tuple of arrays
+_STRUCTURED_OUTPUTS = frozenset({"pushforward", "pullback", "derivative", "jacobian"})
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,7 @@ class Arguments:
     contexts: tuple[Any, ...]
     y: Any
     mutates: bool  # f writes into arrays (y= or Cache): the backend must allow it
+    has_aux: bool = False  # f returns (output, aux): aux is passed through
 
 
 @dataclass(frozen=True)
@@ -63,6 +72,11 @@ class NativeProblem:
     const_in: tuple[Callable[[Any], Any] | None, ...]
     x_in: Callable[[Any], Any]  # one leaf to native
     y: Any  # the output template
+    #: with has_aux: aux's arrays, aux(x in its structure, *consts), and its layout
+    aux: Callable[..., Any] | None = None
+    aux_layout: AuxLayout | None = None
+    #: f's output structure, where f returns a dict / list / tuple of arrays (joined)
+    y_structure: Structure | None = None
 
 
 def arguments(
@@ -72,6 +86,7 @@ def arguments(
     x: Any,
     contexts: tuple[Any, ...],
     y: Any,
+    has_aux: bool = False,
 ) -> Arguments:
     """Step 1: check the arguments and take x apart into its structure and leaves."""
     if not callable(f):
@@ -93,10 +108,15 @@ def arguments(
         raise InvalidArgumentError(
             f"y= must be an array that f(y, x) writes its output into; got {type(y).__name__}."
         )
+    if has_aux and y is not None:
+        raise InvalidArgumentError(
+            "has_aux=True needs f to return (output, aux); a mutating f(y, x) writes its "
+            "output into y instead. Return the output, or call without has_aux."
+        )
     x_kind = kind_of(leaves[0])
     assert x_kind is not None
     mutates = y is not None or any(isinstance(c, Cache) for c in contexts)
-    return Arguments(spec, f, config, structure, leaves, x_kind, contexts, y, mutates)
+    return Arguments(spec, f, config, structure, leaves, x_kind, contexts, y, mutates, has_aux)
 
 
 def native_problem(args: Arguments) -> NativeProblem:
@@ -111,14 +131,14 @@ def native_problem(args: Arguments) -> NativeProblem:
     if args.y is not None and not adapter.supports_mutation:
         raise UnsupportedError(
             f"{type(args.config).__name__} cannot differentiate a mutating function f(y, x): "
-            f"its arrays are immutable. {adapter.mutation_hint}, or rewrite f to return its "
+            f"{adapter.mutation_refusal}. {adapter.mutation_hint}, or rewrite f to return its "
             "output."
         )
     if args.mutates and not adapter.supports_mutation:
         raise UnsupportedError(
-            f"{args.config!r} cannot give f a writable di.Cache buffer: its arrays are "
-            f"immutable. {adapter.mutation_hint}, or pass the scratch space as di.Constant "
-            "and write f without in-place updates."
+            f"{args.config!r} cannot give f a writable di.Cache buffer: "
+            f"{adapter.mutation_refusal}. {adapter.mutation_hint}, or pass the scratch space "
+            "as di.Constant and write f without in-place updates."
         )
     check_dtype(args.leaves[0], args.x_kind, adapter.native_kind, "x", args.config)
     x_in = identity if args.x_kind in adapter.accepted_kinds else _to(adapter, args.x_kind)
@@ -126,13 +146,29 @@ def native_problem(args: Arguments) -> NativeProblem:
     const_in = tuple(_const_converter(adapter, c) for c in args.contexts)
     consts = tuple(conv(c.value) for conv, c in zip(const_in, args.contexts, strict=True) if conv)
     fn = native_function(args.f, args.contexts, args.y, args.structure)
-    fn_of_array = on_structure(fn, args.structure)
+    aux = aux_layout = None
+    if args.has_aux:
+        fn, aux, aux_layout = output_and_aux(fn)
+    output = OutputStructure(None if args.spec.name in _STRUCTURED_OUTPUTS else args.spec.name)
+    fn_of_array = joined_output(on_structure(fn, args.structure), output)
     if adapter.plain_values:
         fn_of_array = numbers_as_arrays(fn_of_array)
     x_array = args.structure.join(native, array_namespace(*native))
     y = _output_template(args, adapter, fn_of_array, x_array, consts)
+    x = args.structure.build(native)
     return NativeProblem(
-        adapter, fn, fn_of_array, args.structure.build(native), x_array, consts, const_in, x_in, y
+        adapter,
+        fn,
+        fn_of_array,
+        x,
+        x_array,
+        consts,
+        const_in,
+        x_in,
+        y,
+        aux,
+        aux_layout,
+        output.structure,
     )
 
 

@@ -90,6 +90,10 @@ class ArrayKind:
         """A copy that does not share memory with a (immutable arrays: a itself)."""
         return a
 
+    def plain_value(self, a: Any) -> Any:
+        """``a`` apart from any graph that records it (a torch tensor detached)."""
+        return a
+
     def shares_memory(self, a: Any, b: Any) -> bool:
         return False
 

@@ -9,16 +9,23 @@ module imports no framework.
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
-from functools import cache
 from typing import Any, ClassVar, Literal
 
-from diffinterface._arrays import register_kind_module
+from diffinterface._backend_registry import (
+    Backend,
+    BackendLike,
+    available_backends,
+    backend,
+    framework_of,
+    register_backend,
+    resolve_backend,
+)
 from diffinterface._errors import InvalidArgumentError
 
 __all__ = [
     "AutoAutograd",
+    "AutoCasADi",
     "AutoFiniteDiff",
     "AutoJAX",
     "AutoTensorFlow",
@@ -34,33 +41,6 @@ __all__ = [
 ]
 
 Mode = Literal["reverse", "forward"]
-
-
-@dataclass(frozen=True)
-class Backend:
-    """Base class of every backend configuration (frozen, hashable, readable repr).
-
-    Class attributes: ``name`` (the registered name, or what the configuration is);
-    ``adapter``, the ``"module:Class"`` of its adapter; ``first_order``, whether it is a
-    first-order backend that :class:`SecondOrder` and ``AutoSparse`` can wrap.
-    """
-
-    name: ClassVar[str]
-    adapter: ClassVar[str]
-    first_order: ClassVar[bool] = True
-    #: (module, pip extra) that a configuration not registered by name needs installed
-    requires: ClassVar[tuple[str, str] | None] = None
-
-    def _check_choice(self, option: str, choices: tuple[Any, ...]) -> None:
-        value = getattr(self, option)
-        if value not in choices:
-            raise InvalidArgumentError(
-                f"{type(self).__name__}({option}={value!r}) is not a valid option; choose one "
-                f"of {choices}."
-            )
-
-
-BackendLike = Backend | str
 
 
 @dataclass(frozen=True)
@@ -107,29 +87,124 @@ class AutoAutograd(Backend):
     adapter: ClassVar[str] = "diffinterface.backends.autograd:AutogradAdapter"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class AutoFiniteDiff(Backend):
-    """Finite differences on NumPy.
+    """Finite differences on NumPy: for code no AD framework can trace.
 
     Args:
-        method: ``"central"`` (error O(h²)), ``"forward"`` (O(h), half the evaluations) or
-            ``"complex"`` (complex step: exact to rounding for first derivatives; f must be
-            real-analytic and written so that complex inputs flow through it).
-        rel_step: relative step; ``None`` picks the usual optimum for the method and dtype
-            (eps^(1/2) forward, eps^(1/3) central, eps^(1/4) for second differences).
+        method: ``"central"`` (error O(h²)), ``"forward"`` (O(h), half the evaluations, f
+            evaluated on one side of x) or ``"complex"`` (complex step: exact to rounding for
+            first derivatives; f must be real-analytic and let complex inputs through).
+        step: ``None``: one relative step, the usual optimum for the method and dtype
+            (eps^(1/3) central, eps^(1/2) forward, eps complex, eps^(1/4) for second
+            differences), ``h_i = step · max(1, |x_i|)``; a number: that relative step;
+            ``"adaptive"``: steps ``0.25 · s(x_i) / 3^k`` extrapolated by Richardson, with
+            an error estimate per entry (``error=True`` on any operator).
+        vectorized: f takes a batch of points on a leading axis, ``(b,) + x.shape``, and
+            returns ``(b,) + y.shape``: all the points of a call go through f at once (or
+            ``chunk_size`` at a time).
+        order: with ``"adaptive"``, the order after extrapolation (default 8; even for
+            central and complex).
+        num_steps: with ``"adaptive"``, at most this many steps (default 8; it stops
+            earlier once every entry's error estimate is below √eps relative).
+        chunk_size: with ``vectorized=True``, at most this many points per call of f
+            (default: as many as fit in 512 KiB, so that f's temporaries stay in cache).
+        rel_step: the older name of ``step=<number>`` (both give the same backend).
+
+    Raises:
+        InvalidArgumentError: an unknown method, a step that is not None, a positive number
+            or "adaptive", or an option given without the setting it belongs to.
     """
 
     method: Literal["central", "forward", "complex"] = "central"
+    step: float | Literal["adaptive"] | None = None
+    vectorized: bool = False
+    order: int | None = None
+    num_steps: int | None = None
+    chunk_size: int | None = None
     rel_step: float | None = None
     name: ClassVar[str] = "finitediff"
     adapter: ClassVar[str] = "diffinterface.backends.finitediff:FiniteDiffAdapter"
 
     def __post_init__(self) -> None:
         self._check_choice("method", ("central", "forward", "complex"))
-        if self.rel_step is not None and not self.rel_step > 0:
+        self._check_choice("vectorized", (False, True))
+        rel = self.rel_step
+        if rel is not None and (not _positive(rel) or self.step not in (None, rel)):
             raise InvalidArgumentError(
-                f"AutoFiniteDiff(rel_step={self.rel_step!r}) must be a positive number or None."
+                f"AutoFiniteDiff(rel_step={rel!r}) is the older name of step=<a positive "
+                "number>: give one of them, a positive number or None."
             )
+        step = self.step if rel is None else rel
+        if not (step is None or step == "adaptive" or _positive(step)):
+            raise InvalidArgumentError(
+                f"AutoFiniteDiff(step={step!r}) must be None (a fixed step chosen for the "
+                "method and dtype), a positive number (a relative step) or 'adaptive'."
+            )
+        object.__setattr__(self, "rel_step", None)  # one backend, however spelt
+        if isinstance(step, int | float):  # a relative step, stored as a float
+            object.__setattr__(self, "step", float(step))
+        base, every = (1, 1) if self.method == "forward" else (2, 2)
+        self._check_count("order", "step='adaptive'", self.step == "adaptive", base, every)
+        self._check_count("num_steps", "step='adaptive'", self.step == "adaptive", 1, 1)
+        self._check_count("chunk_size", "vectorized=True", self.vectorized, 1, 1)
+
+    def _check_count(self, option: str, needs: str, given: bool, least: int, every: int) -> None:
+        value = getattr(self, option)
+        if value is not None and not given:
+            raise InvalidArgumentError(
+                f"AutoFiniteDiff({option}={value!r}) applies with {needs}; add it, or leave "
+                f"{option} out."
+            )
+        if value is not None and not (
+            _positive(value) and value == int(value) >= least and (value - least) % every == 0
+        ):
+            even = ", even" if every == 2 else ""
+            raise InvalidArgumentError(
+                f"AutoFiniteDiff({option}={value!r}) must be an integer ≥ {least}{even} "
+                f"(method={self.method!r})."
+            )
+
+    def __repr__(self) -> str:  # the method, and the options that differ from the defaults
+        fields = AutoFiniteDiff.__dataclass_fields__
+        shown = [f"{k}={v!r}" for k, v in vars(self).items() if v != fields[k].default]
+        method = [] if self.method != "central" else ["method='central'"]
+        return f"AutoFiniteDiff({', '.join(method + shown)})"
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
+@dataclass(frozen=True)
+class AutoCasADi(Backend):
+    """Differentiate the expression: CasADi traces f once with symbols at preparation,
+    differentiates the expression graph and evaluates the derivative's own graph per call.
+
+    f must be traceable: written with ``xp = di.array_namespace(x)`` (or operators,
+    indexing and NumPy ufuncs), no Python control flow on values (use ``xp.where``), arrays
+    of at most 2 dimensions, no writing into arrays. ``AutoSparse(AutoCasADi())`` returns
+    CasADi's exact sparse Jacobians and Hessians, with no detection pass nor colouring.
+
+    Args:
+        symbols: ``"SX"`` (a graph of scalar operations: the fastest evaluation of scalar
+            code, exact sparsity, flat generated C) or ``"MX"`` (a graph of matrix
+            operations: vector operations stay whole, cheaper to trace for large
+            vectorized f).
+        codegen: compile each prepared derivative to C with the system compiler (gcc)
+            at preparation: 0.2 s to seconds per preparation, calls 2-10× faster (SX);
+            it pays off after some 10⁴ calls.
+    """
+
+    symbols: Literal["SX", "MX"] = "SX"
+    codegen: bool = False
+    name: ClassVar[str] = "casadi"
+    adapter: ClassVar[str] = "diffinterface.backends.casadi:CasadiAdapter"
+    exact_sparsity: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        self._check_choice("symbols", ("SX", "MX"))
+        self._check_choice("codegen", (False, True))
 
 
 @dataclass(frozen=True)
@@ -197,42 +272,28 @@ class SecondOrder(Backend):
             if isinstance(b, str):
                 object.__setattr__(self, role, backend(b))
             elif not (isinstance(b, Backend) and b.first_order):
+                hint = (
+                    " For sparse or distributed Hessians, give the first-order backend to "
+                    "di.AutoSparse(...) or di.Distributed(...): they compute Hessians from "
+                    "its Hessian-vector products."
+                    if isinstance(b, Backend)
+                    else ""
+                )
                 raise InvalidArgumentError(
                     f"SecondOrder({role}=...) must be a first-order backend such as "
-                    f"di.AutoJAX() or its name; got {b!r}."
+                    f"di.AutoJAX() or its name; got {b!r}.{hint}"
                 )
         if getattr(self.outer, "method", None) == "complex":
             raise InvalidArgumentError(
                 "SecondOrder(outer=AutoFiniteDiff(method='complex')) would pass complex "
                 "points to the inner backend's gradient; use method='central' outside."
             )
-
-
-@dataclass(frozen=True)
-class _Entry:
-    config: type[Backend]
-    framework: str  # the module whose presence makes the backend available
-    extra: str  # the pip extra that installs the framework
-
-
-_REGISTRY: dict[str, _Entry] = {}
-
-
-def register_backend(
-    config: type[Backend], framework: str, extra: str, arrays: tuple[str, ...] = ()
-) -> None:
-    """Register a backend configuration class under its ``name``.
-
-    Args:
-        config: the configuration class (its ``adapter`` names the adapter to import).
-        framework: the top-level module whose presence makes the backend available.
-        extra: the pip extra of diffinterface that installs the framework.
-        arrays: top-level packages whose array types the adapter's module describes (it
-            registers their :class:`~diffinterface._arrays.ArrayKind` when imported).
-    """
-    _REGISTRY[config.name] = _Entry(config, framework, extra)
-    for package in arrays:
-        register_kind_module(package, config.adapter.split(":")[0])
+        if getattr(self.outer, "vectorized", False):
+            raise InvalidArgumentError(
+                "SecondOrder(outer=AutoFiniteDiff(vectorized=True)) would pass batches of points "
+                "to the inner backend's gradient; AutoFiniteDiff(vectorized=True) alone takes "
+                "second differences of your vectorised f."
+            )
 
 
 register_backend(AutoJAX, framework="jax", extra="jax", arrays=("jax", "jaxlib"))
@@ -240,56 +301,4 @@ register_backend(AutoTorch, framework="torch", extra="torch", arrays=("torch",))
 register_backend(AutoTensorFlow, framework="tensorflow", extra="tensorflow", arrays=("tensorflow",))
 register_backend(AutoAutograd, framework="autograd", extra="autograd", arrays=("autograd",))
 register_backend(AutoFiniteDiff, framework="numpy", extra="all")
-
-
-def backend(name: str, **options: Any) -> Backend:
-    """Build a backend object from its name, e.g. ``backend("jax", mode="forward")``.
-
-    Raises:
-        InvalidArgumentError: the name is unknown or an option is invalid.
-    """
-    entry = _REGISTRY.get(name)
-    if entry is None:
-        raise InvalidArgumentError(
-            f"Unknown backend name {name!r}; choose one of {sorted(_REGISTRY)}."
-        )
-    try:
-        return entry.config(**options)
-    except TypeError as e:
-        raise InvalidArgumentError(f"backend({name!r}, **{options!r}): {e}") from e
-
-
-def available_backends() -> list[str]:
-    """Names of the backends whose framework is installed here (nothing is imported)."""
-    return [n for n, e in _REGISTRY.items() if importlib.util.find_spec(e.framework) is not None]
-
-
-def framework_of(config: Backend) -> tuple[str, str] | None:
-    """(module, pip extra) that the backend needs installed: its framework's for a
-    registered backend, its ``requires`` for another, else None."""
-    entry = _REGISTRY.get(config.name)
-    if entry is None or type(config) is not entry.config:
-        return config.requires
-    return (entry.framework, entry.extra)
-
-
-def resolve_backend(b: BackendLike) -> Backend:
-    """Return the backend object for a backend object or a backend name.
-
-    Raises:
-        InvalidArgumentError: ``b`` is neither a backend object nor a known name.
-    """
-    if isinstance(b, Backend):
-        return b
-    if isinstance(b, str):
-        return _named(b)
-    raise InvalidArgumentError(
-        f"Expected a backend such as di.AutoJAX() or a name in {sorted(_REGISTRY)}, "
-        f"got {b!r} of type {type(b).__name__}."
-    )
-
-
-@cache
-def _named(name: str) -> Backend:
-    """``backend(name)``, made once per name (backends are frozen values)."""
-    return backend(name)
+register_backend(AutoCasADi, framework="casadi", extra="casadi")

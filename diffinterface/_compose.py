@@ -26,7 +26,9 @@ def compose(
 ) -> dict[str, Any]:
     """Step 4: each kernel with the conversions of its arguments and the finishing of its
     results, as ``run(x, t, contexts)``; by variant ("all", "last", their "_flat" forms,
-    and "out", the last output written into a NumPy ``out=``)."""
+    their "_error" forms with an error estimate of the last output after the outputs,
+    "out", the last output written into a NumPy ``out=``, and "out_error", the last output
+    and its error estimate written into NumPy ``out=`` and ``error_out=``)."""
     spec, adapter, structure = args.spec, problem.adapter, args.structure
     x_in = _x_converter(structure, problem.x_in)
     t_in = None if tangents is None else tangents.converter(adapter) or identity
@@ -37,16 +39,33 @@ def compose(
     batch = None if tangents is None else tangents.batch
     y_shape = tuple(problem.y.shape)
 
-    def finish(outputs: tuple[str, ...], last: bool, flat: bool) -> Callable[[Any], Any]:
+    def finish(
+        outputs: tuple[str, ...], last: bool, flat: bool, error: bool = False
+    ) -> Callable[[Any], Any]:
         converts = [
             copying(to_x) if aliasing and not (last and spec.name in _FRESH_RESULTS) else to_x
             for _ in outputs
         ]
-        return finisher(
-            outputs, structure, batch, converts, flat, kernels.passed, kernels.blocks, y_shape
+        batched_from = len(outputs) - (2 if error else 1)
+        done = finisher(
+            outputs,
+            structure,
+            batch,
+            converts,
+            flat,
+            kernels.passed,
+            kernels.blocks,
+            y_shape,
+            batched_from,
+            problem.y_structure,
         )
+        if problem.aux is None:
+            return done
+        return lambda results: (done(results[0]), aux_out(results[1]))
 
-    runs: dict[str, Any] = {"out": None}
+    aux_out = _aux_converter(args.x_kind, device, problem.aux_layout)
+
+    runs: dict[str, Any] = {"out": None, "out_error": None}
     for variant, kernel in (("all", kernels.all), ("last", kernels.last)):
         outputs = spec.outputs if variant == "all" else spec.outputs[-1:]
         for suffix, flat in (("", False), ("_flat", True)):
@@ -55,6 +74,13 @@ def compose(
                 continue
             done = finish(outputs, variant == "last", flat)
             runs[variant + suffix] = _composed(kernel, x_in, t_in, values, done)
+    for variant, kernel in (("all", kernels.errors[0]), ("last", kernels.errors[1])):
+        outputs = spec.outputs if variant == "all" else spec.outputs[-1:]
+        outputs = (*outputs, outputs[-1])
+        done = finish(outputs, variant == "last", False, error=True)
+        runs[variant + "_error"] = (
+            None if kernel is None else _composed(kernel, x_in, t_in, values, done)
+        )
     if kernels.writes_out is not None and structure.is_array and args.x_kind == "numpy":
         writes = kernels.writes_out
 
@@ -63,6 +89,13 @@ def compose(
             return writes(x, *consts, out=out)[-1]
 
         runs["out"] = run_out
+        writes_error = kernels.writes_error
+
+        def run_out_error(x: Any, t: Any, contexts: tuple[Any, ...], out: Any, err: Any) -> Any:
+            consts = [conv(contexts[i].value) for i, conv in values]
+            return writes_error(x, *consts, out=out, error_out=err)  # type: ignore[misc]
+
+        runs["out_error"] = None if writes_error is None else run_out_error
     return runs
 
 
@@ -100,10 +133,25 @@ def _composed(
 
 
 def _x_converter(structure: Structure, leaf_in: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    if structure.args and leaf_in is identity:
+        return tuple  # the kernels take several arguments as a plain tuple (JAX's pytree)
     if leaf_in is identity or structure.is_array:
         return leaf_in
     leaves_of, build = structure.leaves, structure.build
     return lambda x: build([leaf_in(a) for a in leaves_of(x)])  # type: ignore[union-attr]
+
+
+def _aux_converter(x_kind: str, device: Any, layout: Any) -> Callable[[Any], Any]:
+    """f's aux from the arrays the kernel returned: as x's array type, on x's device, no
+    longer traced or attached to a graph, and put back together with its other leaves."""
+
+    def leaf(a: Any) -> Any:
+        name = kind_of(a)
+        if name is None:  # a compiled kernel's number: a 0-d array of its library
+            return a
+        return converter(name, x_kind, device)(kind(name).plain_value(a))
+
+    return lambda arrays: layout.rebuild(tuple(map(leaf, arrays)))
 
 
 def _shares_memory(y: Any, arrays: tuple[Any, ...]) -> bool:

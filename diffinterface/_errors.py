@@ -14,6 +14,7 @@ __all__ = [
     "InvalidArgumentError",
     "PreparationMismatchError",
     "UnsupportedError",
+    "WorkerError",
     "raise_original",
     "register_original_finder",
 ]
@@ -42,6 +43,11 @@ class UnsupportedError(DiffInterfaceError, NotImplementedError):
 
 class PreparationMismatchError(DiffInterfaceError, ValueError):
     """A preparation was used with arguments other than the ones it was made for."""
+
+
+class WorkerError(DiffInterfaceError, RuntimeError):
+    """A worker of :class:`~diffinterface.Distributed` died before it returned its chunk,
+    and the engine could not recompute it: no result was assembled."""
 
 
 #: ``find(e)``: the exception that f raised, if ``e`` is a framework's wrapper of it (JAX

@@ -16,14 +16,26 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import optree
 
 from diffinterface._arrays import kind, kind_of
 from diffinterface._contexts import Cache, Constant, is_static
 from diffinterface._diffcache import DiffCache, get_tmp, new_buffer
 from diffinterface._errors import InvalidArgumentError
+from diffinterface._namespace import array_namespace
 from diffinterface._trees import Structure
 
-__all__ = ["Fn", "checked_output", "native_function", "numbers_as_arrays", "on_structure"]
+__all__ = [
+    "AuxLayout",
+    "Fn",
+    "OutputStructure",
+    "checked_output",
+    "joined_output",
+    "native_function",
+    "numbers_as_arrays",
+    "on_structure",
+    "output_and_aux",
+]
 
 Fn = Callable[..., Any]
 
@@ -39,6 +51,8 @@ def native_function(
     buffer), with x's first leaf as the array the buffer is made like. The output of a
     mutating f is a new buffer on every call, since fn returns it.
     """
+    if structure.args:  # f takes the arguments one by one
+        f = _unpacking(f, y is not None)
     if y is None and not any(isinstance(c, Cache) or is_static(c.value) for c in contexts):
         return f
     first_leaf = structure.leaves if not structure.is_array else None
@@ -68,17 +82,129 @@ def native_function(
     return fn
 
 
+def _unpacking(f: Callable[..., Any], mutating: bool) -> Fn:
+    """f of several arguments as a function of their tuple (after y= for a mutating f)."""
+    if mutating:
+        return lambda y, arguments, *rest: f(y, *arguments, *rest)
+    return lambda arguments, *rest: f(*arguments, *rest)
+
+
 def on_structure(fn: Fn, structure: Structure) -> Fn:
     """``fn`` of x's structure as a function of the one array the operators see (the
-    leaf itself for one leaf, the vector of all entries for several)."""
+    leaf itself for one leaf, the vector of all entries for several; a stack of those
+    vectors for a vectorised f, whose leaves then get the batch's leading axis)."""
     if structure.is_array:
         return fn
     build, cut = structure.build, structure.cut
 
     def fn_of_array(v: Any, *consts: Any) -> Any:
-        return fn(build(cut(v)), *consts)
+        return fn(build(cut(v, len(v.shape) - 1)), *consts)
 
     return fn_of_array
+
+
+def output_and_aux(fn: Fn) -> tuple[Fn, Fn, AuxLayout]:
+    """For f that returns ``(output, aux)`` (``has_aux=True``): the function of its output,
+    which is differentiated, the function of aux's arrays, which are not (a tuple: what a
+    compiled kernel can return), and the layout that puts aux back together.
+
+    Raises:
+        InvalidArgumentError: f does not return a pair (at preparation, its first call).
+    """
+    layout = AuxLayout()
+
+    def pair(xv: Any, *consts: Any) -> Any:
+        result = fn(xv, *consts)
+        if not (isinstance(result, tuple) and len(result) == 2):
+            raise InvalidArgumentError(
+                f"With has_aux=True, f must return a pair (output, aux); it returned a "
+                f"{type(result).__name__}. Return (output, aux), or call without has_aux."
+            )
+        return result
+
+    def output(xv: Any, *consts: Any) -> Any:
+        return pair(xv, *consts)[0]
+
+    def aux_arrays(xv: Any, *consts: Any) -> tuple[Any, ...]:
+        return layout.record(pair(xv, *consts)[1])
+
+    return output, aux_arrays, layout
+
+
+class AuxLayout:
+    """Where f's aux keeps its arrays (returned by the kernels) and its other leaves
+    (numbers, strings: kept here), recorded when f runs: per thread for an f that runs at
+    every call, at tracing for a compiled one."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._traced: Any = None
+
+    def record(self, aux: Any) -> tuple[Any, ...]:
+        leaves, treedef = optree.tree_flatten(aux, none_is_leaf=True)
+        arrays = tuple(i for i, a in enumerate(leaves) if kind_of(a) is not None)
+        others = {i: a for i, a in enumerate(leaves) if kind_of(a) is None}
+        self._local.layout = self._traced = (treedef, arrays, others)
+        return tuple(leaves[i] for i in arrays)
+
+    def rebuild(self, arrays: tuple[Any, ...]) -> Any:
+        """aux from its arrays (as the kernel returned them, converted) and other leaves."""
+        treedef, positions, others = getattr(self._local, "layout", self._traced)
+        leaves = dict(others)
+        leaves.update(zip(positions, arrays, strict=True))
+        return optree.tree_unflatten(treedef, [leaves[i] for i in range(len(leaves))])
+
+
+class OutputStructure:
+    """f's output structure where f returns a dict / list / tuple of arrays, learnt at its
+    first evaluation (at preparation); None while f returns one array. ``refused_by`` names
+    the operator that needs one array (gradient, hvp, hessian, second_derivative), if so."""
+
+    def __init__(self, refused_by: str | None = None) -> None:
+        self.structure: Structure | None = None
+        self.refused_by = refused_by
+
+
+def joined_output(fn: Fn, output: OutputStructure) -> Fn:
+    """``fn`` whose structured output (a dict / list / tuple of arrays) comes back as the one
+    array the operators see: its leaves joined (the leaf itself for one leaf), as x's are.
+
+    Raises:
+        InvalidArgumentError: f returns another structure than at its first evaluation, a
+            structure with other leaves than arrays, or one where one array is needed.
+    """
+
+    def joined(xv: Any, *consts: Any) -> Any:
+        out = fn(xv, *consts)
+        if not isinstance(out, dict | list | tuple):
+            return out
+        if output.structure is None:
+            _check_output_leaves(out, output.refused_by)
+            output.structure = Structure(out)
+        leaves = output.structure.leaves(out)
+        if leaves is None:
+            raise InvalidArgumentError(
+                f"f returned {type(out).__name__} of another structure than at preparation "
+                f"({output.structure.describe()}): an output's structure must not depend on x."
+            )
+        return output.structure.join(leaves, array_namespace(*leaves))
+
+    return joined
+
+
+def _check_output_leaves(out: Any, refused_by: str | None) -> None:
+    hint = "If f returns (output, aux), pass has_aux=True."
+    if refused_by is not None:
+        raise InvalidArgumentError(
+            f"f returned a {type(out).__name__}; {refused_by} needs one array. Structured "
+            f"outputs work with pushforward, pullback, derivative and jacobian. {hint}"
+        )
+    for leaf in optree.tree_leaves(out, none_is_leaf=True):
+        if kind_of(leaf) is None:
+            raise InvalidArgumentError(
+                f"f returned a {type(out).__name__} holding a {type(leaf).__name__}; a "
+                f"structured output must hold arrays only. {hint}"
+            )
 
 
 def numbers_as_arrays(fn: Fn) -> Fn:
@@ -119,8 +245,6 @@ def _what(out: Any, x_kind: str | None, y: Any) -> str:
     if out is None:
         hint = " A mutating f(y, x) must be passed with y=." if y is None else ""
         return f"nothing (None).{hint}"
-    if isinstance(out, list | tuple):
-        return f"a {type(out).__name__}. Return e.g. xp.stack([...]) instead."
     if isinstance(out, bool | int | float | complex):
         return (
             f"the Python {type(out).__name__} {out!r}, through which no derivative flows. "

@@ -17,7 +17,7 @@ from diffinterface._arrays import signature
 from diffinterface._backend_types import resolve_backend
 from diffinterface._contexts import context_signature
 from diffinterface._errors import DiffInterfaceError
-from diffinterface._trees import Structure
+from diffinterface._trees import Args, Structure
 
 if TYPE_CHECKING:
     from diffinterface._preparation import Call
@@ -58,6 +58,13 @@ def leaves_check(structure: Structure, signatures: tuple[Any, ...]) -> Callable[
         (sig,) = signatures
         return lambda a: signature(a) == sig
     leaves_of = structure.leaves
+    if structure.args:  # several arguments: a plain tuple would mean one argument
+
+        def check_arguments(tree: Any) -> bool:
+            leaves = leaves_of(tree) if type(tree) is Args else None
+            return leaves is not None and tuple(map(signature, leaves)) == signatures
+
+        return check_arguments
 
     def check(tree: Any) -> bool:
         leaves = leaves_of(tree)
@@ -114,6 +121,9 @@ def types_check(call: Call) -> Callable[[Any, Any], bool]:
     """``check(x, t)``: whether the leaves of x and of the tangents have the prepared types,
     before a compiled kernel (which compares shapes and dtypes) runs."""
     x_types, leaves_of = call.x_types, call.structure.leaves
+    if call.structure.args:  # several arguments: a plain tuple would mean one argument
+        of_tuple = leaves_of
+        leaves_of = lambda x: of_tuple(x) if type(x) is Args else None  # noqa: E731
     tangents = call.tangents
     if tangents is None:
         if call.structure.is_array:

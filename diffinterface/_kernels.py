@@ -38,6 +38,11 @@ class Kernels:
     run_first: bool  # compiled, pure, checking: a prepared call starts them before its checks
     passed: frozenset[str]  # outputs handed to the caller as they are (sparse matrices)
     blocks: Callable[[Any], Any] | None  # compiled cut of a Jacobian or Hessian into blocks
+    #: (all, last) with an estimate of the last output's error after the outputs, where the
+    #: adapter's kernel gives one (see ``diffinterface._adapter.kernel``)
+    errors: tuple[Kernel | None, Kernel | None] = (None, None)
+    #: ``errors[1]`` taking ``out=`` and ``error_out=`` (NumPy arrays) and writing into them
+    writes_error: Kernel | None = None
 
 
 def build_kernels(
@@ -54,16 +59,27 @@ def build_kernels(
     array_own = None if own is not None else adapter.declared(spec.name, False)
     declared = own or array_own
 
-    consts, source = problem.consts, _source(args)
+    consts, source = problem.consts, _source(args, adapter)
+    first_const = 1 if tangents is None else 2  # a kernel's arguments: x, [t,] *consts
 
-    def kernel(last_only: bool) -> Kernel:
+    def kernel(last_only: bool, with_error: bool = False) -> Kernel:
         gives_last = last_only and declared is not None and declared.last_only
         if own is not None:
-            p = Problem(problem.x, problem.y, batch, args.mutates, structure, gives_last, consts)
+            p = Problem(
+                problem.x, problem.y, batch, args.mutates, structure, gives_last, with_error, consts
+            )
             raw = getattr(adapter, own.method)(problem.fn, p)
         else:
             p = Problem(
-                problem.x_array, problem.y, batch, args.mutates, None, gives_last, consts, source
+                problem.x_array,
+                problem.y,
+                batch,
+                args.mutates,
+                None,
+                gives_last,
+                with_error,
+                consts,
+                source,
             )
             raw = (
                 getattr(adapter, array_own.method)(problem.fn_of_array, p)
@@ -71,8 +87,26 @@ def build_kernels(
                 else spec.build(adapter, problem.fn_of_array, p)
             )
         outputs = spec.outputs[-1:] if gives_last else spec.outputs
-        laid_out = _layout(raw, spec, outputs, structure, batch, own is not None, gives_last)
-        return _last_output(laid_out) if last_only and not gives_last else laid_out
+        batched_from = len(outputs) - 1
+        if with_error:  # the error estimate is laid out like the last output
+            outputs = (*outputs, outputs[-1])
+        single = gives_last and not with_error
+        laid_out = _layout(
+            raw,
+            spec,
+            outputs,
+            structure,
+            batch,
+            own is not None,
+            single,
+            batched_from,
+            problem.y_structure,
+        )
+        if with_error and last_only and not gives_last:
+            laid_out = _last_two(laid_out)
+        elif last_only and not gives_last:
+            laid_out = _last_output(laid_out)
+        return laid_out if problem.aux is None else _with_aux(laid_out, problem.aux, first_const)
 
     t_example = () if tangents is None else (tangents.native(adapter),)
     example = (problem.x, *t_example, *problem.consts)
@@ -81,7 +115,7 @@ def build_kernels(
     uncompiled = None
     try:
         if adapter.compiles:
-            uncompiled = kernel(wants_last)
+            uncompiled = kernel(wants_last)  # also the template of the blocks' cut
             last = adapter.compile(uncompiled, example) if wants_last else None
             everything = adapter.compile(kernel(False), example) if wants_all else None
         else:  # one kernel for both variants, unless the adapter's gives the last alone
@@ -90,34 +124,59 @@ def build_kernels(
                 adapter.compile(kernel(False), example) if wants_all or not own_last else None
             )
             last = adapter.compile(kernel(True), example) if wants_last and own_last else None
-            if wants_last and last is None:
-                last = _last_output(everything)  # type: ignore[arg-type]
+            if wants_last and last is None:  # the last output of the kernel of all
+                last = (
+                    _last_output(everything)  # type: ignore[arg-type]
+                    if problem.aux is None
+                    else adapter.compile(kernel(True), example)
+                )
     except DiffInterfaceError:
         raise
     except Exception as e:  # JAX traces f here
         e.add_note(f"(raised while diffinterface compiled {spec.name} with {args.config!r})")
         raise
     writes = None
-    if array_own is not None and array_own.writes_out and structure.is_array and args.y is None:
+    if (
+        array_own is not None
+        and array_own.writes_out
+        and structure.is_array
+        and args.y is None
+        and problem.aux is None
+    ):
         writes = everything
+    errors: tuple[Kernel | None, Kernel | None] = (None, None)
+    if declared is not None and declared.errors:
+        last_error = None if args.y is not None else adapter.compile(kernel(True, True), example)
+        errors = (adapter.compile(kernel(False, True), example), last_error)
     return Kernels(
         all=everything,
         last=last,
         writes_out=writes,
         run_first=adapter.compiles and adapter.checks_arguments and args.y is None,
         passed=adapter.raw_outputs if spec.name in ("jacobian", "hessian") else frozenset(),
-        blocks=_compiled_blocks(args, adapter, structure, uncompiled, example),
+        blocks=None
+        if problem.aux is not None
+        else _compiled_blocks(
+            args, adapter, structure, uncompiled, example, problem.y_structure is not None
+        ),
+        errors=errors,
+        writes_error=errors[1] if writes is not None else None,
     )
 
 
-def _source(args: Arguments) -> tuple[Any, ...]:
-    """The caller's (f, x, contexts, y) with x as the one array the operators see."""
-    structure, f = args.structure, args.f
+def _source(args: Arguments, adapter: Adapter) -> tuple[Any, ...]:
+    """The caller's (f, x, contexts, y) with x as the one array the operators see (f of
+    one point: see :meth:`Adapter.point_function`)."""
+    structure, f = args.structure, adapter.point_function(args.f)
     if structure.is_array:
         return (f, args.leaves[0], args.contexts, args.y)
     unravel = lambda v: structure.build(structure.cut(v))  # noqa: E731
     xp = array_namespace(*args.leaves)
     x = structure.join(args.leaves, xp)
+    if structure.args:  # f takes several arguments
+        if args.y is not None:
+            return (lambda y, v, *a: f(y, *unravel(v), *a), x, args.contexts, args.y)
+        return (lambda v, *a: f(*unravel(v), *a), x, args.contexts, args.y)
     if args.y is not None:
         return (lambda y, v, *a: f(y, unravel(v), *a), x, args.contexts, args.y)
     return (lambda v, *a: f(unravel(v), *a), x, args.contexts, args.y)
@@ -125,6 +184,23 @@ def _source(args: Arguments) -> tuple[Any, ...]:
 
 def _own_last(declared: Any) -> bool:
     return declared is not None and declared.last_only
+
+
+def _with_aux(kernel: Kernel, aux: Callable[..., Any], first_const: int) -> Kernel:
+    """``kernel``'s results paired with f's aux at x (``has_aux``): in one compiled call
+    where the backend compiles (the compiler shares f's work between the two)."""
+
+    def with_aux(*args: Any, **kwargs: Any) -> Any:
+        return kernel(*args, **kwargs), aux(args[0], *args[first_const:])
+
+    return with_aux
+
+
+def _last_two(kernel: Kernel) -> Kernel:
+    def last_two(*args: Any, **kwargs: Any) -> Any:
+        return kernel(*args, **kwargs)[-2:]
+
+    return last_two
 
 
 def _last_output(kernel: Kernel) -> Kernel:
@@ -142,21 +218,24 @@ def _layout(
     batch: int | None,
     takes_structure: bool,
     single: bool,
+    batched_from: int,
+    y_structure: Structure | None = None,
 ) -> Kernel:
     """``raw`` (a kernel of the one array and stacked tangents) on x and tangents in the
     caller's layout (native leaves), with x-shaped results as x's leaves.
 
     ``takes_structure``: ``raw`` takes x and tangents in their structure itself.
-    ``single``: ``raw`` returns the last output alone.
+    ``single``: ``raw`` returns the last output alone. ``batched_from``: the position of
+    the first output stacked over a batch of tangents (the operator's own result).
     """
     join_x = not structure.is_array and not takes_structure
+    join_y = y_structure is not None and spec.tangents == "y"  # structured cotangents
     shaped_t = spec.tangents
-    stack_t = shaped_t is not None and (batch is not None or (join_x and shaped_t == "x"))
+    stack_t = shaped_t is not None and (batch is not None or (join_x and shaped_t == "x") or join_y)
     if takes_structure:
         stack_t = False
-    last = len(outputs) - 1
     cut = [
-        (i, 1 if batch is not None and i == last and spec.tangents is not None else 0)
+        (i, 1 if batch is not None and i >= batched_from and spec.tangents is not None else 0)
         for i, o in enumerate(outputs)
         if o == "x" and join_x
     ]
@@ -167,6 +246,8 @@ def _layout(
     def joined_tangent(t: Any, xp: Any) -> Any:
         if shaped_t == "x" and join_x:
             return join(leaves_of(t), xp)  # type: ignore[arg-type]
+        if join_y:
+            return y_structure.join(y_structure.leaves(t), xp)  # type: ignore[union-attr,arg-type]
         return t
 
     def laid_out(x: Any, *rest: Any) -> Any:
@@ -196,7 +277,12 @@ def _layout(
 
 
 def _compiled_blocks(
-    args: Arguments, adapter: Adapter, structure: Structure, kernel: Kernel | None, example: Any
+    args: Arguments,
+    adapter: Adapter,
+    structure: Structure,
+    kernel: Kernel | None,
+    example: Any,
+    problem_y_structured: bool = False,
 ) -> Callable[[Any], Any] | None:
     """The cut of a Jacobian or Hessian of a structured x into blocks, compiled by a
     backend that compiles when the results stay its own arrays (slicing them one op at a
@@ -206,6 +292,7 @@ def _compiled_blocks(
         shaped is None
         or kernel is None
         or structure.is_array
+        or problem_y_structured
         or not adapter.compiles
         or args.x_kind != adapter.native_kind
         or shaped in adapter.raw_outputs

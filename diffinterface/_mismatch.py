@@ -11,6 +11,7 @@ from diffinterface._backend_types import resolve_backend
 from diffinterface._contexts import check_contexts, context_signature
 from diffinterface._errors import DiffInterfaceError
 from diffinterface._guard import leaves_check, same_backend, same_function, tangents_check
+from diffinterface._trees import Args
 
 if TYPE_CHECKING:
     from diffinterface._preparation import Call
@@ -19,7 +20,7 @@ __all__ = ["explainer"]
 
 
 def explainer(call: Call) -> Callable[..., str | None]:
-    """``explain(spec, f, backend, x, t, contexts, y)``: the report of what differs from
+    """``explain(spec, f, backend, x, t, contexts, y, has_aux)``: the report of what differs from
     ``call`` (what the preparation was made for), or None when nothing does.
 
     Raises:
@@ -29,7 +30,14 @@ def explainer(call: Call) -> Callable[..., str | None]:
     t_ok = tangents_check(call)
 
     def explain(
-        spec: Any, f: Any, backend: Any, x: Any, t: Any, contexts: tuple[Any, ...], y: Any
+        spec: Any,
+        f: Any,
+        backend: Any,
+        x: Any,
+        t: Any,
+        contexts: tuple[Any, ...],
+        y: Any,
+        has_aux: bool = False,
     ) -> str | None:
         check_contexts(contexts)
         called_contexts = context_signature(contexts)
@@ -47,6 +55,7 @@ def explainer(call: Call) -> Callable[..., str | None]:
                 _contexts_text(called_contexts),
             ),
             ("y", y_sig == call.y, _sig_text(call.y), _sig_text(y_sig)),
+            ("has_aux", has_aux == call.has_aux, repr(call.has_aux), repr(has_aux)),
         ]
         if all(same for _, same, _, _ in rows):
             return None
@@ -107,6 +116,8 @@ def _x_text(call: Call, x: Any, same: bool) -> str:
         return describe(signature(x))
     if not isinstance(x, dict | list | tuple):
         return f"{describe(signature(x))} (prepared for a structured x)"
+    if structure.args and type(x) is not Args:
+        return f"a {type(x).__name__}, one argument (prepared for di.Args: several arguments)"
     return structure.difference(call.x, x)
 
 

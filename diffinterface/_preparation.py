@@ -28,7 +28,12 @@ import numpy as np
 
 from diffinterface._arrays import describe
 from diffinterface._derived import OperatorSpec
-from diffinterface._errors import InvalidArgumentError, PreparationMismatchError, raise_original
+from diffinterface._errors import (
+    InvalidArgumentError,
+    PreparationMismatchError,
+    UnsupportedError,
+    raise_original,
+)
 from diffinterface._results import write_out
 from diffinterface._tangents import Tangents
 from diffinterface._trees import Structure
@@ -54,6 +59,7 @@ class Call:
     tangents: Tangents | None
     contexts: tuple[Any, ...]  # context_signature
     y: Any  # the signature of y= (mutating f), else None
+    has_aux: bool = False  # f returns (output, aux)
 
 
 class Prep:
@@ -67,13 +73,16 @@ class Prep:
         "_call",
         "_explain",
         "_guard",
+        "_has_aux",
         "_normalise",
         "_note",
         "_run_all",
+        "_run_error",
         "_run_first",
         "_run_flat",
         "_run_last",
         "_run_out",
+        "_run_out_error",
     )
 
     def __init__(
@@ -83,15 +92,19 @@ class Prep:
         run_all: Run | None,
         run_last: Run | None,
         run_flat: tuple[Run | None, Run | None],
+        run_error: tuple[Run | None, Run | None],
         run_out: Callable[..., Any] | None,
         normalise: Callable[[Any, Any], tuple[Any, Any]],
         explain: Callable[..., str | None],
         run_first: tuple[Callable[[Any, Any], bool], Callable[..., bool]] | None,
+        run_out_error: Callable[..., Any] | None = None,
     ) -> None:
         self._call = call
+        self._has_aux = call.has_aux
         self._guard = guard
         self._run_all, self._run_last, self._run_flat = run_all, run_last, run_flat
-        self._run_out = run_out
+        self._run_error = run_error
+        self._run_out, self._run_out_error = run_out, run_out_error
         self._normalise, self._explain = normalise, explain
         #: a run-first preparation's checks before its kernel runs (the types of x's and the
         #: tangents' leaves) and after (operator, f, backend, contexts); None: check first
@@ -129,15 +142,27 @@ class Prep:
         y: Any = None,
         out: Any = None,
         flat: bool = False,
+        error: Any = False,
+        has_aux: bool = False,
     ) -> Any:
         """The operator's results for this call: all outputs as a tuple, or the last one
-        alone with ``last_only`` (written into ``out`` when given).
+        alone with ``last_only`` (written into ``out`` when given); with ``error`` (True, or
+        an array to write it into), an estimate of the last output's error after them; with
+        ``has_aux``, all that paired with f's aux.
 
         Raises:
             PreparationMismatchError: the preparation was made for other arguments.
+            UnsupportedError: ``error`` with a backend that gives no error estimate.
         """
         run = self._run_last if last_only else self._run_all
-        if y is None and out is None and not flat and run is not None:
+        if (
+            y is None
+            and out is None
+            and not flat
+            and error is False
+            and has_aux is self._has_aux
+            and run is not None
+        ):
             if self._run_first is None:
                 if self._guard(spec, f, backend, x, t, contexts):
                     return self._run(run, x, t, contexts)
@@ -145,18 +170,31 @@ class Prep:
                 try:
                     result = run(x, t, contexts)
                 except Exception as e:
-                    report = self._explain(spec, f, backend, x, t, contexts, None)
+                    report = self._explain(spec, f, backend, x, t, contexts, None, has_aux)
                     if report is not None:
                         raise PreparationMismatchError(report) from None
                     raise_original(e, self._note)
                     raise
                 if self._run_first[1](spec, f, backend, contexts):
                     return result
-                report = self._explain(spec, f, backend, x, t, contexts, None)
+                report = self._explain(spec, f, backend, x, t, contexts, None, has_aux)
                 if report is not None:
                     raise PreparationMismatchError(report)
                 return result
-        return self._general(spec, f, backend, x, t, contexts, last_only, y, out, flat)
+        if (
+            error is True
+            and y is None
+            and out is None
+            and not flat
+            and has_aux is self._has_aux
+            and self._run_first is None
+        ):
+            with_error = self._run_error[1 if last_only else 0]
+            if with_error is not None and self._guard(spec, f, backend, x, t, contexts):
+                return self._run(with_error, x, t, contexts)
+        return self._general(
+            spec, f, backend, x, t, contexts, last_only, y, out, flat, error, has_aux
+        )
 
     def _run(self, run: Run, x: Any, t: Any, contexts: tuple[Any, ...]) -> Any:
         try:
@@ -177,16 +215,21 @@ class Prep:
         y: Any,
         out: Any,
         flat: bool,
+        error: Any = False,
+        has_aux: bool = False,
     ) -> Any:
         """Normalise the arguments, check them, run, and write ``y=`` and ``out=``."""
         x, t = self._normalise(x, t)
-        report = self._explain(spec, f, backend, x, t, contexts, y)
+        report = self._explain(spec, f, backend, x, t, contexts, y, has_aux)
         if report is not None:
             raise PreparationMismatchError(report)
         every = not last_only or y is not None  # a mutating f's value is written into y
         run = self._run_all if every else self._run_last
         if flat:
             run = self._run_flat[0 if every else 1]
+        if error is not False and error is not None:
+            error_out = None if error is True else error
+            return self._with_error(spec, x, t, contexts, every, last_only, y, out, flat, error_out)
         if run is None:
             raise InvalidArgumentError(
                 f"This preparation of {spec.name} was made by an unprepared call, for "
@@ -197,6 +240,14 @@ class Prep:
         if last_only and writes is not None and y is None and type(out) is np.ndarray and not flat:
             return self._run(lambda x, t, c: writes(x, t, c, out), x, t, contexts)
         result = self._run(run, x, t, contexts)
+        if self._has_aux:  # (results, aux): y= and out= are the results'
+            return self._written(result[0], y, out, last_only), result[1]
+        return self._written(result, y, out, last_only)
+
+    @staticmethod
+    def _written(result: Any, y: Any, out: Any, last_only: bool) -> Any:
+        """``result`` with f's value written into ``y`` and the operator's result into
+        ``out`` where given (the last output alone with ``last_only``)."""
         if y is not None:
             write_out(y, result[0], "y")
             if last_only:
@@ -204,3 +255,53 @@ class Prep:
         if out is not None and last_only:
             return write_out(out, result)
         return result
+
+    def _with_error(
+        self,
+        spec: OperatorSpec,
+        x: Any,
+        t: Any,
+        contexts: tuple[Any, ...],
+        every: bool,
+        last_only: bool,
+        y: Any,
+        out: Any,
+        flat: bool,
+        error_out: Any,
+    ) -> Any:
+        """The results with an error estimate of the last one after them (written into
+        ``error_out`` when given)."""
+        run = self._run_error[0 if every else 1]
+        if run is None or flat:
+            what = "with flat=True" if flat else f"for {spec.name}"
+            raise UnsupportedError(
+                f"{self._call.backend!r} gives no error estimate {what}. Estimates come from "
+                "finite differences with adaptive steps: "
+                "di.AutoFiniteDiff(step='adaptive')."
+            )
+        writes = self._run_out_error
+        if (
+            last_only
+            and writes is not None
+            and not self._has_aux
+            and y is None
+            and type(out) in _NUMPY_OR_NONE
+            and type(error_out) in _NUMPY_OR_NONE
+        ):  # the kernel writes straight into them
+            return self._run(lambda x, t, c: writes(x, t, c, out, error_out), x, t, contexts)
+        result = self._run(run, x, t, contexts)
+        aux = None
+        if self._has_aux:
+            result, aux = result
+        if y is not None:
+            write_out(y, result[0], "y")
+            if last_only:
+                result = result[-2:]
+        if out is not None and last_only:
+            result = (write_out(out, result[0]), result[1])
+        if error_out is not None:
+            result = (*result[:-1], write_out(error_out, result[-1], "error"))
+        return result if not self._has_aux else (result, aux)
+
+
+_NUMPY_OR_NONE = (np.ndarray, type(None))

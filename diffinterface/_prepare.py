@@ -10,6 +10,7 @@ of their results (``diffinterface._compose``) and makes the guard
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -39,20 +40,26 @@ def prepare(
     contexts: tuple[Any, ...],
     y: Any = None,
     variant: Variant = "both",
+    has_aux: bool = False,
 ) -> Prep:
     """Validate, convert, build, compose and compile: the work behind ``prepare_<operator>``.
 
     ``variant`` limits the kernels to the one an unprepared call needs (``"last"``: the
-    operator's own result; ``"all"``: the value variant's outputs).
+    operator's own result; ``"all"``: the value variant's outputs). ``has_aux``: f returns
+    ``(output, aux)``; calls give their results paired with aux.
 
     Raises:
         InvalidArgumentError: bad x, tangents, contexts or output of f.
         UnsupportedError: the backend cannot do this (e.g. differentiate mutation).
         ImportError: the backend's framework is not installed.
     """
-    args = arguments(spec, f, backend, x, contexts, y)
+    args = arguments(spec, f, backend, x, contexts, y, has_aux)
     problem = native_problem(args)
-    like = (args.structure, args.leaves) if spec.tangents != "y" else _output_like(problem.y)
+    like = (
+        (args.structure, args.leaves)
+        if spec.tangents != "y"
+        else _output_like(problem.y, problem.y_structure)
+    )
     tangents_plan = None if spec.tangents is None else tangents_of(spec, tangents, *like)
     kernels = build_kernels(args, problem, tangents_plan, variant)
     runs = compose(args, problem, tangents_plan, kernels)
@@ -66,6 +73,7 @@ def prepare(
         tangents=tangents_plan,
         contexts=context_signature(contexts),
         y=None if y is None else signature(y),
+        has_aux=has_aux,
     )
     guard = guard_for(call)
 
@@ -86,13 +94,18 @@ def prepare(
         run_all=runs["all"],
         run_last=runs["last"],
         run_flat=(runs["all_flat"], runs["last_flat"]),
+        run_error=(runs["all_error"], runs["last_error"]),
         run_out=runs["out"],
         normalise=normalise,
         explain=explainer(call),
         run_first=(types_check(call), call_check(call)) if kernels.run_first else None,
+        run_out_error=runs["out_error"],
     )
 
 
-def _output_like(y: Any) -> tuple[Structure, list[Any]]:
-    """f's output (a template) as what y-shaped cotangents must look like."""
-    return Structure(y), [y]
+def _output_like(y: Any, structure: Structure | None) -> tuple[Structure, list[Any]]:
+    """f's output (a template, its leaves joined where f returns a structure) as what
+    y-shaped cotangents must look like: its structure and a template of each leaf."""
+    if structure is None:
+        return Structure(y), [y]
+    return structure, [SimpleNamespace(shape=s, dtype=y.dtype) for s in structure.shapes]

@@ -35,6 +35,8 @@ def finisher(
     passed: frozenset[str] = frozenset(),
     blocks: Callable[[Any], Any] | None = None,
     y_shape: tuple[int, ...] = (),
+    batched_from: int | None = None,
+    y_structure: Structure | None = None,
 ) -> Callable[[Any], Any]:
     """The function from the kernel's outputs (a tuple with several, one output alone
     with one) to the caller's results.
@@ -51,17 +53,23 @@ def finisher(
             (compiled where the results are a compiling backend's arrays), default
             :meth:`Structure.block_leaves`.
         y_shape: the shape of f's output (a Jacobian's leading axes).
+        batched_from: the position of the first output stacked over a batch (default:
+            the last output alone; an error estimate after it is stacked too).
+        y_structure: f's output structure where f returns a dict / list / tuple of arrays
+            (its outputs joined into one array, see ``diffinterface._functions``).
     """
+    first_batched = len(outputs) - 1 if batched_from is None else batched_from
     parts = [
         _part(
             shaped,
             structure,
-            batch if i == len(outputs) - 1 else None,
+            batch if i >= first_batched else None,
             conv,
             flat,
             passed,
             blocks,
             y_shape,
+            y_structure,
         )
         for i, (shaped, conv) in enumerate(zip(outputs, convert, strict=True))
     ]
@@ -81,11 +89,14 @@ def _part(
     passed: frozenset[str],
     blocks: Callable[[Any], Any] | None,
     y_shape: tuple[int, ...],
+    y_structure: Structure | None,
 ) -> Convert:
     """The finishing of one output (see :func:`finisher`)."""
     if shaped in passed:
         return identity
     build, n = structure.build, structure.size
+    if y_structure is not None and shaped in ("y", "yx") and not (shaped == "yx" and flat):
+        return _output_part(shaped, structure, y_structure, batch, convert, y_shape)
     if shaped == "yx" or shaped == "xx":
         if flat:
             rows = math.prod(y_shape) if shaped == "yx" else n
@@ -104,6 +115,37 @@ def _part(
     if shaped == "x" and not structure.is_array:
         return build if convert is identity else lambda r: build([convert(a) for a in r])
     return convert
+
+
+def _output_part(
+    shaped: str,
+    structure: Structure,
+    y_structure: Structure,
+    batch: int | None,
+    convert: Convert,
+    y_shape: tuple[int, ...],
+) -> Convert:
+    """An output shaped like f's structured output: f's structure of arrays ("y"; a tuple
+    of them for a batch), or a Jacobian as f's structure of x's blocks, output-major as
+    ``jax.jacobian`` lays it out ("yx")."""
+    y_build, y_cut = y_structure.build, y_structure.cut
+    if shaped == "y":
+        if batch is None:
+            return lambda r: y_build(y_cut(convert(r)))
+        return lambda r: tuple(y_build(y_cut(part)) for part in _split(convert(r), batch))
+    lead = len(y_shape)
+
+    def blocks_of(rows: Any, leaf_shape: tuple[int, ...]) -> Any:
+        block = rows.reshape(leaf_shape + tuple(rows.shape[lead:]))
+        if structure.is_array:
+            return block
+        return structure.build_blocks(structure.block_leaves(block, "yx", len(leaf_shape)), "yx")
+
+    if len(y_structure.shapes) == 1:  # the one array is f's one leaf itself
+        return lambda r: y_build([blocks_of(convert(r), y_structure.shapes[0])])
+    offsets, shapes = y_structure.offsets, y_structure.shapes
+    bounds = list(zip(offsets[:-1], offsets[1:], shapes, strict=True))
+    return lambda r: y_build([blocks_of(convert(r)[a:b], s) for a, b, s in bounds])
 
 
 def _split(stacked: Any, batch: int) -> tuple[Any, ...]:

@@ -50,6 +50,8 @@ class SecondOrderAdapter(Adapter):
         self.compiles = outer.compiles and self._same_framework  # type: ignore[misc]
         self.checks_arguments = outer.checks_arguments  # type: ignore[misc]
         self.mutation_hint = outer.mutation_hint  # type: ignore[misc]
+        limits = [a.max_ndim for a in (outer, self.inner) if a.max_ndim is not None]
+        self.max_ndim = min(limits, default=None)  # type: ignore[misc]
         self._forward = getattr(config.outer, "mode", "forward") == "forward"
 
     # -- arrays: the outer backend's ----------------------------------------------------

@@ -21,7 +21,7 @@ from diffinterface._arrays import dtype_name, kind_of, signature
 from diffinterface._conversions import converter, to_input_array
 from diffinterface._derived import OperatorSpec
 from diffinterface._errors import InvalidArgumentError
-from diffinterface._trees import Structure
+from diffinterface._trees import Args, Structure
 
 __all__ = ["Tangents", "tangents_of"]
 
@@ -63,13 +63,19 @@ class Tangents:
     def converter(self, adapter: Adapter) -> Callable[[Any], Any] | None:
         """The tangents (normalised) with their leaves as the adapter's native arrays;
         None where they are taken as they are."""
-        if self.kinds <= adapter.accepted_kinds:
-            return None
-        convert = {k: converter(k, adapter.native_kind) for k in self.kinds}
         leaves_of, build = self.like.leaves, self.like.build
+        if self.kinds <= adapter.accepted_kinds:
+            if not self.like.args:
+                return None
 
-        def one(t: Any) -> Any:
-            return build([convert[kind_of(a)](a) for a in leaves_of(t)])  # type: ignore[index,union-attr]
+            def one(t: Any) -> Any:  # Args as a plain tuple, the kernels' pytree
+                return tuple(t)
+
+        else:
+            convert = {k: converter(k, adapter.native_kind) for k in self.kinds}
+
+            def one(t: Any) -> Any:
+                return build([convert[kind_of(a)](a) for a in leaves_of(t)])  # type: ignore[index,union-attr]
 
         if self.batch is None:
             return one
@@ -94,6 +100,8 @@ def tangents_of(
                 f"as a tuple (a list is ambiguous): tuple({role}s)."
             )
         one = not isinstance(tangents, tuple)
+    elif like.args:  # several arguments: one tangent is an Args, a batch a tuple of them
+        one = type(tangents) is Args
     else:
         one = optree.tree_structure(tangents, none_is_leaf=True) == like.treedef
     if not one and not (isinstance(tangents, tuple) and tangents):

@@ -28,9 +28,31 @@ from diffinterface._conversions import to_input_array
 from diffinterface._errors import InvalidArgumentError
 from diffinterface._namespace import array_namespace
 
-__all__ = ["Structure", "is_structure", "reshaped"]
+__all__ = ["Args", "Structure", "is_structure", "reshaped"]
 
 _PLAIN = (dict, list, tuple)
+
+
+class Args(tuple[Any, ...]):
+    """Several active arguments: ``di.gradient(f, backend, di.Args(x1, x2))`` calls
+    ``f(x1, x2, *contexts)`` and differentiates with respect to each argument, giving one
+    result per argument, in order (as ``jax.grad(f, argnums=(0, 1))``). Each argument is
+    an array or a structure of arrays. (A plain tuple x stays one structured argument.)
+
+    Example:
+        >>> import numpy as np, diffinterface as di
+        >>> def f(a, b):
+        ...     return di.array_namespace(a).sum(a * b)
+        >>> ga, gb = di.gradient(f, "autograd", di.Args(np.ones(2), np.full(2, 3.0)))
+        >>> ga, gb
+        (array([3., 3.]), array([1., 1.]))
+    """
+
+    def __new__(cls, *arguments: Any) -> Args:
+        return super().__new__(cls, arguments)
+
+    def __repr__(self) -> str:
+        return f"Args({', '.join(map(repr, self))})"
 
 
 def is_structure(x: Any) -> bool:
@@ -48,6 +70,10 @@ class Structure:
 
     def __init__(self, tree: Any) -> None:
         self.is_array = not is_structure(tree)
+        #: x is several active arguments (see :class:`Args`): f takes them one by one
+        self.args = type(tree) is Args
+        if self.args:
+            tree = tuple(tree)
         leaves, self.treedef = optree.tree_flatten(tree, none_is_leaf=True)
         self.shapes = tuple(tuple(np.shape(a)) for a in leaves)
         self.offsets = tuple(np.cumsum([0, *(math.prod(s) for s in self.shapes)]).tolist())
@@ -56,7 +82,7 @@ class Structure:
         if self.is_array:
             self.leaves, self.build = _one, itemgetter(0)
         elif _plain(tree):
-            self.leaves, self.build = _plan(tree, self.treedef, [0])
+            self.leaves, self.build = _plan(tree, self.treedef, [0], Args if self.args else None)
             got = self.leaves(tree)
             if got is None or any(a is not b for a, b in zip(got, leaves, strict=True)):
                 raise AssertionError("the plan of a structure disagrees with optree's leaves")
@@ -75,7 +101,7 @@ class Structure:
         if not is_structure(tree):
             x = to_input_array(tree, role)
             return Structure(x), [x]
-        leaves = optree.tree_leaves(tree, none_is_leaf=True)
+        leaves = optree.tree_leaves(tuple(tree) if type(tree) is Args else tree, none_is_leaf=True)
         if not leaves:
             raise InvalidArgumentError(f"{role} is an empty {type(tree).__name__}; give arrays.")
         if not any(kind_of(a) for a in leaves):
@@ -145,18 +171,18 @@ class Structure:
     def describe(self) -> str:
         if self.is_array:
             return f"an array of shape {list(self.shapes[0])}"
+        if self.args:
+            return f"Args of {self.treedef} with shapes {list(self.shapes)}"
         return f"{self.treedef} with shapes {list(self.shapes)}"
 
     def difference(self, prepared: Sequence[Any], tree: Any) -> str:
         """The first entry of ``tree`` that differs from x's structure and the prepared leaf
         signatures, by its key path."""
-        paths = ["x" + "".join(f"[{k!r}]" for k in p) for p in optree.treespec_paths(self.treedef)]
+        paths = [self._path_text(p) for p in optree.treespec_paths(self.treedef)]
         want = dict(zip(paths, prepared, strict=True))
-        got_paths, got_leaves, _ = optree.tree_flatten_with_path(tree, none_is_leaf=True)
-        got = {
-            "x" + "".join(f"[{k!r}]" for k in p): signature(a)
-            for p, a in zip(got_paths, got_leaves, strict=True)
-        }
+        called = tuple(tree) if type(tree) is Args else tree
+        got_paths, got_leaves, _ = optree.tree_flatten_with_path(called, none_is_leaf=True)
+        got = {self._path_text(p): signature(a) for p, a in zip(got_paths, got_leaves, strict=True)}
         for key in want.keys() - got.keys():
             return f"prepared with {key} ({describe(want[key])}), called without it"
         for key in got.keys() - want.keys():
@@ -167,6 +193,12 @@ class Structure:
         return (
             f"prepared {self.describe()}, called {optree.tree_structure(tree, none_is_leaf=True)}"
         )
+
+    def _path_text(self, path: Sequence[Any]) -> str:
+        """A leaf's key path: ``x['w'][0]``, or ``argument 2['w']`` for :class:`Args`."""
+        if self.args and path:
+            return f"argument {path[0] + 1}" + "".join(f"[{k!r}]" for k in path[1:])
+        return "x" + "".join(f"[{k!r}]" for k in path)
 
 
 def reshaped(a: Any, shape: tuple[int, ...]) -> Any:
@@ -192,11 +224,13 @@ def _taker(keys: Sequence[Any]) -> Callable[[Any], tuple[Any, ...]]:
 
 
 def _plan(
-    tree: Any, treedef: Any, next_leaf: list[int]
+    tree: Any, treedef: Any, next_leaf: list[int], also: type | None = None
 ) -> tuple[Callable[[Any], Sequence[Any] | None], Callable[[Sequence[Any]], Any]]:
     """The getter and builder of this node of a structure of plain dicts (string keys),
-    lists and tuples, whose first leaf is leaf number ``next_leaf[0]``."""
+    lists and tuples, whose first leaf is leaf number ``next_leaf[0]`` (the getter also
+    takes a node of type ``also``: :class:`Args` for the root of several arguments)."""
     kind = type(tree)
+    kinds = (kind,) if also is None else (kind, also)
     keys = tuple(treedef.entries())  # optree's leaf order: sorted keys for a dict
     children: list[Any] = []  # a leaf's index in the leaves, or a child node's plan
     for key, child_def in zip(keys, treedef.children(), strict=True):
@@ -210,7 +244,7 @@ def _plan(
     flat = all(type(c) is int for c in children)
 
     def get(t: Any) -> Sequence[Any] | None:
-        if type(t) is not kind or len(t) != n:
+        if type(t) not in kinds or len(t) != n:
             return None
         try:
             items = take(t)

@@ -16,22 +16,25 @@ import numpy as np
 import pytest
 import torch
 
-from diffinterface.testsuite import default_tolerance
+from diffinterface.testsuite import backend_label, default_tolerance
 from diffinterface.testsuite._collections import wave_derivatives
 from diffinterface.testsuite._configurations import ALL_CONFIGURATIONS
 
-BACKENDS = list(ALL_CONFIGURATIONS)
+#: every configuration, for the scenario suite (it hands a vectorised backend each
+#: scenario's batch-accepting function)
+ALL_BACKENDS = list(ALL_CONFIGURATIONS)
+#: the configurations that call f on one point: the tests' own functions fit them
+BACKENDS = [b for b in ALL_BACKENDS if not getattr(b, "vectorized", False)]
 MUTATING_BACKENDS = [b for b in BACKENDS if b.name in ("torch", "finitediff")]
 IMMUTABLE_BACKENDS = [b for b in BACKENDS if b.name in ("jax", "tensorflow", "autograd")]
-#: backends whose prepared calls run compiled code, never f's Python code
-COMPILING_BACKENDS = [b for b in BACKENDS if b.name in ("jax", "tensorflow")]
+#: backends whose prepared calls run compiled code or an expression graph, never f's Python code
+COMPILING_BACKENDS = [b for b in BACKENDS if b.name in ("jax", "tensorflow", "casadi")]
 KINDS = ["numpy", "torch", "jax"]
 DTYPES = [np.float32, np.float64]
 
 
 def backend_id(b: Any) -> str:
-    options = ",".join(str(v) for v in vars(b).values() if v is not None)
-    return f"{b.name}({options})"
+    return backend_label(b)
 
 
 def as_kind(a: Any, kind: str) -> Any:
@@ -97,18 +100,52 @@ def shares_memory(a: Any, b: Any) -> bool:
     return False
 
 
-from diffinterface import _backend_types  # noqa: E402
+from diffinterface import _backend_registry as registry  # noqa: E402
 
 #: the backends registered by diffinterface itself, before any test module is imported
-_BUILT_IN = dict(_backend_types._REGISTRY)
+_BUILT_IN = dict(registry._REGISTRY)
 
 
 @pytest.fixture(autouse=True)
-def _backend_registry() -> Any:
+def _built_in_backends_only() -> Any:
     """Each test sees diffinterface's own backends only: a backend registered elsewhere
     (the example backend's module registers itself when imported) is forgotten."""
-    _backend_types._REGISTRY.clear()
-    _backend_types._REGISTRY.update(_BUILT_IN)
+    registry._REGISTRY.clear()
+    registry._REGISTRY.update(_BUILT_IN)
     yield
-    _backend_types._REGISTRY.clear()
-    _backend_types._REGISTRY.update(_BUILT_IN)
+    registry._REGISTRY.clear()
+    registry._REGISTRY.update(_BUILT_IN)
+
+
+@pytest.fixture(scope="session")
+def process_pool() -> Any:
+    """Two worker processes for di.Distributed, shared by the tests (spawned: the test
+    process runs JAX, which must not be forked)."""
+    import multiprocessing
+    import time
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"))
+    list(pool.map(time.sleep, [0.5, 0.5]))  # both processes started and idle
+    yield pool
+    pool.shutdown(cancel_futures=True)
+
+
+@pytest.fixture(scope="session")
+def dask_client() -> Any:
+    """A Dask cluster of two worker processes (one thread each) on this machine."""
+    import logging
+
+    from dask.distributed import Client, LocalCluster
+
+    cluster = LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+    )
+    client = Client(cluster)
+    yield client
+    client.close()
+    cluster.close()

@@ -170,9 +170,11 @@ def test_benchmark_markdown_is_what_the_testing_page_copies(tmp_path: Path) -> N
     lines = (tmp_path / "benchmark.md").read_text().splitlines()
 
     assert re.fullmatch(r"Measured \d{4}-\d\d-\d\d \d\d:\d\d UTC by .*\.", lines[0])
-    header = "| scenario | backend | prepared | × fastest | unprepared | prepare | peak mem |"
+    header = (
+        "| scenario | backend | prepared | × fastest | unprepared | prepare | peak mem | f calls |"
+    )
     assert lines[2] == header and len(lines) == 8
-    assert lines[4].startswith(f"| {plain.name} | autograd | ") and lines[4].endswith(" kB |")
+    assert lines[4].startswith(f"| {plain.name} | autograd | ") and lines[4].endswith(" kB | 1 |")
     assert lines[6] == f"| {mutating.name} | autograd | not supported | | | | |"
     assert lines[7].startswith(f"| {mutating.name} | finitediff | ")
     page = (ROOT / "docs" / "testsuite.md").read_text()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import diffinterface as di
-from diffinterface import _adapter, _backend_types
+from diffinterface import _adapter, _backend_registry
 from diffinterface.testsuite._collections import energy as scalar_fn
 from diffinterface.testsuite._collections import wave as vector_fn
 
@@ -56,13 +56,22 @@ def test_bad_backends() -> None:
     with pytest.raises(di.InvalidArgumentError, match="Expected a backend"):
         di.gradient(scalar_fn, 42, X)  # type: ignore[arg-type]
     assert di.backend("finitediff", method="complex") == di.AutoFiniteDiff(method="complex")
-    assert set(di.available_backends()) == {"jax", "torch", "tensorflow", "autograd", "finitediff"}
+    assert set(di.available_backends()) == {
+        "jax",
+        "torch",
+        "tensorflow",
+        "autograd",
+        "finitediff",
+        "casadi",
+    }
+    with pytest.raises(di.InvalidArgumentError, match=r"symbols=.SY.*choose one of"):
+        di.AutoCasADi(symbols="SY")  # type: ignore[arg-type]
 
 
 def test_missing_framework_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    entry = _backend_types._REGISTRY["jax"]
+    entry = _backend_registry._REGISTRY["jax"]
     missing = type(entry)(entry.config, "jax_is_not_installed_here", "jax")
-    monkeypatch.setitem(_backend_types._REGISTRY, "jax", missing)
+    monkeypatch.setitem(_backend_registry._REGISTRY, "jax", missing)
     _adapter.adapter_for.cache_clear()
     try:
         with pytest.raises(ImportError, match=r"pip install 'diffinterface\[jax\]'"):
@@ -91,8 +100,8 @@ def test_bad_contexts_and_functions() -> None:
         di.gradient(lambda x, c: scalar_fn(x), "torch", X, 2.0)  # type: ignore[arg-type]
     with pytest.raises(di.InvalidArgumentError, match="f must be callable"):
         di.gradient("f", "torch", X)  # type: ignore[arg-type]
-    with pytest.raises(di.InvalidArgumentError, match=r"returned a tuple.*xp.stack"):
-        di.jacobian(lambda x: (x, x), "finitediff", X)
+    with pytest.raises(di.InvalidArgumentError, match=r"returned a tuple; gradient needs one"):
+        di.gradient(lambda x: (x.sum(), x.sum()), "finitediff", X)
     with pytest.raises(di.InvalidArgumentError, match="must be passed with y="):
         di.jacobian(lambda x: None, "finitediff", X)
 
@@ -114,3 +123,16 @@ def test_sparse_without_scipy_names_the_extra(monkeypatch: pytest.MonkeyPatch) -
             di.jacobian(lambda x: x * x, di.AutoSparse("finitediff"), X)
     finally:
         _adapter.adapter_for.cache_clear()
+
+
+@pytest.mark.parametrize("name", ["jax", "torch", "autograd", "finitediff"])
+def test_an_error_estimate_from_a_backend_that_gives_none_names_one_that_does(name: str) -> None:
+    with pytest.raises(di.UnsupportedError, match=r"no error estimate.*step='adaptive'"):
+        di.gradient(scalar_fn, name, X, error=True)
+
+    def square(x: Any) -> Any:
+        return x * x
+
+    prep = di.prepare_jacobian(square, name, X)
+    with pytest.raises(di.UnsupportedError, match="no error estimate"):
+        di.value_and_jacobian(square, name, X, prep=prep, error=True)

@@ -46,8 +46,8 @@ def test_an_unprepared_call_runs_f_once_when_it_raises(backend: Any, case: str) 
 )
 @pytest.mark.parametrize("case", list(CASES))
 def test_a_prepared_call_runs_f_once_when_it_raises(backend: Any, case: str) -> None:
-    """(JAX's and TensorFlow's prepared calls run compiled code, not f: see the
-    DifferentiateWith test.)"""
+    """(JAX's, TensorFlow's and CasADi's prepared calls run compiled code or an
+    expression graph, not f: see the DifferentiateWith test.)"""
     f, prepare, call = CASES[case]
     exploding = Exploding(f)
     prep = prepare(exploding, backend)

@@ -1,10 +1,10 @@
 """How many times a prepared call runs f: each evaluation can be an expensive simulation.
 
 The expected counts are the minimum of each backend's method for x of size n (see
-docs/backends.md, "Evaluations of f"): AD backends run f once per call (JAX and TensorFlow
-none: the compiled kernel does not run f's Python code), HIPS autograd once per tangent
-where it pushes tangents forward (it has no vmap), finite differences as their formulas
-need.
+docs/backends.md, "Evaluations of f"): AD backends run f once per call (JAX, TensorFlow and
+CasADi none: the compiled kernel or expression graph does not run f's Python code), HIPS
+autograd once per tangent where it pushes tangents forward (it has no vmap), finite
+differences as their formulas need.
 """
 
 from __future__ import annotations
@@ -102,8 +102,9 @@ CASES: dict[str, tuple[Any, Callable[..., Any], Callable[..., Any]]] = {
 }
 
 n = N
-#: the evaluations of f per prepared call of each finite-difference method (first-order
-#: parts by the method, second differences central): value + perturbations
+#: the evaluations of f per prepared call of each finite-difference method with fixed steps
+#: (first-order parts by the method, second differences central; Hessians from second
+#: differences along e_i and e_i + e_j): value + perturbations
 FINITE_DIFFERENCES = {
     "central": {
         "pushforward": 3,
@@ -117,8 +118,8 @@ FINITE_DIFFERENCES = {
         "value_derivative_and_second_derivative": 5,
         "hvp": 1 + 4 * n,
         "gradient_and_hvp": 1 + 2 * n + 4 * n,
-        "hessian": 1 + 2 * n * n,
-        "value_gradient_and_hessian": 1 + 2 * n + 2 * n * n,
+        "hessian": 1 + n * (n + 1),
+        "value_gradient_and_hessian": 1 + 2 * n + n * (n + 1),
     },
     "forward": {
         "pushforward": 2,
@@ -132,8 +133,8 @@ FINITE_DIFFERENCES = {
         "value_derivative_and_second_derivative": 4,
         "hvp": 1 + 4 * n,
         "gradient_and_hvp": 1 + n + 4 * n,
-        "hessian": 1 + 2 * n * n,
-        "value_gradient_and_hessian": 1 + n + 2 * n * n,
+        "hessian": 1 + n * (n + 1),
+        "value_gradient_and_hessian": 1 + n + n * (n + 1),
     },
     "complex": {
         "pushforward": 2,
@@ -147,15 +148,39 @@ FINITE_DIFFERENCES = {
         "value_derivative_and_second_derivative": 4,
         "hvp": 1 + 2 * n,
         "gradient_and_hvp": 1 + n + 2 * n,
-        "hessian": 1 + 2 * n * n,
-        "value_gradient_and_hessian": 1 + n + 2 * n * n,
+        "hessian": 1 + n * (n + 1),
+        "value_gradient_and_hessian": 1 + n + n * (n + 1),
     },
+}
+
+
+#: with step="adaptive" (central): 5 steps (the first round: levels + 2) of 2 points per
+#: direction, converged at once on these polynomials; f(x) only where an output or the
+#: stencil needs it; second differences along e_i, e_i + e_j (Hessian) or e_i, u, e_i + u
+#: (HVP) give the gradient from the same points
+STEPS = 5
+ADAPTIVE = {
+    "pushforward": 2 * STEPS,
+    "pushforward of 2 tangents": 2 * 2 * STEPS,
+    "pullback": 2 * n * STEPS,
+    "derivative": 2 * STEPS,
+    "gradient": 2 * n * STEPS,
+    "value_and_gradient": 1 + 2 * n * STEPS,
+    "jacobian": 2 * n * STEPS,
+    "second_derivative": 1 + 2 * STEPS,
+    "value_derivative_and_second_derivative": 1 + 2 * STEPS,
+    "hvp": 1 + 2 * (n + (n + 1)) * STEPS,
+    "gradient_and_hvp": 1 + 2 * (n + (n + 1)) * STEPS,
+    "hessian": 1 + n * (n + 1) * STEPS,
+    "value_gradient_and_hessian": 1 + n * (n + 1) * STEPS,
 }
 
 
 def expected_count(backend: Any, case: str) -> int:
     if backend in COMPILING_BACKENDS:
-        return 0  # compiled: f's Python code ran at preparation only
+        return 0  # compiled or traced: f's Python code ran at preparation only
+    if backend.name == "finitediff" and backend.step == "adaptive":
+        return ADAPTIVE[case]
     if backend.name == "finitediff":
         return FINITE_DIFFERENCES[backend.method][case]
     if backend.name == "autograd" and case == "pushforward of 2 tangents":

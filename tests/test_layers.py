@@ -30,6 +30,7 @@ LAYERS: list[tuple[str, ...]] = [
         "diffinterface._diffcache",
         "diffinterface._namespace",
     ),
+    ("diffinterface._backend_registry",),
     ("diffinterface._backend_types",),
     ("diffinterface._adapter", "diffinterface._derived"),
     (

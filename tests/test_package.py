@@ -28,7 +28,10 @@ def test_import_pulls_in_no_framework() -> None:
         "import sys, numpy as np, diffinterface as di\n"
         "di.available_backends(); di.AutoJAX(); di.backend('torch'); di.AutoTensorFlow()\n"
         "di.gradient(lambda x: (x * x).sum(), 'finitediff', np.ones(2))\n"
-        "frameworks = ('jax', 'torch', 'tensorflow', 'autograd', 'scipy')\n"
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "di.Distributed('finitediff', workers=ThreadPoolExecutor(1))\n"
+        "frameworks = ('jax', 'torch', 'tensorflow', 'autograd', 'scipy', 'dask', 'distributed',"
+        " 'cloudpickle')\n"
         "loaded = [m for m in frameworks if m in sys.modules]\n"
         "assert not loaded, loaded\n"
     )

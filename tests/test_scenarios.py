@@ -14,7 +14,7 @@ import pytest
 import diffinterface as di
 from diffinterface import testsuite as ts
 from diffinterface.backends.finitediff import FiniteDiffAdapter
-from tests.conftest import BACKENDS, assert_close
+from tests.conftest import ALL_BACKENDS, assert_close
 
 DEFAULT = ts.default_scenarios()
 SCENARIOS = (
@@ -26,12 +26,12 @@ SCENARIOS = (
 SEEDS = ts.seed_scenarios(matrix=8, vector=50, features=20, samples=5, layer=20, rosenbrock_n=12)
 
 
-@pytest.mark.parametrize("case", ts.cases(BACKENDS, SCENARIOS), ids=str)
+@pytest.mark.parametrize("case", ts.cases(ALL_BACKENDS, SCENARIOS), ids=str)
 def test_default_scenarios(case: ts.Case) -> None:
     case.check()
 
 
-@pytest.mark.parametrize("case", ts.cases(BACKENDS, SEEDS), ids=str)
+@pytest.mark.parametrize("case", ts.cases(ALL_BACKENDS, SEEDS), ids=str)
 def test_seed_scenarios(case: ts.Case) -> None:
     case.check()
 

@@ -21,9 +21,9 @@ from diffinterface._sparse.compressed import _star_gather
 from diffinterface.testsuite import cases, default_scenarios, sparse_scenarios, test_differentiation
 from diffinterface.testsuite._sparse_scenarios import rosenbrock, tridiagonal
 
-from .conftest import BACKENDS, backend_id, tolerance
+from .conftest import ALL_BACKENDS, BACKENDS, backend_id, tolerance
 
-SPARSE = [di.AutoSparse(b) for b in BACKENDS]
+SPARSE = [di.AutoSparse(b) for b in ALL_BACKENDS]
 X = np.linspace(-0.8, 0.9, 12)
 
 

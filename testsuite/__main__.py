@@ -25,6 +25,7 @@ from diffinterface._backend_types import framework_of
 from diffinterface.testsuite._benchmark import benchmark_differentiation
 from diffinterface.testsuite._collections import default_scenarios
 from diffinterface.testsuite._configurations import CONFIGURATIONS
+from diffinterface.testsuite._plot import plot
 from diffinterface.testsuite._seeds import OVERHEAD_SCENARIO, seed_scenarios
 from diffinterface.testsuite._sparse_scenarios import sparse_scenarios
 from diffinterface.testsuite._testing import CaseResult, test_differentiation
@@ -40,12 +41,25 @@ def quiet_tensorflow() -> None:
 
 
 def parse_backend(text: str) -> Any:
-    """``jax`` or ``jax:forward`` or ``finitediff:complex``."""
+    """``jax`` or ``jax:forward`` or ``finitediff:complex``, ``finitediff:adaptive``,
+    ``finitediff:vectorized`` (options joined by ``+``: ``finitediff:forward+adaptive``),
+    ``casadi:MX``."""
     name, _, option = text.partition(":")
     if not option:
         return di.backend(name)
-    key = "method" if name == "finitediff" else "mode"
-    return di.backend(name, **{key: option})
+    options: dict[str, Any] = {}
+    for part in option.split("+"):
+        if name == "casadi":
+            options["symbols"] = part
+        elif name != "finitediff":
+            options["mode"] = part
+        elif part == "adaptive":
+            options["step"] = "adaptive"
+        elif part == "vectorized":
+            options["vectorized"] = True
+        else:
+            options["method"] = part
+    return di.backend(name, **options)
 
 
 def parse_sizes(items: list[str]) -> dict[str, int]:
@@ -63,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--backends",
-        help="comma-separated, e.g. jax,torch:forward,finitediff:complex "
+        help="comma-separated, e.g. jax,torch:forward,finitediff:complex,"
+        "finitediff:adaptive+vectorized "
         "(default: every installed backend in every mode)",
     )
     parser.add_argument(
@@ -182,7 +197,7 @@ def print_benchmark(table: Any) -> None:
     records = _records(table)
     print(
         f"\n{'scenario':<42}{'backend':<22}{'prepared':>12}{'× fastest':>11}"
-        f"{'unprepared':>13}{'prepare':>11}{'peak mem':>11}"
+        f"{'unprepared':>13}{'prepare':>11}{'peak mem':>11}{'f calls':>16}"
     )
     for r in records:
         if r["status"] != "ok":
@@ -191,8 +206,17 @@ def print_benchmark(table: Any) -> None:
         print(
             f"{r['scenario']:<42}{r['backend']:<22}{_time(r['prepared_s']):>12}"
             f"{r['ratio_to_fastest']:>10.1f}×{_time(r['unprepared_s']):>13}"
-            f"{_time(r['prepare_s']):>11}{r['peak_bytes'] / 1024:>9.0f} kB"
+            f"{_time(r['prepare_s']):>11}{r['peak_bytes'] / 1024:>9.0f} kB{_calls(r):>16}"
         )
+
+
+def _calls(record: dict[str, Any]) -> str:
+    """Python calls of f per prepared call, with the points where a vectorised f took
+    batches of them."""
+    calls, points = record.get("calls"), record.get("points")
+    if calls is None or points is None or calls != calls:  # missing, or NaN in a DataFrame
+        return "-"
+    return f"{int(calls)} ({int(points)} pts)" if points != calls else str(int(calls))
 
 
 #: targets of the native comparison: the ratio where the native call takes this long or
@@ -258,30 +282,6 @@ def _time(seconds: float | None) -> str:
     return f"{seconds * 1e9:.3g} ns"
 
 
-def plot(table: Any, path: Path) -> None:
-    if not hasattr(table, "pivot"):
-        print("(pandas is not installed: no plot)")
-        return
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("(matplotlib is not installed: no plot)")
-        return
-    ok = table[table["status"] == "ok"]
-    pivot = ok.pivot(index="scenario", columns="backend", values="prepared_s")
-    ax = pivot.plot.barh(figsize=(11, 7), logx=True, width=0.85)
-    ax.set_xlabel("prepared call, median seconds (log scale)")
-    ax.set_title("diffinterface: time per backend per seed scenario")
-    ax.legend(fontsize=8)
-    plt.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    plt.savefig(path, dpi=110)
-    print(f"wrote {path}")
-
-
 def _version(module: str) -> str:
     """The installed version of the distribution that provides ``module`` (TensorFlow's is
     ``tensorflow-cpu`` on Linux x86_64)."""
@@ -301,17 +301,17 @@ def write_markdown(table: Any, path: Path, torch_threads: int) -> None:
         f"{_cpu_count()} CPU cores, Python {platform.python_version()}, {versions}; "
         f"median per call, {torch_threads} torch thread(s).",
         "",
-        "| scenario | backend | prepared | × fastest | unprepared | prepare | peak mem |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| scenario | backend | prepared | × fastest | unprepared | prepare | peak mem | f calls |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in records:
         if r["status"] != "ok":
-            lines.append(f"| {r['scenario']} | {r['backend']} | {r['status']} | | | | |")
+            lines.append(f"| {r['scenario']} | {r['backend']} | {r['status']} | | | | | |")
             continue
         lines.append(
             f"| {r['scenario']} | {r['backend']} | {_time(r['prepared_s'])} "
             f"| {r['ratio_to_fastest']:.1f}× | {_time(r['unprepared_s'])} "
-            f"| {_time(r['prepare_s'])} | {r['peak_bytes'] / 1024:.0f} kB |"
+            f"| {_time(r['prepare_s'])} | {r['peak_bytes'] / 1024:.0f} kB | {_calls(r)} |"
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")

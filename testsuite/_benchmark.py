@@ -24,6 +24,8 @@ import numpy as np
 
 import diffinterface as di
 from diffinterface._backend_types import BackendLike, resolve_backend
+from diffinterface.testsuite._checks import CountingFunction, with_function
+from diffinterface.testsuite._expectations import dense_backend, for_backend
 from diffinterface.testsuite._native import (
     Native,
     in_native_kind,
@@ -122,10 +124,13 @@ def _benchmark_case(
         "peak_bytes_out": None,
         "samples": 0,
         "ratio_to_fastest": None,
+        "calls": None,
+        "points": None,
     }
     if unsupported_reason(backend, sc) is not None:
         record["status"] = "not supported"
         return record
+    sc = for_backend(sc, backend)  # a vectorised backend: the scenario's batch-accepting f
     try:
         start = time.perf_counter()
         prep = sc.prepare(backend)
@@ -142,9 +147,21 @@ def _benchmark_case(
             out = _out_like(first)
             if out is not None:
                 record["peak_bytes_out"] = _peak_bytes(lambda: sc.call(backend, prep=prep, out=out))
+        record["calls"], record["points"] = _evaluations(backend, sc)
     except Exception as e:
         record["status"] = f"error: {type(e).__name__}: {e}"[:200]
     return record
+
+
+def _evaluations(backend: Any, sc: Scenario) -> tuple[int, int]:
+    """(calls of f, points f was evaluated at) in one prepared call, counted by wrapping f."""
+    batched = getattr(dense_backend(backend), "vectorized", False)
+    counted = CountingFunction(sc.f, batched=batched)
+    scn = with_function(sc, counted)
+    prep = scn.prepare(backend)
+    counted.calls = counted.points = 0
+    scn.call(backend, prep=prep)
+    return counted.calls, counted.points
 
 
 def _peak_bytes(call: Callable[[], Any]) -> int:
@@ -174,10 +191,10 @@ def _native_comparison(backend: Any, sc: Scenario, budget: float) -> dict[str, A
         if not candidates:
             return {}
         best = _fastest(candidates, budget / 4)
-        scn = in_native_kind(sc, backend)
+        scn = in_native_kind(for_backend(sc, backend), backend)
         prep = scn.prepare(backend)
         # called as a user calls it (not through Scenario.call, which costs µs of its own)
-        operator, f, args = getattr(di, sc.operator), sc.f, scn.arguments()
+        operator, f, args = getattr(di, sc.operator), scn.f, scn.arguments()
         operator(f, backend, *args, prep=prep)  # the first call, outside the timing
         if native_kind(backend) == "jax":
             import jax

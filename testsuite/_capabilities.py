@@ -3,7 +3,8 @@
 Each adapter declares what f receives (``native_kind``), which inputs it takes without a
 copy (``accepted_kinds``), whether it compiles and whether it differentiates mutation
 (``supports_mutation``); its declared kernels (``diffinterface._adapter.kernel``) and
-batched-primitive methods say which operators it computes its own way. What a backend
+batched-primitive methods say which operators it computes its own way, and which give an
+error estimate. What a backend
 cannot run comes from :func:`~diffinterface.testsuite.unsupported_reason` over the default
 scenarios: the table the test suite reads.
 ``python -m diffinterface.testsuite._capabilities --write`` rewrites the generated part of
@@ -41,6 +42,7 @@ _ARRAYS = {
     "jax": "JAX arrays and tracers",
     "tensorflow": "TensorFlow tensors",
     "autograd": "autograd boxes",
+    "casadi": "CasADi symbolic arrays",
 }
 _DEVICES = {
     "numpy": "CPU",
@@ -74,6 +76,12 @@ def _route(adapter: Adapter, operator: str) -> str:
     return _GENERIC[operator]
 
 
+def _estimates(adapter: Adapter) -> bool:
+    """Whether the backend gives error estimates (``error=True``) for some operator."""
+    declared = (adapter.declared(op, False) for op in OPERATORS)
+    return any(d is not None and d.errors for d in declared)
+
+
 def _batching(adapter: Adapter, method: str) -> str:
     return "batched" if _overrides(adapter, method) else "loop"
 
@@ -95,12 +103,14 @@ def capability_tables() -> str:
     properties = [
         [
             name,
-            _ARRAYS[a.native_kind],
+            _ARRAYS[a.receives or a.native_kind]
+            + (" (batches of points)" if getattr(a.config, "vectorized", False) else ""),
             ", ".join(_ARRAYS[k].split()[0] for k in sorted(a.accepted_kinds)),
             _mark(a.compiles),
             _mark(a.supports_mutation),
             _batching(a, "pushforward_batch"),
             _batching(a, "pullback_batch"),
+            _mark(_estimates(a)),
             _DEVICES[a.native_kind],
         ]
         for name, a in zip(header[1:], adapters, strict=True)
@@ -113,6 +123,7 @@ def capability_tables() -> str:
         "mutation",
         "tangent batch",
         "cotangent batch",
+        "error estimates",
         "device",
     ]
     operators = [[f"`{op}`", *(_route(a, op) for a in adapters)] for op in OPERATORS]

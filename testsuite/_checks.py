@@ -138,14 +138,16 @@ def _value_problem(got: Any, want: Any, rtol: float) -> str | None:
 
 
 class CountingFunction:
-    """f that counts how often its Python code runs (once per trace under JAX)."""
+    """f that counts how often its Python code runs (once per trace under JAX), and at how
+    many points: with ``batched``, f takes a batch of points on x's leading axis."""
 
-    def __init__(self, f: Any) -> None:
-        self.f, self.calls = f, 0
+    def __init__(self, f: Any, batched: bool = False) -> None:
+        self.f, self.calls, self.points, self.batched = f, 0, 0, batched
         self.__name__ = getattr(f, "__name__", "f")
 
     def __call__(self, *args: Any) -> Any:
         self.calls += 1
+        self.points += len(optree.tree_leaves(args[0])[0]) if self.batched else 1
         return self.f(*args)
 
 

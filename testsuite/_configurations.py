@@ -1,4 +1,9 @@
-"""Every backend configuration the suite knows: each framework in each of its modes."""
+"""Every backend configuration the suite knows: each framework in each of its modes.
+
+Finite differences also run with adaptive steps and with a vectorised f
+(``vectorized=True``): the suite then gives the backend each scenario's batch-accepting
+function (:meth:`Scenario.vectorized`).
+"""
 
 from __future__ import annotations
 
@@ -18,7 +23,10 @@ CONFIGURATIONS: dict[str, tuple[Any, ...]] = {
         di.AutoFiniteDiff(),
         di.AutoFiniteDiff(method="forward"),
         di.AutoFiniteDiff(method="complex"),
+        di.AutoFiniteDiff(step="adaptive"),
+        di.AutoFiniteDiff(vectorized=True),
     ),
+    "casadi": (di.AutoCasADi(),),
 }
 
 #: all of them, framework by framework

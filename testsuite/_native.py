@@ -4,7 +4,8 @@ For a backend and a scenario, :func:`native_candidates` lists the ways a careful
 compute the same operator directly with the framework's own API: ``jax.jit(jax.grad(f))``
 and friends, eager ``torch.autograd`` or ``torch.func``, concrete functions of
 ``tf.function`` (``diffinterface.testsuite._native_tensorflow``), HIPS ``autograd.grad`` /
-``jacobian`` / ``hessian`` / ``hessian_vector_product``, and scipy's ``approx_derivative``
+``jacobian`` / ``hessian`` / ``hessian_vector_product``, CasADi's own Functions
+(``diffinterface.testsuite._native_casadi``), and scipy's ``approx_derivative``
 for finite differences (same method and relative steps, except that scipy's complex step
 is its default eps^½ where the backend's is eps, both exact to rounding). The benchmark
 times the candidates and compares diffinterface with the fastest.
@@ -27,6 +28,8 @@ import numpy as np
 import optree
 
 import diffinterface as di
+from diffinterface.testsuite._expectations import unsupported_reason
+from diffinterface.testsuite._native_casadi import casadi_candidates
 from diffinterface.testsuite._native_inputs import (
     Native,
     inputs,
@@ -56,16 +59,25 @@ def native_candidates(backend: Any, sc: Scenario) -> list[Native]:
 
     Empty when there is no counterpart: SecondOrder and AutoSparse backends, mutating f,
     Cache contexts, batches of tangents, operators other than gradient / jacobian /
-    hessian / hvp, or a structured x for anything but a gradient.
+    hessian / hvp, a structured x for anything but a gradient, or finite differences with
+    adaptive steps (no hand-written counterpart of their accuracy: scipy.differentiate is
+    compared in benchmarks/finite_difference_accuracy.py). A vectorised finite-difference
+    backend is compared with scipy's one call per point.
     """
     if (
         sc.operator not in _OPERATORS
+        or getattr(backend, "step", None) == "adaptive"
         or sc.mutates
         or isinstance(sc.tangents, tuple)
         or (sc.operator != "gradient" and isinstance(sc.x, dict | list | tuple))
         or not isinstance(
             backend,
-            di.AutoJAX | di.AutoTorch | di.AutoTensorFlow | di.AutoAutograd | di.AutoFiniteDiff,
+            di.AutoJAX
+            | di.AutoTorch
+            | di.AutoTensorFlow
+            | di.AutoAutograd
+            | di.AutoFiniteDiff
+            | di.AutoCasADi,
         )
     ):
         return []
@@ -75,6 +87,7 @@ def native_candidates(backend: Any, sc: Scenario) -> list[Native]:
         "tensorflow": tensorflow_candidates,
         "autograd": autograd_candidates,
         "finitediff": finitediff_candidates,
+        "casadi": _casadi,
     }
     return builders[backend.name](backend, sc)
 
@@ -198,3 +211,13 @@ def _torch(backend: di.AutoTorch, sc: Scenario) -> list[Native]:
         Native(f"torch.autograd.grad eager{second}", eager),
         Native(f"torch.func.{name}", lambda: func_op(*args)),
     ]
+
+
+# -- CasADi (testsuite/_native_casadi.py) --------------------------------------------------
+
+
+def _casadi(backend: di.AutoCasADi, sc: Scenario) -> list[Native]:
+    if unsupported_reason(backend, sc) is not None:  # x of more than 2 dimensions
+        return []
+    f, args = inputs(sc, np.asarray)
+    return [Native(m, c) for m, c in casadi_candidates(backend, sc.operator, f, args)]

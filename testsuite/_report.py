@@ -15,22 +15,22 @@ __all__ = ["CaseResult", "Report", "backend_label"]
 
 
 def backend_label(b: BackendLike) -> str:
-    """A short label: ``jax``, ``jax(forward)``, ``finitediff(complex)``,
-    ``tensorflow(reverse,jit_compile)`` (a flag by its name, where it is on)."""
+    """A short label: ``jax``, ``jax(forward)``, ``finitediff(complex)``, the options that
+    differ from the defaults (``finitediff(adaptive,vectorized)``)."""
     b = resolve_backend(b)
     if isinstance(b, di.SecondOrder):
         return f"{backend_label(b.outer)}∘{backend_label(b.inner)}"
     if isinstance(b, di.AutoSparse):
         return f"sparse({backend_label(b.backend)})"
+    if isinstance(b, di.Distributed):
+        return f"distributed({backend_label(b.backend)})"
     default = vars(type(b)())
-    if vars(b) == default:
-        return b.name
     options = [
-        k if v is True else str(v)
+        str(v) if isinstance(v, str) else k if v is True else f"{k}={v}"
         for k, v in vars(b).items()
-        if v is not None and k != "rel_step" and not (isinstance(v, bool) and v == default[k])
+        if v != default[k]
     ]
-    return f"{b.name}({','.join(options)})"
+    return f"{b.name}({','.join(options)})" if options else b.name
 
 
 @dataclass(frozen=True)

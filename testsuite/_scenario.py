@@ -47,6 +47,10 @@ class Scenario:
         reference: every output of the operator's value variant, value first (e.g.
             ``(f(x), ∇f(x))`` for gradient), or a backend (object or name) that computes it.
         name: a short name for tables; made from the operator and shapes when omitted.
+        batched: f for a batch of points on a leading axis (``(b,) + x.shape`` →
+            ``(b,) + y.shape``), for backends that take a vectorised f
+            (``AutoFiniteDiff(vectorized=True)``); None: one call of f per point
+            (:meth:`vectorized`).
 
     Raises:
         ValueError: unknown operator, or tangents missing/extra for the operator.
@@ -60,6 +64,7 @@ class Scenario:
     y: Any = None
     reference: tuple[Any, ...] | di.AutoJAX | di.AutoTorch | di.AutoAutograd | str = "jax"
     name: str = ""
+    batched: Callable[..., Any] | None = field(default=None, repr=False)
     _resolved: tuple[Any, ...] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -156,6 +161,13 @@ class Scenario:
             _resolved=None,
         )
 
+    def vectorized(self) -> Scenario:
+        """The same scenario with f taking a batch of points on a leading axis (for
+        ``AutoFiniteDiff(vectorized=True)``): its ``batched`` form, else f called on each
+        point of the batch in turn (the leaves of a structured x each batched)."""
+        f = self.batched or _one_call_per_point(self.f)
+        return replace(self, f=f, batched=None, reference=self.expected(), _resolved=None)
+
     def expected(self) -> tuple[Any, ...]:
         """The reference outputs of the value variant (computed once if given as a backend)."""
         if self._resolved is None:
@@ -164,6 +176,20 @@ class Scenario:
             else:
                 self._resolved = tuple(_to_numpy_tree(self.call(self.reference, "value")))
         return self._resolved
+
+
+def _one_call_per_point(f: Callable[..., Any]) -> Callable[..., Any]:
+    def batch_of_points(x: Any, *contexts: Any) -> Any:
+        leaves, treedef = optree.tree_flatten(x)
+        points = [
+            optree.tree_unflatten(treedef, [leaf[i, ...] for leaf in leaves])
+            for i in range(leaves[0].shape[0])
+        ]
+        xp = di.array_namespace(*leaves)
+        return xp.stack([xp.asarray(f(point, *contexts)) for point in points])
+
+    batch_of_points.__name__ = getattr(f, "__name__", "f")
+    return batch_of_points
 
 
 def _dtype_name(x: Any) -> str:

@@ -23,9 +23,9 @@ def trace_product(x: Any) -> Any:
 
 
 def sum_exp(x: Any) -> Any:
-    """Σ exp(x)."""
+    """Σ exp(x) (over the last axis: a batch of points on leading axes gives one sum each)."""
     xp = di.array_namespace(x)
-    return xp.sum(xp.exp(x))
+    return xp.sum(xp.exp(x), axis=-1)
 
 
 def autoencoder_loss(params: Any, data: Any, hidden: int) -> Any:
@@ -58,15 +58,17 @@ def dense_layer(x: Any, w: Any, b: Any) -> Any:
 
 
 def rosenbrock(x: Any) -> Any:
-    """The chained Rosenbrock function Σ 100 (x[i+1] − x[i]²)² + (1 − x[i])²."""
+    """The chained Rosenbrock function Σ 100 (x[i+1] − x[i]²)² + (1 − x[i])² (over the last
+    axis: a batch of points on leading axes gives one value each)."""
     xp = di.array_namespace(x)
-    a, b = x[:-1], x[1:]
-    return xp.sum(100.0 * (b - a * a) ** 2 + (1.0 - a) ** 2)
+    a, b = x[..., :-1], x[..., 1:]
+    return xp.sum(100.0 * (b - a * a) ** 2 + (1.0 - a) ** 2, axis=-1)
 
 
 def first_entry(x: Any) -> Any:
-    """x[0]: almost no work, so that timing it measures the fixed cost of a call."""
-    return x[0]
+    """x[0] (of the last axis): almost no work, so that timing it measures the fixed cost of
+    a call."""
+    return x[..., 0]
 
 
 def _autoencoder_gradient(params: np.ndarray, data: np.ndarray, hidden: int) -> Any:
@@ -116,7 +118,8 @@ def seed_scenarios(
         rosenbrock_n: n for the Rosenbrock Hessian and HVP.
 
     The last scenario, the gradient of x[0] for n = 1, measures the fixed cost per call
-    (dispatch overhead).
+    (dispatch overhead). Σ exp, Rosenbrock and x[0] take a batch of points on a leading axis
+    too (``Scenario.batched``: a vectorised f, for ``AutoFiniteDiff(vectorized=True)``).
     """
     rng = np.random.default_rng(0)
     xs = rng.normal(size=(2, matrix, matrix))
@@ -154,6 +157,7 @@ def seed_scenarios(
             v,
             reference=(np.sum(np.exp(v)), np.exp(v)),
             name=f"gradient Σexp(x) n={vector}",
+            batched=sum_exp,
         ),
         Scenario(
             "gradient",
@@ -185,9 +189,16 @@ def seed_scenarios(
             r,
             reference=(ry, rg, rh),
             name=f"hessian rosenbrock n={rosenbrock_n}",
+            batched=rosenbrock,
         ),
         Scenario(
-            "hvp", rosenbrock, r, t, reference=(rg, rh @ t), name=f"hvp rosenbrock n={rosenbrock_n}"
+            "hvp",
+            rosenbrock,
+            r,
+            t,
+            reference=(rg, rh @ t),
+            name=f"hvp rosenbrock n={rosenbrock_n}",
+            batched=rosenbrock,
         ),
         Scenario(
             "gradient",
@@ -195,5 +206,6 @@ def seed_scenarios(
             np.array([0.5]),
             reference=(0.5, np.array([1.0])),
             name=OVERHEAD_SCENARIO,
+            batched=first_entry,
         ),
     ]

@@ -36,6 +36,7 @@ from diffinterface.testsuite._expectations import (
     SECOND_ORDER_OPERATORS,
     default_tolerance,
     dense_backend,
+    for_backend,
     unsupported_reason,
 )
 from diffinterface.testsuite._report import CaseResult, Report, backend_label
@@ -81,7 +82,7 @@ class Case:
         reason = unsupported_reason(self.backend, self.scenario)
         if reason is not None:
             return self._expect_refusal(reason)
-        sc = self.scenario
+        sc = for_backend(self.scenario, self.backend)
         tol = rtol if rtol is not None else default_tolerance(self.backend, sc.dtype, sc.order)
         if rtol is None and isinstance(dense_backend(self.backend), di.AutoFiniteDiff):
             # Rounding error of a difference quotient scales with |f(x)|, not |f'(x)|.
@@ -106,7 +107,7 @@ class Case:
         except Exception as e:  # a crash is a failure of this case, reported with its type
             checker.problems.append(f"raised {type(e).__name__}: {e}")
         status = "fail" if checker.problems else "pass"
-        return CaseResult(self.backend, sc, status, "; ".join(checker.problems))
+        return CaseResult(self.backend, self.scenario, status, "; ".join(checker.problems))
 
     def check(self, **options: Any) -> CaseResult:
         """:meth:`run`, raising AssertionError with the message when the case fails."""
@@ -116,7 +117,7 @@ class Case:
         return result
 
     def _check_prepared(self, checker: Checker, preparation: bool) -> None:
-        sc = self.scenario
+        sc = for_backend(self.scenario, self.backend)
         counted = CountingFunction(sc.f)
         counted_sc = with_function(sc, counted)
         prep = counted_sc.prepare(self.backend)

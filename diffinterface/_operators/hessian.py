@@ -8,7 +8,7 @@ from typing import Any
 from diffinterface._backend_types import BackendLike
 from diffinterface._contexts import Context
 from diffinterface._derived import HESSIAN
-from diffinterface._operators._call import run, written
+from diffinterface._operators._call import run, value_variant
 from diffinterface._preparation import Prep
 from diffinterface._prepare import prepare
 
@@ -16,10 +16,10 @@ __all__ = ["hessian", "prepare_hessian", "value_gradient_and_hessian"]
 
 
 def prepare_hessian(
-    f: Callable[..., Any], backend: BackendLike, x: Any, *contexts: Context
+    f: Callable[..., Any], backend: BackendLike, x: Any, *contexts: Context, has_aux: bool = False
 ) -> Prep:
     """Prepare :func:`hessian` and :func:`value_gradient_and_hessian` for these arguments."""
-    return prepare(HESSIAN, f, backend, x, None, contexts)
+    return prepare(HESSIAN, f, backend, x, None, contexts, None, has_aux=has_aux)
 
 
 def hessian(
@@ -30,6 +30,8 @@ def hessian(
     prep: Prep | None = None,
     out: Any = None,
     flat: bool = False,
+    error: Any = False,
+    has_aux: bool = False,
 ) -> Any:
     """The Hessian of a scalar ``f(x, *contexts)``, of shape ``x.shape + x.shape``.
 
@@ -37,11 +39,28 @@ def hessian(
     of blocks ``leaf_i.shape + leaf_j.shape``; ``flat=True`` gives one (x.size, x.size)
     matrix instead.
 
+    With ``error=True`` (or an array to write it into), returns ``(result, error)``: an
+    estimate of the result's error, shaped like it (finite differences with adaptive steps
+    give one: see docs/operators.md; other backends raise UnsupportedError).
+
     Raises:
         InvalidArgumentError: f(x) is not a scalar.
         PreparationMismatchError: ``prep`` was made for other arguments.
     """
-    return run(HESSIAN, f, backend, x, None, contexts, prep, True, out, flat=flat)
+    return run(
+        HESSIAN,
+        f,
+        backend,
+        x,
+        None,
+        contexts,
+        prep,
+        True,
+        out,
+        flat=flat,
+        error=error,
+        has_aux=has_aux,
+    )
 
 
 def value_gradient_and_hessian(
@@ -52,8 +71,12 @@ def value_gradient_and_hessian(
     prep: Prep | None = None,
     out: tuple[Any, Any] | None = None,
     flat: bool = False,
-) -> tuple[Any, Any, Any]:
-    """``(f(x), ∇f(x), H(x))``; ``out=`` is a pair (gradient array, Hessian array)."""
-    value, g, h = run(HESSIAN, f, backend, x, None, contexts, prep, False, flat=flat)
-    out_g, out_h = (None, None) if out is None else out
-    return value, written(g, out_g), written(h, out_h)
+    error: Any = False,
+    has_aux: bool = False,
+) -> tuple[Any, Any, Any] | tuple[Any, ...]:
+    """``(f(x), ∇f(x), H(x))``; ``out=`` is a pair (gradient array, Hessian array). With
+    ``error=True``, the estimate of the last result's error comes last."""
+    results = run(
+        HESSIAN, f, backend, x, None, contexts, prep, False, flat=flat, error=error, has_aux=has_aux
+    )
+    return value_variant(results, out, error, 2, has_aux)

@@ -8,7 +8,7 @@ from typing import Any
 from diffinterface._backend_types import BackendLike
 from diffinterface._contexts import Context
 from diffinterface._derived import HVP
-from diffinterface._operators._call import run, written
+from diffinterface._operators._call import run, value_variant
 from diffinterface._preparation import Prep
 from diffinterface._prepare import prepare
 
@@ -16,10 +16,15 @@ __all__ = ["gradient_and_hvp", "hvp", "prepare_hvp"]
 
 
 def prepare_hvp(
-    f: Callable[..., Any], backend: BackendLike, x: Any, tx: Any, *contexts: Context
+    f: Callable[..., Any],
+    backend: BackendLike,
+    x: Any,
+    tx: Any,
+    *contexts: Context,
+    has_aux: bool = False,
 ) -> Prep:
     """Prepare :func:`hvp` and :func:`gradient_and_hvp` for these arguments."""
-    return prepare(HVP, f, backend, x, tx, contexts)
+    return prepare(HVP, f, backend, x, tx, contexts, None, has_aux=has_aux)
 
 
 def hvp(
@@ -30,16 +35,22 @@ def hvp(
     *contexts: Context,
     prep: Prep | None = None,
     out: Any = None,
+    error: Any = False,
+    has_aux: bool = False,
 ) -> Any:
     """The Hessian-vector product ``H(x)·tx`` of a scalar ``f(x, *contexts)``.
 
     ``tx`` is a tangent shaped like x, or a tuple of them (then a tuple of results).
 
+    With ``error=True`` (or an array to write it into), returns ``(result, error)``: an
+    estimate of the result's error, shaped like it (finite differences with adaptive steps
+    give one: see docs/operators.md; other backends raise UnsupportedError).
+
     Raises:
         InvalidArgumentError: f(x) is not a scalar, or tangents of the wrong shape/dtype.
         PreparationMismatchError: ``prep`` was made for other arguments.
     """
-    return run(HVP, f, backend, x, tx, contexts, prep, True, out)
+    return run(HVP, f, backend, x, tx, contexts, prep, True, out, error=error, has_aux=has_aux)
 
 
 def gradient_and_hvp(
@@ -50,8 +61,10 @@ def gradient_and_hvp(
     *contexts: Context,
     prep: Prep | None = None,
     out: tuple[Any, Any] | None = None,
-) -> tuple[Any, Any]:
-    """``(∇f(x), H(x)·tx)``; ``out=`` is a pair (gradient array, hvp result)."""
-    g, hv = run(HVP, f, backend, x, tx, contexts, prep, False)
-    out_g, out_hv = (None, None) if out is None else out
-    return written(g, out_g), written(hv, out_hv)
+    error: Any = False,
+    has_aux: bool = False,
+) -> tuple[Any, Any] | tuple[Any, ...]:
+    """``(∇f(x), H(x)·tx)``; ``out=`` is a pair (gradient array, hvp result). With
+    ``error=True``, the estimate of the last result's error comes last."""
+    results = run(HVP, f, backend, x, tx, contexts, prep, False, error=error, has_aux=has_aux)
+    return value_variant(results, out, error, 2, has_aux)

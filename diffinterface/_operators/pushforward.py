@@ -8,7 +8,7 @@ from typing import Any
 from diffinterface._backend_types import BackendLike
 from diffinterface._contexts import Context
 from diffinterface._derived import PUSHFORWARD
-from diffinterface._operators._call import run, written
+from diffinterface._operators._call import run, value_variant
 from diffinterface._preparation import Prep
 from diffinterface._prepare import prepare
 
@@ -16,10 +16,16 @@ __all__ = ["prepare_pushforward", "pushforward", "value_and_pushforward"]
 
 
 def prepare_pushforward(
-    f: Callable[..., Any], backend: BackendLike, x: Any, tx: Any, *contexts: Context, y: Any = None
+    f: Callable[..., Any],
+    backend: BackendLike,
+    x: Any,
+    tx: Any,
+    *contexts: Context,
+    y: Any = None,
+    has_aux: bool = False,
 ) -> Prep:
     """Prepare :func:`pushforward` and :func:`value_and_pushforward` for these arguments."""
-    return prepare(PUSHFORWARD, f, backend, x, tx, contexts, y)
+    return prepare(PUSHFORWARD, f, backend, x, tx, contexts, y, has_aux=has_aux)
 
 
 def pushforward(
@@ -31,6 +37,8 @@ def pushforward(
     prep: Prep | None = None,
     out: Any = None,
     y: Any = None,
+    error: Any = False,
+    has_aux: bool = False,
 ) -> Any:
     """The Jacobian-vector product ``J(x)·tx`` of ``f(x, *contexts)`` (shape of f(x)).
 
@@ -46,12 +54,18 @@ def pushforward(
     Returns:
         J·tx in x's array type, or a tuple of them for a tuple of tangents.
 
+    With ``error=True`` (or an array to write it into), returns ``(result, error)``: an
+    estimate of the result's error, shaped like it (finite differences with adaptive steps
+    give one: see docs/operators.md; other backends raise UnsupportedError).
+
     Raises:
         InvalidArgumentError: tangents or out of the wrong shape or dtype.
         PreparationMismatchError: ``prep`` was made for other arguments.
         UnsupportedError: ``y=`` with a backend that cannot differentiate mutation.
     """
-    return run(PUSHFORWARD, f, backend, x, tx, contexts, prep, True, out, y)
+    return run(
+        PUSHFORWARD, f, backend, x, tx, contexts, prep, True, out, y, error=error, has_aux=has_aux
+    )
 
 
 def value_and_pushforward(
@@ -63,7 +77,12 @@ def value_and_pushforward(
     prep: Prep | None = None,
     out: Any = None,
     y: Any = None,
-) -> tuple[Any, Any]:
-    """``(f(x), J(x)·tx)``; arguments as in :func:`pushforward`."""
-    value, ty = run(PUSHFORWARD, f, backend, x, tx, contexts, prep, False, y=y)
-    return value, written(ty, out)
+    error: Any = False,
+    has_aux: bool = False,
+) -> tuple[Any, Any] | tuple[Any, ...]:
+    """``(f(x), J(x)·tx)``; arguments as in :func:`pushforward`. With ``error=True``, the
+    estimate of the last result's error comes last."""
+    results = run(
+        PUSHFORWARD, f, backend, x, tx, contexts, prep, False, y=y, error=error, has_aux=has_aux
+    )
+    return value_variant(results, out, error, 1, has_aux)

@@ -3,7 +3,9 @@ Hessians on top of a dense backend, and scipy.sparse results as an array kind (f
 ``out=``).
 
 Only ``jacobian`` and ``hessian`` (and their value variants) are sparse; for every other
-operator the dense backend's adapter serves (:meth:`SparseAdapter.for_operator`).
+operator the dense backend's adapter serves (:meth:`SparseAdapter.for_operator`). A dense
+backend that knows the exact pattern itself (``exact_sparsity``: CasADi) computes them
+with its own ``sparse_kernel`` when no detector is given.
 """
 
 from __future__ import annotations
@@ -64,9 +66,16 @@ class SparseAdapter(Adapter):
         self.supports_mutation = dense.supports_mutation  # type: ignore[misc]
         self.plain_values = dense.plain_values  # type: ignore[misc]
         self.mutation_hint = dense.mutation_hint  # type: ignore[misc]
+        self.mutation_refusal = dense.mutation_refusal  # type: ignore[misc]
+        self.max_ndim = dense.max_ndim  # type: ignore[misc]
 
     def for_operator(self, operator: str) -> Adapter:
-        return self if operator in ("jacobian", "hessian") else self.dense
+        if operator in ("jacobian", "hessian"):
+            return self
+        return self.dense.for_operator(operator)  # the dense backend may wrap another
+
+    def point_function(self, f: Any) -> Any:
+        return self.dense.point_function(f)
 
     def stack(self, arrays: list[Any]) -> Any:
         return self.dense.stack(arrays)
@@ -91,8 +100,12 @@ class SparseAdapter(Adapter):
 
     @kernel("jacobian")
     def jacobian(self, fn: Fn, p: Problem) -> Kernel:
+        if self.config.sparsity_detector is None:  # type: ignore[attr-defined]
+            return self.dense.sparse_kernel("jacobian", fn, p)
         return sparse_jacobian(self.config, self.dense, fn, p)  # type: ignore[arg-type]
 
     @kernel("hessian")
     def hessian(self, fn: Fn, p: Problem) -> Kernel:
+        if self.config.sparsity_detector is None:  # type: ignore[attr-defined]
+            return self.dense.sparse_kernel("hessian", fn, p)
         return sparse_hessian(self.config, self.dense, fn, p)  # type: ignore[arg-type]

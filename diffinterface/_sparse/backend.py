@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from diffinterface._backend_types import Backend, backend
+from diffinterface._distributed.backend import Distributed
 from diffinterface._errors import InvalidArgumentError
 from diffinterface._sparse.detectors import TracerSparsityDetector
 
@@ -52,7 +53,10 @@ class AutoSparse(Backend):
         sparsity_detector: finds the pattern at preparation:
             :class:`~diffinterface.TracerSparsityDetector` (default),
             :class:`~diffinterface.DenseSparsityDetector` or
-            :class:`~diffinterface.KnownSparsityDetector`.
+            :class:`~diffinterface.KnownSparsityDetector`. For a backend that knows the
+            exact pattern itself (:class:`~diffinterface.AutoCasADi`) the default is
+            ``None``: no detection and no colouring, the backend computes the sparse
+            matrix (give a detector to colour its pattern instead).
         coloring: a :class:`~diffinterface.GreedyColoring`.
 
     Raises:
@@ -61,7 +65,7 @@ class AutoSparse(Backend):
     """
 
     backend: Backend
-    sparsity_detector: Any = field(default_factory=TracerSparsityDetector)
+    sparsity_detector: Any = field(default_factory=TracerSparsityDetector)  # or None
     coloring: GreedyColoring = field(default_factory=GreedyColoring)
     name: ClassVar[str] = "sparse"
     adapter: ClassVar[str] = "diffinterface._sparse.adapter:SparseAdapter"
@@ -75,10 +79,13 @@ class AutoSparse(Backend):
         coloring: GreedyColoring | None = None,
     ) -> None:
         inner = _resolve_inner(backend)
-        detector = TracerSparsityDetector() if sparsity_detector is None else sparsity_detector
-        if not all(
-            hasattr(detector, m) for m in ("jacobian_sparsity", "hessian_sparsity")
-        ) or isinstance(detector, type):
+        detector = sparsity_detector
+        if detector is None and not inner.exact_sparsity:
+            detector = TracerSparsityDetector()
+        if detector is not None and (
+            not all(hasattr(detector, m) for m in ("jacobian_sparsity", "hessian_sparsity"))
+            or isinstance(detector, type)
+        ):
             raise InvalidArgumentError(
                 f"sparsity_detector must be a detector object such as "
                 f"di.TracerSparsityDetector(), got {detector!r}."
@@ -101,8 +108,8 @@ def _resolve_inner(b: Any) -> Backend:
         )
     if isinstance(b, str):
         return backend(b)
-    if isinstance(b, Backend) and b.first_order:
-        return b
+    if (isinstance(b, Backend) and b.first_order) or isinstance(b, Distributed):
+        return b  # a Distributed backend: the colour groups are spread over its workers
     raise InvalidArgumentError(
         f"AutoSparse needs a dense backend such as di.AutoJAX(mode='forward') or a backend "
         f"name, got {b!r} of type {type(b).__name__}."

@@ -100,7 +100,7 @@ def sparse_hessian(config: AutoSparse, adapter: Adapter, fn: Fn, p: Problem) -> 
     colors = star_coloring(pattern, config.coloring.order)
     k = int(colors.max()) + 1 if colors.size else 0
     seeds = _seeds(adapter, colors, x_shape, p.x)
-    batched = Problem(x=p.x, y=p.y, batch=k, mutates=p.mutates)
+    batched = Problem(x=p.x, y=p.y, batch=k, mutates=p.mutates, consts=p.consts)
     own = adapter.declared("hvp", False)
     hvp = (
         getattr(adapter, own.method)(fn, batched)
@@ -111,7 +111,7 @@ def sparse_hessian(config: AutoSparse, adapter: Adapter, fn: Fn, p: Problem) -> 
 
     def compressed(xv: Any, *cs: Any) -> Any:
         g, products = hvp(xv, seeds, *cs)
-        return fn(xv, *cs), g, products
+        return adapter.evaluate(fn, xv, cs), g, products
 
     compiled = adapter.compile(compressed, (p.x, *p.consts))
     to_numpy = converter(adapter.native_kind, "numpy")

@@ -186,9 +186,7 @@ def test_configuration_is_a_frozen_hashable_value() -> None:
     pool = _NeverUsed()
     a, b = di.Distributed("finitediff", workers=pool), di.Distributed("finitediff", workers=pool)
     assert a == b and hash(a) == hash(b) and a.mode is None
-    assert repr(a) == (
-        "Distributed(AutoFiniteDiff(method='central', rel_step=None), workers=_NeverUsed)"
-    )
+    assert repr(a) == "Distributed(AutoFiniteDiff(method='central'), workers=_NeverUsed)"
     forward = di.Distributed(di.AutoTorch(mode="forward"), workers=pool, chunk_size=4)
     assert forward.mode == "forward" and repr(forward).endswith("chunk_size=4)")
     with pytest.raises(AttributeError):

@@ -40,6 +40,9 @@ def test_native_agrees_with_reference_and_diffinterface(backend: Any, sc: Any) -
         with pytest.raises(di.UnsupportedError):
             sc.call(backend)
         return
+    if getattr(backend, "step", None) == "adaptive":  # compared with scipy.differentiate
+        assert candidates == []  # in benchmarks/finite_difference_accuracy.py instead
+        return
     assert candidates, f"no native counterpart of {sc.name} for {backend!r}"
     scn = in_native_kind(sc, backend)
     ours = to_numpy(scn.call(backend, prep=scn.prepare(backend)))

@@ -30,6 +30,8 @@ from diffinterface.testsuite._seeds import OVERHEAD_SCENARIO, seed_scenarios
 from diffinterface.testsuite._sparse_scenarios import sparse_scenarios
 from diffinterface.testsuite._testing import CaseResult, test_differentiation
 
+_FINITE_DIFFERENCE_WORDS = {"adaptive": ("step", "adaptive"), "vectorized": ("vectorized", True)}
+
 
 def quiet_tensorflow() -> None:
     """Set TensorFlow's log variables, unless set already, before the TensorFlow backend
@@ -45,20 +47,13 @@ def parse_backend(text: str) -> Any:
     ``finitediff:vectorized`` (options joined by ``+``: ``finitediff:forward+adaptive``),
     ``casadi:MX``."""
     name, _, option = text.partition(":")
-    if not option:
-        return di.backend(name)
     options: dict[str, Any] = {}
-    for part in option.split("+"):
-        if name == "casadi":
-            options["symbols"] = part
-        elif name != "finitediff":
-            options["mode"] = part
-        elif part == "adaptive":
-            options["step"] = "adaptive"
-        elif part == "vectorized":
-            options["vectorized"] = True
+    for part in option.split("+") if option else ():
+        if name != "finitediff":
+            options["symbols" if name == "casadi" else "mode"] = part
         else:
-            options["method"] = part
+            key, value = _FINITE_DIFFERENCE_WORDS.get(part, ("method", part))
+            options[key] = value
     return di.backend(name, **options)
 
 

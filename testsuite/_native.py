@@ -29,6 +29,7 @@ import optree
 
 import diffinterface as di
 from diffinterface.testsuite._expectations import unsupported_reason
+from diffinterface.testsuite._native_autograd import autograd_candidates
 from diffinterface.testsuite._native_casadi import casadi_candidates
 from diffinterface.testsuite._native_inputs import (
     Native,
@@ -38,7 +39,7 @@ from diffinterface.testsuite._native_inputs import (
     tf_converter,
     torch_converter,
 )
-from diffinterface.testsuite._native_numpy import autograd_candidates, finitediff_candidates
+from diffinterface.testsuite._native_scipy import scipy_candidates
 from diffinterface.testsuite._native_tensorflow import tensorflow_candidates
 from diffinterface.testsuite._scenario import Scenario
 
@@ -86,7 +87,7 @@ def native_candidates(backend: Any, sc: Scenario) -> list[Native]:
         "torch": _torch,
         "tensorflow": tensorflow_candidates,
         "autograd": autograd_candidates,
-        "finitediff": finitediff_candidates,
+        "finitediff": _finitediff,
         "casadi": _casadi,
     }
     return builders[backend.name](backend, sc)
@@ -221,3 +222,11 @@ def _casadi(backend: di.AutoCasADi, sc: Scenario) -> list[Native]:
         return []
     f, args = inputs(sc, np.asarray)
     return [Native(m, c) for m, c in casadi_candidates(backend, sc.operator, f, args)]
+
+
+# -- finite differences (testsuite/_native_scipy.py) ---------------------------------------
+
+
+def _finitediff(backend: di.AutoFiniteDiff, sc: Scenario) -> list[Native]:
+    f, args = inputs(sc, np.asarray)
+    return [Native(m, c) for m, c in scipy_candidates(backend.method, sc.operator, f, args)]

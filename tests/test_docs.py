@@ -175,7 +175,8 @@ def test_benchmark_markdown_is_what_the_testing_page_copies(tmp_path: Path) -> N
     )
     assert lines[2] == header and len(lines) == 8
     assert lines[4].startswith(f"| {plain.name} | autograd | ") and lines[4].endswith(" kB | 1 |")
-    assert lines[6] == f"| {mutating.name} | autograd | not supported | | | | |"
+    assert lines[5].startswith(f"| {plain.name} | finitediff | ") and lines[5].endswith(" | 7 |")
+    assert lines[6] == f"| {mutating.name} | autograd | not supported | | | | | |"
     assert lines[7].startswith(f"| {mutating.name} | finitediff | ")
     page = (ROOT / "docs" / "testsuite.md").read_text()
     assert f"\n{header}\n" in page and "\nMeasured " in page

@@ -63,28 +63,8 @@ def jacobian(
     return finish(est, x, y_shape + x.shape, arrange, out, error_out, errors)
 
 
-def gradient(
-    evaluate: Evaluate,
-    x: np.ndarray,
-    scheme: Scheme,
-    fx: Any = None,
-    chunk_size: int | None = None,
-    **options: Any,
-) -> Estimate:
-    """∇f for a scalar f, shaped like x."""
-    return jacobian(evaluate, x, scheme, fx, chunk_size, **options)
-
-
-def derivative(
-    evaluate: Evaluate,
-    x: np.ndarray,
-    scheme: Scheme,
-    fx: Any = None,
-    chunk_size: int | None = None,
-    **options: Any,
-) -> Estimate:
-    """df/dx for a scalar (0-d) x, shaped like y."""
-    return jacobian(evaluate, x, scheme, fx, chunk_size, **options)
+#: ∇f of a scalar f and df/dx at a 0-d x are its Jacobian, shaped like x and like y
+gradient = derivative = jacobian
 
 
 def pushforward(

@@ -63,17 +63,10 @@ def second_derivative(
 
     result = finish(est, x, y_shape, arrange, out, error_out, errors)
     if with_first:
-        first = _first(est, scheme, lambda a, into: np.divide(a[0], c[0], out=into), y_shape, x)
-        result.first = first or jacobian(
-            evaluate,
-            x,
-            first_scheme or scheme,
-            est.fx,
-            chunk_size,
-            arrays=arrays.part("first"),
-            errors=False,
-        )
-    return _added(result)
+        first = (evaluate, first_scheme or scheme, chunk_size, arrays)
+        divide = lambda a, into: np.divide(a[0], c[0], out=into)  # noqa: E731
+        return _with_first(result, est, divide, y_shape, x, *first)
+    return result
 
 
 def hessian(
@@ -130,16 +123,9 @@ def hessian(
 
     result = finish(est, x, x.shape + x.shape, combine(-1.0), out, error_out, errors, combine(1.0))
     if with_gradient:
-        result.first = _first(est, scheme, _gradient_rows(c, x.shape), x.shape, x) or jacobian(
-            evaluate,
-            x,
-            first_scheme or scheme,
-            est.fx,
-            chunk_size,
-            arrays=arrays.part("first"),
-            errors=False,
-        )
-    return _added(result)
+        first = (evaluate, first_scheme or scheme, chunk_size, arrays)
+        return _with_first(result, est, _gradient_rows(c, x.shape), x.shape, x, *first)
+    return result
 
 
 def hvp(
@@ -197,16 +183,9 @@ def hvp(
 
     result = finish(est, x, (k, *x.shape), combine(-1.0), out, error_out, errors, combine(1.0))
     if with_gradient:
-        result.first = _first(est, scheme, _gradient_rows(c, x.shape), x.shape, x) or jacobian(
-            evaluate,
-            x,
-            first_scheme or scheme,
-            est.fx,
-            chunk_size,
-            arrays=arrays.part("first"),
-            errors=False,
-        )
-    return _added(result)
+        first = (evaluate, first_scheme or scheme, chunk_size, arrays)
+        return _with_first(result, est, _gradient_rows(c, x.shape), x.shape, x, *first)
+    return result
 
 
 # -- helpers ----------------------------------------------------------------------------
@@ -218,12 +197,30 @@ def _shares_points(scheme: Scheme) -> bool:
     return scheme.num_steps > 1 and scheme.method in ("central", "complex")
 
 
-def _first(est: Estimate, scheme: Scheme, arrange: Any, shape: Any, x: np.ndarray) -> Any:
-    """The first derivative the engine took from the second difference's points, arranged;
-    None where it took none."""
-    if est.first is None:
-        return None
-    return finish(est.first, x, tuple(shape), arrange, None, None, False)
+def _with_first(
+    result: Estimate,
+    est: Estimate,
+    arrange: Any,
+    shape: Any,
+    x: np.ndarray,
+    evaluate: Evaluate,
+    scheme: Scheme,
+    chunk_size: int | None,
+    arrays: Any,
+) -> Estimate:
+    """``result`` with the first derivative: taken from the second difference's points
+    where the engine took it there, else by a first-difference call of its own (whose
+    evaluations are counted in the result)."""
+    if est.first is not None:
+        result.first = finish(est.first, x, tuple(shape), arrange, None, None, False)
+    else:
+        result.first = jacobian(
+            evaluate, x, scheme, est.fx, chunk_size, arrays=arrays.part("first"), errors=False
+        )
+    if result.first.evaluations:
+        result.evaluations += result.first.evaluations
+        result.calls += result.first.calls
+    return result
 
 
 def _gradient_rows(c: np.ndarray, shape: tuple[int, ...]) -> Any:
@@ -232,14 +229,6 @@ def _gradient_rows(c: np.ndarray, shape: tuple[int, ...]) -> Any:
         np.divide(a.reshape(-1)[:n], c, out=into.reshape(n))
 
     return arrange
-
-
-def _added(result: Estimate) -> Estimate:
-    """The evaluations of a separate first-derivative call counted in the result."""
-    if result.first is not None and result.first.evaluations:
-        result.evaluations += result.first.evaluations
-        result.calls += result.first.calls
-    return result
 
 
 @lru_cache(maxsize=4)  # index arrays of the last few sizes

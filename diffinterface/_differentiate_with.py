@@ -1,9 +1,9 @@
 """``DifferentiateWith``: differentiate one function with another backend, inside any framework.
 
 ``g = DifferentiateWith(f, backend)`` evaluates ``f(x, *args)``; when g is called inside the
-differentiation of another framework, its derivative is computed by ``backend`` and handed
-over at the boundary, where arrays are converted (through NumPy on the CPU) to the inner
-backend's array type and back:
+differentiation of another framework, its derivative with respect to every argument that
+framework differentiates is computed by ``backend`` and handed over at the boundary, where
+arrays are converted (through NumPy on the CPU) to the inner backend's array type and back:
 
 * JAX (arrays or tracers): ``diffinterface._bridges.jax`` — JAX primitives whose
   evaluation, pushforward and pullback call the inner backend on the host;
@@ -13,32 +13,28 @@ backend's array type and back:
 * HIPS autograd boxes: ``diffinterface._bridges.autograd`` — an autograd primitive;
 * NumPy arrays and Python numbers (calls outside any AD, finite differences): f evaluated directly.
 
-Only ``x`` is differentiated: further arguments are constants (di.Constant for the inner
-backend). The inner preparations are made once per argument signature and reused.
+A dict / list / tuple argument of arrays is passed to the boundary as one vector and cut
+back into its structure inside f. The inner calls are :class:`~diffinterface._inner_calls.
+InnerCalls`: prepared once per (operator, differentiated arguments, signatures) and reused.
 """
 
 from __future__ import annotations
 
 import importlib
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import optree
 
-from diffinterface._adapter import adapter_for
-from diffinterface._arrays import kind, kind_of, signature
+from diffinterface._arrays import kind, kind_of
 from diffinterface._backend_types import BackendLike, resolve_backend
-from diffinterface._contexts import Constant, is_static
-from diffinterface._conversions import converter
 from diffinterface._errors import InvalidArgumentError
+from diffinterface._inner_calls import InnerCalls
 from diffinterface._namespace import array_namespace
-from diffinterface._operators.pullback import prepare_pullback, pullback
-from diffinterface._operators.pushforward import prepare_pushforward, pushforward
 from diffinterface._trees import Structure, is_structure
 
-__all__ = ["DifferentiateWith", "InnerCalls"]
+__all__ = ["DifferentiateWith"]
 
 # The frameworks whose own differentiation composes natively with f when the inner backend
 # is the same framework: g then simply calls f (no boundary, no copies).
@@ -51,15 +47,21 @@ class DifferentiateWith:
     Args:
         f: ``f(x, *args) -> y``, written for the inner backend's arrays (NumPy for finite
             differences and autograd, torch tensors for torch, JAX arrays for JAX, TensorFlow
-            tensors for TensorFlow); x and y are arrays or numbers.
+            tensors for TensorFlow); x and y are arrays or numbers, or dicts / lists / tuples
+            of arrays (x and args).
         backend: the backend (object or name) that differentiates f.
 
     Calling ``g(x, *args)`` returns f's value as an array of x's type (dtype and device
     kept); when g is called inside jax.grad/vjp/jvp/jit/vmap, torch.autograd (also
     torch.func.grad/vjp/jvp/vmap), a TensorFlow GradientTape (reverse mode only), HIPS
-    autograd, finite differences or any di operator, the derivative with respect to x is
-    computed by ``backend``. ``args`` are held
-    constant: their derivative is zero.
+    autograd, finite differences or any di operator, the derivative with respect to each
+    positional argument that the outer framework differentiates (x, or any of ``args``) is
+    computed by ``backend``: one inner call per outer pushforward or pullback, with the
+    arguments differentiated together as ``di.Args`` (HIPS autograd and JAX hand over all
+    of them at once; torch too). The arguments that are not differentiated
+    (NumPy arrays, numbers, strings, JAX arrays with no tangent, tensors that do not
+    require grad) are ``di.Constant`` for the inner backend and
+    cost nothing extra.
 
     Raises:
         InvalidArgumentError: f is not callable, or backend is not a backend.
@@ -91,39 +93,92 @@ class DifferentiateWith:
         return f"DifferentiateWith({name}, {self.backend!r})"
 
     def __call__(self, x: Any, *args: Any) -> Any:
-        if is_structure(x) or _is_autograd_container(x):
-            return self._call_structured(_open_autograd_containers(x), args)
-        framework = _framework_of(x) or next(
-            (fw for fw in map(_framework_of_arg, args) if fw is not None), None
-        )
-        if framework is None:
-            return self.inner.value(x, args)
-        if framework in _NATIVE_FRAMEWORKS and framework == self.backend.name:
-            return self.f(x, *args)
-        bridge = importlib.import_module(kind(framework).bridge)  # type: ignore[arg-type]
-        return bridge.call(self.inner, x, args)
+        arguments = (x, *args)
+        if any(map(_is_container, arguments)):
+            return self._call_containers(arguments)
+        _check_x(x)
+        return self._call(arguments, next(filter(None, map(_framework_of, arguments)), None))
 
-    def _call_structured(self, x: Any, args: tuple[Any, ...]) -> Any:
-        """g on a dict / list / tuple x: its leaves as one vector, cut back inside f."""
-        leaves, treedef = optree.tree_flatten(x, none_is_leaf=True)
-        key = (treedef, tuple(tuple(np.shape(a)) for a in leaves))
+    def _call(self, arguments: tuple[Any, ...], framework: str | None) -> Any:
+        """g on arrays (and other values) traced by ``framework``'s AD, if any."""
+        if framework in _NATIVE_FRAMEWORKS and framework == self.backend.name:
+            return self.f(*arguments)
+        if framework is None:
+            return self.inner.value(arguments)
+        bridge = importlib.import_module(kind(framework).bridge)  # type: ignore[arg-type]
+        return bridge.call(self.inner, arguments)
+
+    def _call_containers(self, arguments: tuple[Any, ...]) -> Any:
+        """g where some arguments are dicts / lists / tuples (or autograd's boxes of them)."""
+        arguments = tuple(map(_open_autograd_containers, arguments))
+        if not is_structure(arguments[0]):
+            _check_x(arguments[0])
+        framework = next(filter(None, map(_framework_in, arguments)), None)
+        if framework in _NATIVE_FRAMEWORKS and framework == self.backend.name:
+            return self.f(*arguments)
+        flat = tuple(
+            i
+            for i, a in enumerate(arguments)
+            if is_structure(a) and (i == 0 or (framework is not None and _all_arrays(a)))
+        )
+        if flat:
+            return self._call_structured(arguments, flat)
+        return self._call(arguments, framework)
+
+    def _call_structured(self, arguments: tuple[Any, ...], flat: tuple[int, ...]) -> Any:
+        """g with the structured arguments at positions ``flat`` (x, and any dict / list /
+        tuple of arrays after it) each as one vector of its leaves, cut back inside f."""
+        leaves = {i: optree.tree_flatten(arguments[i], none_is_leaf=True) for i in flat}
+        key = tuple((i, d, tuple(np.shape(a) for a in ls)) for i, (ls, d) in leaves.items())
         g = self._structured.get(key)
         if g is None:
-            structure = Structure(x)
-            g = self._structured[key] = DifferentiateWith(
-                lambda v, *a: self.f(structure.build(structure.cut(v)), *a), self.backend
-            )
-        xp = array_namespace(*leaves)
-        return g(xp.concat([xp.reshape(a, (-1,)) for a in leaves]), *args)
+            structures = {i: Structure(arguments[i]) for i in flat}
+            f = self.f
+
+            def flat_f(*values: Any) -> Any:
+                return f(
+                    *(
+                        structures[i].build(structures[i].cut(v)) if i in structures else v
+                        for i, v in enumerate(values)
+                    )
+                )
+
+            g = self._structured.setdefault(key, DifferentiateWith(flat_f, self.backend))
+        vectors = {i: _vector(ls) for i, (ls, _) in leaves.items()}
+        return g(*(vectors.get(i, a) for i, a in enumerate(arguments)))
 
 
-def _framework_of_arg(a: Any) -> str | None:
-    """The framework of an argument after x: its arrays may be traced too."""
-    return _framework_of(a) if kind_of(a) else None
+def _vector(leaves: list[Any]) -> Any:
+    xp = array_namespace(*leaves)
+    return xp.concat([xp.reshape(a, (-1,)) for a in leaves])
+
+
+def _framework_in(a: Any) -> str | None:
+    """The first framework (with a DifferentiateWith boundary) among a's arrays, if any."""
+    if is_structure(a):
+        return next(filter(None, map(_framework_in, optree.tree_leaves(a))), None)
+    return _framework_of(a)
+
+
+def _framework_of(a: Any) -> str | None:
+    """The framework of an array, if it has a DifferentiateWith boundary."""
+    name = kind_of(a)
+    return name if name is not None and kind(name).bridge is not None else None
+
+
+def _all_arrays(a: Any) -> bool:
+    """Whether the structure ``a`` holds arrays only (one vector at the boundary)."""
+    leaves = optree.tree_leaves(a, none_is_leaf=True)
+    return bool(leaves) and all(kind_of(leaf) is not None for leaf in leaves)
+
+
+def _is_container(a: Any) -> bool:
+    """A dict, list or tuple, or one that HIPS autograd traces as one box."""
+    return is_structure(a) or _is_autograd_container(a)
 
 
 def _is_autograd_box(a: Any) -> bool:
-    return type(a).__module__.split(".")[0] == "autograd"
+    return type(a).__module__.startswith("autograd.")
 
 
 def _is_autograd_container(a: Any) -> bool:
@@ -147,88 +202,9 @@ def _open_autograd_containers(x: Any) -> Any:
     return x
 
 
-def _framework_of(x: Any) -> str | None:
-    """The kind of x whose framework's AD may be tracing it ("jax", "torch", "autograd",
-    ...: a kind with a DifferentiateWith boundary), or None for plain values."""
-    name = kind_of(x)
-    if name is not None and kind(name).bridge is not None:
-        return name
-    if name is not None or isinstance(x, int | float | complex | np.generic):
-        return None
-    raise InvalidArgumentError(
-        f"A di.DifferentiateWith function was called with x of type {type(x).__name__}; "
-        "x must be an array (NumPy, torch, JAX, or one traced by HIPS autograd) or a number."
-    )
-
-
-def _to(target: str, a: Any) -> Any:
-    """An array as an array of kind ``target``; anything else unchanged."""
-    src = kind_of(a)
-    return a if src is None else converter(src, target)(a)
-
-
-class InnerCalls:
-    """f's value, pushforward and pullback by the inner backend, on arrays of one kind.
-
-    Inputs are NumPy or torch arrays (the bridges pass host NumPy arrays for JAX and
-    autograd); results come back as arrays of x's kind, dtype and device. Preparations are
-    made on first use per (operator, argument signature) and kept.
-    """
-
-    def __init__(self, f: Callable[..., Any], backend: BackendLike) -> None:
-        self.f = f
-        self.backend = backend
-        self._preps: dict[tuple[Any, ...], Any] = {}
-        #: what the bridges remember per argument signature (e.g. f's output shape)
-        self.memo: dict[tuple[Any, ...], Any] = {}
-        self._lock = threading.Lock()
-
-    def value(self, x: Any, args: tuple[Any, ...]) -> Any:
-        """f(x, *args) evaluated on the inner backend's arrays, returned as x's kind."""
-        adapter = adapter_for(self.backend)
-        src = kind_of(x) or "numpy"
-        native = adapter.native_kind
-        inner_args = tuple(_to(native, a) for a in args)
-        y = adapter.evaluate(
-            self.f, _to(native, np.asarray(x) if src == "numpy" else x), inner_args
+def _check_x(x: Any) -> None:
+    if kind_of(x) is None and not isinstance(x, int | float | complex | np.generic):
+        raise InvalidArgumentError(
+            f"A di.DifferentiateWith function was called with x of type {type(x).__name__}; "
+            "x must be an array (NumPy, torch, JAX, or one traced by HIPS autograd) or a number."
         )
-        kind = kind_of(y)
-        if kind is None:  # a Python or NumPy number
-            y, kind = np.asarray(y), "numpy"
-        return converter(kind, src, getattr(x, "device", None))(y)
-
-    def pushforward(self, x: Any, tx: Any, args: tuple[Any, ...]) -> Any:
-        """J(x)·tx (tx one tangent, or a tuple of tangents computed as one batch)."""
-        contexts = tuple(Constant(a) for a in args)
-        prep = self._prep("pushforward", prepare_pushforward, x, tx, contexts)
-        return pushforward(self.f, self.backend, x, tx, *contexts, prep=prep)
-
-    def pullback(self, x: Any, ty: Any, args: tuple[Any, ...]) -> Any:
-        """tyᵀ·J(x) (ty one cotangent, or a tuple of cotangents computed as one batch)."""
-        contexts = tuple(Constant(a) for a in args)
-        prep = self._prep("pullback", prepare_pullback, x, ty, contexts)
-        return pullback(self.f, self.backend, x, ty, *contexts, prep=prep)
-
-    def _prep(
-        self,
-        operator: str,
-        prepare: Callable[..., Any],
-        x: Any,
-        t: Any,
-        contexts: tuple[Constant, ...],
-    ) -> Any:
-        ts = t if isinstance(t, tuple) else (t,)
-        key = (
-            operator,
-            signature(x),
-            isinstance(t, tuple),
-            tuple(signature(s) for s in ts),
-            tuple(c.value if is_static(c.value) else signature(c.value) for c in contexts),
-        )
-        prep = self._preps.get(key)
-        if prep is None:
-            with self._lock:
-                prep = self._preps.get(key)
-                if prep is None:
-                    prep = self._preps[key] = prepare(self.f, self.backend, x, t, *contexts)
-        return prep

@@ -131,9 +131,11 @@ def process_pool() -> Any:
     pool.shutdown(cancel_futures=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def dask_client() -> Any:
-    """A Dask cluster of two worker processes (one thread each) on this machine."""
+    """A Dask cluster of two worker processes (one thread each) on this machine, for the
+    tests of one module: its scheduler's thread in this process must not run on into other
+    modules' tests (their allocation measurements count every thread)."""
     import logging
 
     from dask.distributed import Client, LocalCluster

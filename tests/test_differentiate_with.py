@@ -226,16 +226,6 @@ def test_second_order_through_the_boundary_is_refused(inner: str) -> None:
         func.hessian(lambda v: g(v).sum())(torch.tensor(X0))
 
 
-def test_only_x_is_differentiated() -> None:
-    g = di.DifferentiateWith(lambda v, a: a * v, "finitediff")
-    with jax.enable_x64(True), pytest.raises(di.UnsupportedError, match="argument #1"):
-        jax.grad(lambda a: jnp.sum(g(jnp.asarray(X0), a)))(jnp.asarray(2.0))
-    with pytest.raises(di.UnsupportedError, match="argument #1"):
-        g(torch.tensor(X0), torch.tensor(2.0, requires_grad=True))
-    with pytest.raises(di.UnsupportedError, match="argument #1"):
-        autograd.grad(lambda a: anp.sum(g(X0, a)))(2.0)
-
-
 def test_bad_arguments() -> None:
     with pytest.raises(di.InvalidArgumentError, match="callable"):
         di.DifferentiateWith(np.zeros(3), "torch")  # type: ignore[arg-type]

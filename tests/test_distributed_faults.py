@@ -81,7 +81,7 @@ def test_a_killed_pool_worker_is_a_clear_error(tmp_path: Path) -> None:
     f = killing_a_worker_once(claim, os.getpid())
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
         distributed = di.Distributed("finitediff", workers=pool)
-        with pytest.raises(di.WorkerError, match="died during the batch: chunk 1 of 2") as info:
+        with pytest.raises(di.WorkerError, match=r"died during the batch: chunk [12] of 2") as info:
             di.jacobian(f, distributed, X)
     assert "make a new executor" in str(info.value)
     assert not claim.exists()

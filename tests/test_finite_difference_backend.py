@@ -217,7 +217,9 @@ def test_out_and_error_arrays_are_written_without_allocating_their_size(vectoriz
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert result[0] is out and result[1] is err
-    assert peak < out.nbytes / 4  # J and its error (1.3 MB each) are not allocated
+    # J and its error (1.3 MB each) are not allocated; the margin leaves room for chunks and
+    # for what other threads of the test process allocate meanwhile
+    assert peak < out.nbytes / 2
     true_error = np.abs(out - exact)
     assert float(np.max(true_error)) <= 1e-12
     # at the rounding floor (f's sums of 400 products round more than eps·|f|) the estimate

@@ -46,6 +46,7 @@ LAYERS: list[tuple[str, ...]] = [
         "diffinterface._compose",
     ),
     ("diffinterface._operators",),
+    ("diffinterface._inner_calls",),
     ("diffinterface._differentiate_with",),
     (
         "diffinterface._bridges",

@@ -58,11 +58,8 @@ def parse_backend(text: str) -> Any:
 
 
 def parse_sizes(items: list[str]) -> dict[str, int]:
-    sizes = {}
-    for item in items:
-        key, _, value = item.partition("=")
-        sizes[key] = int(value)
-    return sizes
+    """``["vector=10000", ...]`` as ``{"vector": 10000, ...}``."""
+    return {key: int(value) for key, _, value in (item.partition("=") for item in items)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,12 +1,17 @@
 """JAX side of DifferentiateWith: three primitives whose work is done on the host.
 
-``value_p(x, *arrays)`` evaluates f, ``push_p(x, t, *arrays)`` computes J·t and
-``pull_p(x, u, *arrays)`` computes uᵀ·J, each through ``jax.pure_callback`` into the inner
-backend. The JVP of ``value_p`` is ``push_p`` (linear in t), and the transposes of
-``push_p`` and ``pull_p`` are each other, so jax.jvp, jax.grad, jax.vjp, jacfwd and jacrev
-all work, under jax.jit too. Batching: a batch of tangents for one x is one batched inner
-call; any other batch is a ``lax.map`` over host calls. Derivatives of second order
-(jax.hessian of g) are refused with an error naming SecondOrder/finite differences.
+g's JAX arrays are the primitives' operands (the other arguments are static, see
+:mod:`~diffinterface._bridges.jax_host`). ``value_p(*operands)`` evaluates f,
+``push_p(*operands, *tangents)`` computes Σ ∂f/∂argᵢ·tᵢ over the operands that have a
+tangent ("active": their positions are a parameter), and ``pull_p(*operands, u)`` computes
+uᵀ·∂f/∂argᵢ for each active operand (one result each), each through ``jax.pure_callback``
+into one call of the inner backend. The JVP of ``value_p`` is ``push_p`` over the operands
+whose tangent is not a symbolic zero (constants cost nothing), and the transposes of
+``push_p`` and ``pull_p`` are each other, so jax.jvp, jax.grad (also with argnums),
+jax.vjp, jacfwd and jacrev all work, under jax.jit too. Batching: a batch of tangents at
+one point is one batched inner call; any other batch is a ``lax.map`` over host calls.
+Derivatives of second order (jax.hessian of g) are refused with an error naming
+SecondOrder/finite differences.
 
 An exception raised in f on the host reaches JAX's caller as a ``JaxRuntimeError``; the
 host functions record it (``jax_host_errors``), so that it is raised as itself where the
@@ -20,22 +25,22 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
 
-from diffinterface._bridges.jax_host_errors import original_error, raised_as_itself, recorded
-from diffinterface._differentiate_with import InnerCalls
-from diffinterface._errors import InvalidArgumentError, UnsupportedError
+from diffinterface._bridges.jax_host import (
+    Layout,
+    host_linear,
+    host_value,
+    linear_specs,
+    output_spec,
+)
+from diffinterface._bridges.jax_host_errors import original_error, raised_as_itself
+from diffinterface._errors import UnsupportedError
+from diffinterface._inner_calls import InnerCalls
 
 __all__ = ["call", "original_error"]
 
-_ONLY_X = (
-    "A di.DifferentiateWith function is differentiated only with respect to its first "
-    "argument x, but argument #{i} is being differentiated here too. Pass the "
-    "differentiated quantities in x (concatenate them), or hold argument #{i} constant "
-    "with jax.lax.stop_gradient."
-)
 _SECOND_ORDER = (
     "Second-order differentiation through a di.DifferentiateWith function is not "
     "supported (its derivative is computed outside JAX). Compute second derivatives of "
@@ -43,175 +48,65 @@ _SECOND_ORDER = (
 )
 
 
-class _Layout:
-    """The arguments after x: JAX arrays become operands of the primitives; everything else
-    (NumPy arrays, numbers, strings) is a static parameter, so that a float64 NumPy
-    constant is never cast to float32 by JAX. Static NumPy arrays compare by identity."""
-
-    __slots__ = ("shapes", "statics")
-
-    def __init__(self, args: tuple[Any, ...]) -> None:
-        statics: list[tuple[Any] | None] = []
-        shapes: list[Any] = []
-        for i, a in enumerate(args):
-            if isinstance(a, jax.Array):
-                statics.append(None)
-                shapes.append(None)
-            elif isinstance(a, np.ndarray):
-                statics.append((_ByIdentity(a),))
-                shapes.append((a.shape, a.dtype))
-            else:
-                try:
-                    hash(a)
-                except TypeError:
-                    raise InvalidArgumentError(
-                        f"Argument #{i + 1} of a di.DifferentiateWith function called from "
-                        f"JAX is a {type(a).__name__}, which is neither an array nor hashable. "
-                        "Pass arrays, numbers, strings or tuples of them."
-                    ) from None
-                statics.append((a,))
-                shapes.append((a,))
-        self.statics = tuple(statics)
-        #: what f's output shape may depend on (NumPy constants by shape, not identity)
-        self.shapes = tuple(shapes)
-
-    def __hash__(self) -> int:
-        return hash(self.statics)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Layout) and self.statics == other.statics
-
-    def merge(self, arrays: tuple[Any, ...]) -> tuple[Any, ...]:
-        """All arguments after x, in order, from the operands' values."""
-        it = iter(arrays)
-        return tuple(next(it) if s is None else _unwrap(s[0]) for s in self.statics)
-
-
-class _ByIdentity:
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-    def __hash__(self) -> int:
-        return id(self.value)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _ByIdentity) and other.value is self.value
-
-
-def _unwrap(static: Any) -> Any:
-    return static.value if isinstance(static, _ByIdentity) else static
-
-
-def call(inner: InnerCalls, x: Any, args: tuple[Any, ...]) -> Any:
-    """g(x, *args) for JAX arrays or tracers."""
-    layout = _Layout(args)
-    arrays = tuple(a for a in args if isinstance(a, jax.Array))
-    return value_p.bind(x, *arrays, inner=inner, layout=layout)
-
-
-# -- host functions (NumPy in, NumPy out) ---------------------------------------------------
-
-
-def _host_value(inner: InnerCalls, layout: _Layout, dtype: Any) -> Any:
-    def run(x: np.ndarray, *arrays: np.ndarray) -> np.ndarray:
-        y = inner.value(np.asarray(x), layout.merge(tuple(np.asarray(a) for a in arrays)))
-        return np.asarray(y, dtype)
-
-    return recorded(run)
-
-
-def _host_linear(
-    inner: InnerCalls, layout: _Layout, operator: str, batched: bool, dtype: Any
-) -> Any:
-    method = getattr(inner, operator)
-
-    def run(x: np.ndarray, t: np.ndarray, *arrays: np.ndarray) -> np.ndarray:
-        args = layout.merge(tuple(np.asarray(a) for a in arrays))
-        x, t = np.asarray(x), np.asarray(t)
-        if batched:
-            return np.stack([np.asarray(r, dtype) for r in method(x, tuple(t), args)])
-        return np.asarray(method(x, t, args), dtype)
-
-    return recorded(run)
-
-
-# -- shapes -----------------------------------------------------------------------------------
-
-
-def _output_spec(inner: InnerCalls, layout: _Layout, x: Any, arrays: tuple[Any, ...]) -> Any:
-    """Shape and dtype of f(x): f evaluated once per signature, at ones of x's shape."""
-    key = ("jax output", layout.shapes, _spec(x), tuple(_spec(a) for a in arrays))
-    found = inner.memo.get(key)
-    if found is None:
-        ones = [np.ones(a.shape, a.dtype) for a in (x, *arrays)]
-        with np.errstate(all="ignore"):
-            y = inner.value(ones[0], layout.merge(tuple(ones[1:])))
-        found = inner.memo[key] = (np.shape(y), np.result_type(y))
-    shape, dtype = found
-    return jax.ShapeDtypeStruct(shape, jax.dtypes.canonicalize_dtype(dtype))
-
-
-def _spec(a: Any) -> tuple[Any, ...]:
-    return (tuple(a.shape), np.dtype(a.dtype))
-
-
-def _linear_spec(
-    operator: str, inner: InnerCalls, layout: _Layout, batched: bool, x: Any, t: Any, arrays: Any
-) -> jax.ShapeDtypeStruct:
-    if operator == "pushforward":
-        y = _output_spec(inner, layout, x, arrays)
-        shape, dtype = y.shape, y.dtype
-    else:
-        shape, dtype = tuple(x.shape), x.dtype
-    if batched:
-        shape = (t.shape[0], *shape)
-    return jax.ShapeDtypeStruct(shape, dtype)
+def call(inner: InnerCalls, arguments: tuple[Any, ...]) -> Any:
+    """g(*arguments) where some arguments are JAX arrays or tracers."""
+    layout = Layout(arguments)
+    operands = tuple(arguments[i] for i in layout.positions)
+    return value_p.bind(*operands, inner=inner, layout=layout)
 
 
 # -- the primitives ---------------------------------------------------------------------------
 
 
-def _value_impl(x: Any, *arrays: Any, inner: InnerCalls, layout: _Layout) -> Any:
-    spec = _output_spec(inner, layout, x, arrays)
-    host = _host_value(inner, layout, spec.dtype)
+def _value_impl(*operands: Any, inner: InnerCalls, layout: Layout) -> Any:
+    spec = output_spec(inner, layout, operands)
+    host = host_value(inner, layout, spec.dtype)
     with raised_as_itself():
-        return jax.pure_callback(host, spec, x, *arrays, vmap_method="sequential")
+        return jax.pure_callback(host, spec, *operands, vmap_method="sequential")
 
 
-def _value_abstract(x: Any, *arrays: Any, inner: InnerCalls, layout: _Layout) -> Any:
-    spec = _output_spec(inner, layout, x, arrays)
+def _value_abstract(*operands: Any, inner: InnerCalls, layout: Layout) -> Any:
+    spec = output_spec(inner, layout, operands)
     return jax.core.ShapedArray(spec.shape, spec.dtype)
 
 
 def _linear_impl(operator: str) -> Any:
-    def impl(
-        x: Any, t: Any, *arrays: Any, inner: InnerCalls, layout: _Layout, batched: bool
-    ) -> Any:
-        spec = _linear_spec(operator, inner, layout, batched, x, t, arrays)
-        host = _host_linear(inner, layout, operator, batched, spec.dtype)
+    def impl(*args: Any, inner: InnerCalls, layout: Layout, active: Any, batched: bool) -> Any:
+        operands, ts = _split(args, layout)
+        spec = linear_specs(operator, inner, layout, active, batched, operands, ts[0])
+        host = host_linear(inner, layout, operator, active, batched, spec)
         with raised_as_itself():
-            return jax.pure_callback(host, spec, x, t, *arrays, vmap_method="sequential")
+            return jax.pure_callback(host, spec, *args, vmap_method="sequential")
 
     return impl
 
 
 def _linear_abstract(operator: str) -> Any:
-    def abstract(
-        x: Any, t: Any, *arrays: Any, inner: InnerCalls, layout: _Layout, batched: bool
-    ) -> Any:
-        spec = _linear_spec(operator, inner, layout, batched, x, t, arrays)
-        return jax.core.ShapedArray(spec.shape, spec.dtype)
+    def abstract(*args: Any, inner: InnerCalls, layout: Layout, active: Any, batched: bool) -> Any:
+        operands, ts = _split(args, layout)
+        spec = linear_specs(operator, inner, layout, active, batched, operands, ts[0])
+        shaped = [jax.core.ShapedArray(s.shape, s.dtype) for s in _listed(spec)]
+        return shaped if isinstance(spec, list) else shaped[0]
 
     return abstract
 
 
-def _primitive(name: str, impl: Any, abstract: Any) -> Primitive:
+def _split(args: tuple[Any, ...], layout: Layout) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """A linear primitive's inputs: the operands, then the tangents (or the cotangent)."""
+    n = len(layout.positions)
+    return tuple(args[:n]), tuple(args[n:])
+
+
+def _listed(spec: Any) -> list[Any]:
+    return spec if isinstance(spec, list) else [spec]
+
+
+def _primitive(name: str, impl: Any, abstract: Any, multiple_results: bool = False) -> Primitive:
     p = Primitive(name)
+    p.multiple_results = multiple_results
     p.def_impl(impl)
     p.def_abstract_eval(abstract)
-    mlir.register_lowering(p, mlir.lower_fun(impl, multiple_results=False))
+    mlir.register_lowering(p, mlir.lower_fun(impl, multiple_results=multiple_results))
     return p
 
 
@@ -222,57 +117,75 @@ push_p = _primitive(
     _linear_abstract("pushforward"),
 )
 pull_p = _primitive(
-    "di_differentiate_with_pullback", _linear_impl("pullback"), _linear_abstract("pullback")
+    "di_differentiate_with_pullback",
+    _linear_impl("pullback"),
+    _linear_abstract("pullback"),
+    multiple_results=True,
 )
 
 
 # -- differentiation rules --------------------------------------------------------------------
 
 
-def _check_only_x(tangents: Any) -> None:
-    for i, t in enumerate(tangents):
-        if type(t) is not ad.Zero:
-            raise UnsupportedError(_ONLY_X.format(i=i + 1))
+def _nonzero(tangents: Any) -> tuple[int, ...]:
+    return tuple(j for j, t in enumerate(tangents) if type(t) is not ad.Zero)
 
 
-def _value_jvp(primals: Any, tangents: Any, *, inner: InnerCalls, layout: _Layout) -> Any:
-    x, *arrays = primals
-    _check_only_x(tangents[1:])
-    y = value_p.bind(x, *arrays, inner=inner, layout=layout)
-    tx = ad.instantiate_zeros(tangents[0])
-    return y, push_p.bind(x, tx, *arrays, inner=inner, layout=layout, batched=False)
+def _value_jvp(primals: Any, tangents: Any, *, inner: InnerCalls, layout: Layout) -> Any:
+    y = value_p.bind(*primals, inner=inner, layout=layout)
+    active = _nonzero(tangents)  # not empty: JAX calls a JVP rule only for a nonzero tangent
+    ts = (tangents[j] for j in active)
+    return y, push_p.bind(*primals, *ts, inner=inner, layout=layout, active=active, batched=False)
 
 
 def _linear_jvp(p: Primitive) -> Any:
+    """A linear primitive's JVP: linear in its tangents, refused in its operands."""
+
     def jvp(primals: Any, tangents: Any, **params: Any) -> Any:
-        x, t, *arrays = primals
-        if type(tangents[0]) is not ad.Zero:
+        n = len(params["layout"].positions)
+        if _nonzero(tangents[:n]):
             raise UnsupportedError(_SECOND_ORDER)
-        _check_only_x(tangents[2:])
-        out = p.bind(x, t, *arrays, **params)
-        return out, p.bind(x, ad.instantiate_zeros(tangents[1]), *arrays, **params)
+        out = p.bind(*primals, **params)
+        ts = [ad.instantiate_zeros(t) for t in tangents[n:]]
+        return out, p.bind(*primals[:n], *ts, **params)
 
     return jvp
 
 
-def _transpose_into(other: Primitive) -> Any:
-    """The transpose of push_p is pull_p and vice versa (both linear in t only)."""
+def _push_transpose(ct: Any, *args: Any, layout: Layout, active: Any, **params: Any) -> Any:
+    """The tangents' cotangents of push_p: one pull_p over the tangents being transposed."""
+    operands, ts = _split(args, layout)
+    if any(map(ad.is_undefined_primal, operands)):
+        raise UnsupportedError(_SECOND_ORDER)
+    which = tuple(j for j, t in enumerate(ts) if ad.is_undefined_primal(t))
+    result: list[Any] = [None] * len(args)
+    if type(ct) is ad.Zero or not which:
+        return result
+    sub = tuple(active[j] for j in which)
+    cts = pull_p.bind(*operands, ct, layout=layout, active=sub, **params)
+    for j, c in zip(which, cts, strict=True):
+        result[len(operands) + j] = c
+    return result
 
-    def transpose(ct: Any, x: Any, t: Any, *arrays: Any, **params: Any) -> Any:
-        if ad.is_undefined_primal(x) or any(ad.is_undefined_primal(a) for a in arrays):
-            raise UnsupportedError(_SECOND_ORDER)
-        if type(ct) is ad.Zero:
-            return [None, None, *(None for _ in arrays)]
-        return [None, other.bind(x, ct, *arrays, **params), *(None for _ in arrays)]
 
-    return transpose
+def _pull_transpose(cts: Any, *args: Any, layout: Layout, active: Any, **params: Any) -> Any:
+    """The cotangent's cotangent of pull_p: one push_p over its nonzero cotangents."""
+    operands, (u,) = _split(args, layout)
+    if any(map(ad.is_undefined_primal, operands)):
+        raise UnsupportedError(_SECOND_ORDER)
+    nonzero = _nonzero(cts)
+    if not ad.is_undefined_primal(u) or not nonzero:
+        return [None] * len(args)
+    sub = tuple(active[j] for j in nonzero)
+    ct_u = push_p.bind(*operands, *(cts[j] for j in nonzero), layout=layout, active=sub, **params)
+    return [*(None for _ in operands), ct_u]
 
 
 ad.primitive_jvps[value_p] = _value_jvp
 ad.primitive_jvps[push_p] = _linear_jvp(push_p)
 ad.primitive_jvps[pull_p] = _linear_jvp(pull_p)
-ad.primitive_transposes[push_p] = _transpose_into(pull_p)
-ad.primitive_transposes[pull_p] = _transpose_into(push_p)
+ad.primitive_transposes[push_p] = _push_transpose
+ad.primitive_transposes[pull_p] = _pull_transpose
 
 
 # -- batching ---------------------------------------------------------------------------------
@@ -280,10 +193,16 @@ ad.primitive_transposes[pull_p] = _transpose_into(push_p)
 
 def _batch(p: Primitive) -> Any:
     def rule(args: Any, dims: Any, **params: Any) -> Any:
-        if p is not value_p and not params["batched"] and _only_tangent_batched(dims):
-            # a batch of tangents at one x (jacfwd, jacrev): one batched inner call
-            t = jnp.moveaxis(args[1], dims[1], 0)
-            return p.bind(args[0], t, *args[2:], **{**params, "batched": True}), 0
+        n = len(params["layout"].positions)
+        if p is not value_p and not params["batched"] and _only_tangents_batched(dims, n):
+            # a batch of tangents at one point (jacfwd, jacrev): one batched inner call
+            size = next(a.shape[d] for a, d in zip(args, dims, strict=True) if d is not None)
+            ts = [
+                jnp.broadcast_to(t, (size, *t.shape)) if d is None else jnp.moveaxis(t, d, 0)
+                for t, d in zip(args[n:], dims[n:], strict=True)
+            ]
+            out = p.bind(*args[:n], *ts, **{**params, "batched": True})
+            return out, _dims(p, out)
         mapped = [jnp.moveaxis(a, d, 0) for a, d in zip(args, dims, strict=True) if d is not None]
 
         def one(slices: Any) -> Any:
@@ -292,13 +211,18 @@ def _batch(p: Primitive) -> Any:
             return p.bind(*full, **params)
 
         with raised_as_itself():
-            return jax.lax.map(one, mapped), 0
+            out = jax.lax.map(one, mapped)
+        return out, _dims(p, out)
 
     return rule
 
 
-def _only_tangent_batched(dims: Any) -> bool:
-    return dims[1] is not None and all(d is None for i, d in enumerate(dims) if i != 1)
+def _dims(p: Primitive, out: Any) -> Any:
+    return [0] * len(out) if p.multiple_results else 0
+
+
+def _only_tangents_batched(dims: Any, n: int) -> bool:
+    return all(d is None for d in dims[:n]) and any(d is not None for d in dims[n:])
 
 
 for _p in (value_p, push_p, pull_p):

@@ -34,8 +34,8 @@ import numpy as np
 import tensorflow as tf
 
 from diffinterface._backend_types import resolve_backend
-from diffinterface._differentiate_with import InnerCalls
 from diffinterface._errors import UnsupportedError, register_original_finder
+from diffinterface._inner_calls import InnerCalls
 from diffinterface.backends._tensorflow_arrays import as_tensor
 from diffinterface.backends._tensorflow_compat import has_tangent, watched
 
@@ -60,10 +60,11 @@ _FORWARD_OR_SECOND = (
 _HOST_NOTE = "(raised inside f, called on the host by a di.DifferentiateWith function under TF)"
 
 
-def call(inner: InnerCalls, x: Any, args: tuple[Any, ...]) -> Any:
-    """g(x, *args) for TensorFlow tensors."""
+def call(inner: InnerCalls, arguments: tuple[Any, ...]) -> Any:
+    """g(*arguments) for TensorFlow tensors."""
     if resolve_backend(inner.backend).name == "tensorflow":
-        return inner.f(x, *args)  # TensorFlow differentiates f itself: no boundary
+        return inner.f(*arguments)  # TensorFlow differentiates f itself: no boundary
+    x, *args = arguments
     x = as_tensor(x)
     if has_tangent(x):
         raise UnsupportedError(_FORWARD_OR_SECOND)
@@ -87,10 +88,11 @@ def _boundary(inner: InnerCalls, x: Any, arrays: list[Any], layout: tuple[Any, .
         return tuple(next(it) if s is None else s[0] for s in layout)
 
     def value(xv: np.ndarray, *values: np.ndarray) -> np.ndarray:
-        return np.asarray(inner.value(xv, merged(values)))
+        return np.asarray(inner.value((xv, *merged(values))))
 
     def pull(xv: np.ndarray, dy: np.ndarray, *values: np.ndarray) -> np.ndarray:
-        return np.asarray(inner.pullback(xv, dy, merged(values)), dtype=xv.dtype)
+        (gx,) = inner.pullback((xv, *merged(values)), (0,), dy)
+        return np.asarray(gx, dtype=xv.dtype)
 
     @tf.custom_gradient
     def pullback(x: Any, dy: Any) -> Any:
@@ -135,7 +137,7 @@ def _output_spec(
     if found is None:
         ones = [np.ones(*_spec(a)) for a in (x, *arrays)]
         with np.errstate(all="ignore"):
-            y = inner.value(ones[0], merged(tuple(ones[1:])))
+            y = inner.value((ones[0], *merged(tuple(ones[1:]))))
         found = inner.memo[key] = (np.shape(y), tf.as_dtype(np.result_type(y)))
     return found
 

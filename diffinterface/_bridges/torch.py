@@ -3,7 +3,8 @@
 ``forward`` evaluates f, ``backward`` is the inner pullback and ``jvp`` the inner
 pushforward, so ``.backward()``, ``torch.autograd.grad``, forward-mode AD and the
 ``torch.func`` transforms (grad, vjp, jvp, jacrev, jacfwd; vmap through a loop over the
-batch) all reach the inner backend. Tensors other than x are constants.
+batch) all reach the inner backend. The arguments differentiated are the tensors that need
+a gradient (``ctx.needs_input_grad``) or carry a tangent; the others are constants.
 
 torch's older batching, which ``torch.autograd.grad(is_grads_batched=True)``,
 ``autograd.functional.jacobian(vectorize=True)`` and gradcheck's batched checks use, knows
@@ -13,21 +14,17 @@ and are taken apart there (see :func:`_legacy_batched`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
 import torch
 
-from diffinterface._differentiate_with import InnerCalls
 from diffinterface._errors import UnsupportedError
+from diffinterface._inner_calls import InnerCalls
 
 __all__ = ["call"]
 
-_ONLY_X = (
-    "A di.DifferentiateWith function is differentiated only with respect to its first "
-    "argument x, but argument #{i} requires grad. Pass the differentiated quantities in x "
-    "(concatenate them), or pass argument #{i} detached (.detach())."
-)
 _NESTED_LEGACY_VMAP = (
     "A di.DifferentiateWith function was called under two nested levels of torch's older "
     "vmap (torch._vmap_internals, used by is_grads_batched=True and gradcheck), or batched "
@@ -41,57 +38,70 @@ _SECOND_ORDER = (
 )
 
 
-def call(inner: InnerCalls, x: Any, args: tuple[Any, ...]) -> Any:
-    """g(x, *args) for torch tensors."""
-    for i, a in enumerate(args):
-        if isinstance(a, torch.Tensor) and a.requires_grad and torch.is_grad_enabled():
-            raise UnsupportedError(_ONLY_X.format(i=i + 1))
-    return _Boundary.apply(x, inner, *args)
+def call(inner: InnerCalls, arguments: tuple[Any, ...]) -> Any:
+    """g(*arguments) where some arguments are torch tensors."""
+    return _Boundary.apply(inner, *arguments)
 
 
 class _Boundary(torch.autograd.Function):
-    """y = f(x); its backward and jvp are the inner pullback and pushforward."""
+    """y = f(*arguments); its backward and jvp are the inner pullback and pushforward with
+    respect to the arguments that need a gradient or carry a tangent."""
 
     @staticmethod
-    def forward(x: Any, inner: InnerCalls, *args: Any) -> Any:
-        return _legacy_batched(_value, None, inner, x, *args)
+    def forward(inner: InnerCalls, *arguments: Any) -> Any:
+        return _legacy_batched(_value, (), inner, *arguments)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
-        x, inner, *args = inputs
-        ctx.save_for_backward(x)
-        ctx.save_for_forward(x)
-        ctx.inner, ctx.args = inner, tuple(args)
+        inner, *arguments = inputs
+        tensors = [a for a in arguments if isinstance(a, torch.Tensor)]
+        ctx.save_for_backward(*tensors)
+        ctx.save_for_forward(*tensors)
+        # no zeros for the tangents of constant tensors: they arrive as None (not differentiated)
+        ctx.set_materialize_grads(False)
+        ctx.inner = inner
+        ctx.others = tuple(None if isinstance(a, torch.Tensor) else a for a in arguments)
 
     @staticmethod
     def backward(ctx: Any, grad_y: Any) -> Any:
-        for i, needed in enumerate(ctx.needs_input_grad[2:]):
-            if needed:
-                raise UnsupportedError(_ONLY_X.format(i=i + 1))
-        (x,) = ctx.saved_tensors
-        grad_x = _Pullback.apply(x, grad_y, ctx.inner, *ctx.args)
-        return (grad_x, None, *(None for _ in ctx.args))
+        active = tuple(i for i, needed in enumerate(ctx.needs_input_grad[1:]) if needed)
+        grads: list[Any] = [None] * len(ctx.needs_input_grad)
+        if grad_y is not None and active:
+            arguments = _saved_arguments(ctx)
+            results = _Pullback.apply(_Active(ctx.inner, active), *arguments, grad_y)
+            for i, r in zip(active, results, strict=True):
+                grads[1 + i] = r
+        return tuple(grads)
 
     @staticmethod
-    def jvp(ctx: Any, tx: Any, *_: Any) -> Any:
-        (x,) = ctx.saved_tensors
-        return _Pushforward.apply(x, tx, ctx.inner, *ctx.args)
+    def jvp(ctx: Any, _: Any, *tangents: Any) -> Any:
+        active = tuple(i for i, t in enumerate(tangents) if t is not None)
+        ts = (tangents[i] for i in active)
+        return _Pushforward.apply(_Active(ctx.inner, active), *_saved_arguments(ctx), *ts)
 
     @staticmethod
-    def vmap(info: Any, in_dims: Any, x: Any, inner: InnerCalls, *args: Any) -> Any:
-        return _loop(_Boundary, info, in_dims, (x, inner, *args)), 0
+    def vmap(info: Any, in_dims: Any, inner: InnerCalls, *arguments: Any) -> Any:
+        return _loop(_Boundary, info, in_dims, (inner, *arguments)), 0
+
+
+def _saved_arguments(ctx: Any) -> tuple[Any, ...]:
+    tensors = iter(ctx.saved_tensors)
+    return tuple(next(tensors) if a is None else a for a in ctx.others)
 
 
 class _Linear(torch.autograd.Function):
-    """``operator(x, t)`` of the inner backend, linear in t; not differentiable itself
-    (a second derivative through the boundary), batched over t in one inner call."""
+    """``operator`` of the inner backend at (*arguments) with respect to the active ones,
+    linear in its tangents (pushforward: one per active argument; pullback: one
+    cotangent); not differentiable itself (a second derivative through the boundary),
+    batched over its tangents in one inner call."""
 
     operator: str
 
     @classmethod
-    def forward(cls, x: Any, t: Any, inner: InnerCalls, *args: Any) -> Any:
-        _check_first_order(x)
-        return _legacy_batched(_linear(cls.operator), 1, inner, x, t, *args)
+    def forward(cls, call: _Active, *rest: Any) -> Any:
+        _check_first_order(rest)
+        tangents = tuple(range(call.count(cls.operator, rest), len(rest)))
+        return _legacy_batched(_linear(cls.operator), tangents, call, *rest)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
@@ -106,13 +116,19 @@ class _Linear(torch.autograd.Function):
         raise UnsupportedError(_SECOND_ORDER)
 
     @classmethod
-    def vmap(cls, info: Any, in_dims: Any, x: Any, t: Any, inner: InnerCalls, *args: Any) -> Any:
-        _check_first_order(x)
-        if in_dims[1] is not None and all(d is None for i, d in enumerate(in_dims) if i != 1):
-            # a batch of tangents at one x (jacrev, jacfwd): one batched inner call
-            ts = t.movedim(in_dims[1], 0)
-            return _linear(cls.operator)(inner, x, ts, *args, batched=True), 0
-        return _loop(cls, info, in_dims, (x, t, inner, *args)), 0
+    def vmap(cls, info: Any, in_dims: Any, call: _Active, *rest: Any) -> Any:
+        _check_first_order(rest)
+        n = call.count(cls.operator, rest)
+        dims = in_dims[1:]
+        out_dims = 0 if cls.operator == "pushforward" else (0,) * len(call.active)
+        if all(d is None for d in dims[:n]):
+            # a batch of tangents at one point (jacrev, jacfwd): one batched inner call
+            ts = [
+                t.expand(info.batch_size, *t.shape) if d is None else t.movedim(d, 0)
+                for t, d in zip(rest[n:], dims[n:], strict=True)
+            ]
+            return _linear(cls.operator)(call, *rest[:n], *ts, batched=True), out_dims
+        return _loop(cls, info, in_dims, (call, *rest)), out_dims
 
 
 class _Pushforward(_Linear):
@@ -123,36 +139,57 @@ class _Pullback(_Linear):
     operator = "pullback"
 
 
-def _value(inner: InnerCalls, x: Any, *args: Any) -> Any:
-    return inner.value(x, args)
+@dataclass(frozen=True)
+class _Active:
+    """The inner calls and the positions of the arguments they differentiate (one input of
+    the linear functions, which torch.func passes through untouched: not a pytree)."""
+
+    inner: InnerCalls
+    active: tuple[int, ...]
+
+    def count(self, operator: str, rest: tuple[Any, ...]) -> int:
+        """How many of a linear function's inputs are g's arguments (then come one tangent
+        per active argument, or one cotangent)."""
+        return len(rest) - (len(self.active) if operator == "pushforward" else 1)
+
+
+def _value(inner: InnerCalls, *arguments: Any) -> Any:
+    like = next(a for a in arguments if isinstance(a, torch.Tensor))
+    return inner.value(arguments, like)
 
 
 @cache
 def _linear(operator: str) -> Any:
-    """``operator(x, t)`` of the inner backend for plain tensors (t one tangent, or a batch
-    of them on axis 0 when ``batched``). The inputs are detached: the outer framework's
-    tangents, which a caller's forward-mode level may attach, are not the inner backend's."""
+    """``operator`` of the inner backend for plain tensors (tangents batched on axis 0 when
+    ``batched``): f's output for a pushforward, a tuple (one per active argument) for a
+    pullback. The inputs are detached: the outer framework's tangents, which a caller's
+    forward-mode level may attach, are not the inner backend's."""
 
-    def compute(inner: InnerCalls, x: Any, t: Any, *args: Any, batched: bool = False) -> Any:
-        method = getattr(inner, operator)
-        consts = tuple(a.detach() if isinstance(a, torch.Tensor) else a for a in args)
-        x, t = x.detach(), t.detach().contiguous()
+    def compute(call: _Active, *rest: Any, batched: bool = False) -> Any:
+        inner, active, n = call.inner, call.active, call.count(operator, rest)
+        arguments = tuple(a.detach() if isinstance(a, torch.Tensor) else a for a in rest[:n])
+        ts = tuple(t.detach().contiguous() for t in rest[n:])
+        if operator == "pushforward":
+            tangents = tuple(zip(*ts, strict=True)) if batched else ts
+            y = inner.pushforward(arguments, active, tangents, batched)
+            return torch.stack(y) if batched else y
+        results = inner.pullback(arguments, active, tuple(ts[0]) if batched else ts[0], batched)
         if batched:
-            return torch.stack(method(x, tuple(t), consts))
-        return method(x, t, consts)
+            return tuple(torch.stack(r) for r in zip(*results, strict=True))
+        return results
 
     return compute
 
 
-def _legacy_batched(compute: Any, tangent: int | None, inner: InnerCalls, *inputs: Any) -> Any:
-    """``compute(inner, *inputs)`` where inputs may be batched by torch's older vmap
+def _legacy_batched(compute: Any, tangents: tuple[int, ...], first: Any, *inputs: Any) -> Any:
+    """``compute(first, *inputs)`` where inputs may be batched by torch's older vmap
     (``torch._vmap_internals``), whose batched tensors cannot be detached or converted to
     NumPy: the batch (the innermost vmap level) is taken out, computed by one batched call
-    (only input #``tangent`` batched: a batch of tangents at one x) or example by example,
-    and put back. Other inputs go straight to ``compute``."""
+    (only inputs among ``tangents`` batched: a batch of tangents at one point) or example by
+    example, and put back. Other inputs go straight to ``compute``."""
     batched = [_is_legacy_batched(a) for a in inputs]
     if not any(batched):
-        return compute(inner, *inputs)
+        return compute(first, *inputs)
     level = _legacy_level()
     plain = [
         torch._remove_batch_dim(a, level, 0, 0) if b else a
@@ -160,17 +197,28 @@ def _legacy_batched(compute: Any, tangent: int | None, inner: InnerCalls, *input
     ]
     if any(map(_is_legacy_batched, plain)):
         raise UnsupportedError(_NESTED_LEGACY_VMAP)
-    if tangent is not None and batched == [i == tangent for i in range(len(inputs))]:
-        result = compute(inner, *plain, batched=True)
+    size = next(a.shape[0] for a, b in zip(plain, batched, strict=True) if b)
+    if all(i in tangents for i, b in enumerate(batched) if b):
+        for i in tangents:
+            if not batched[i]:
+                plain[i] = plain[i].expand(size, *plain[i].shape)
+        result = compute(first, *plain, batched=True)
     else:
-        size = next(a.shape[0] for a, b in zip(plain, batched, strict=True) if b)
-        result = torch.stack(
-            [
-                compute(inner, *(a[i] if b else a for a, b in zip(plain, batched, strict=True)))
-                for i in range(size)
-            ]
-        )
+        rows = [
+            compute(first, *(a[i] if b else a for a, b in zip(plain, batched, strict=True)))
+            for i in range(size)
+        ]
+        result = _stacked(rows)
+    if isinstance(result, tuple):
+        return tuple(torch._add_batch_dim(r, 0, level) for r in result)
     return torch._add_batch_dim(result, 0, level)
+
+
+def _stacked(rows: list[Any]) -> Any:
+    """Results of several examples stacked along axis 0 (each output of a tuple apart)."""
+    if isinstance(rows[0], tuple):
+        return tuple(torch.stack(column) for column in zip(*rows, strict=True))
+    return torch.stack(rows)
 
 
 def _is_legacy_batched(a: Any) -> bool:
@@ -184,18 +232,22 @@ def _legacy_level() -> int:
     return int(level) - 1
 
 
-def _check_first_order(x: Any) -> None:
-    """x reaches the inner backend wrapped by torch.func only when a derivative of the
-    boundary's derivative is being taken (torch.func.hessian, jacfwd of jacrev)."""
-    if torch._C._functorch.is_functorch_wrapped_tensor(x):
+def _check_first_order(arguments: tuple[Any, ...]) -> None:
+    """An argument reaches the inner backend wrapped by torch.func only when a derivative of
+    the boundary's derivative is being taken (torch.func.hessian, jacfwd of jacrev)."""
+    if any(
+        isinstance(a, torch.Tensor) and torch._C._functorch.is_functorch_wrapped_tensor(a)
+        for a in arguments
+    ):
         raise UnsupportedError(_SECOND_ORDER)
 
 
 def _loop(fn: Any, info: Any, in_dims: Any, inputs: tuple[Any, ...]) -> Any:
     """fn applied to each example of a vmapped batch, stacked along axis 0."""
     moved = [a if d is None else a.movedim(d, 0) for a, d in zip(inputs, in_dims, strict=True)]
-    rows = [
-        fn.apply(*(a if d is None else a[b] for a, d in zip(moved, in_dims, strict=True)))
-        for b in range(info.batch_size)
-    ]
-    return torch.stack(rows)
+    return _stacked(
+        [
+            fn.apply(*(a if d is None else a[b] for a, d in zip(moved, in_dims, strict=True)))
+            for b in range(info.batch_size)
+        ]
+    )

@@ -58,9 +58,9 @@ class DifferentiateWith:
     positional argument that the outer framework differentiates (x, or any of ``args``) is
     computed by ``backend``: one inner call per outer pushforward or pullback, with the
     arguments differentiated together as ``di.Args`` (HIPS autograd and JAX hand over all
-    of them at once; torch too). The arguments that are not differentiated
+    of them at once; torch and TensorFlow too). The arguments that are not differentiated
     (NumPy arrays, numbers, strings, JAX arrays with no tangent, tensors that do not
-    require grad) are ``di.Constant`` for the inner backend and
+    require grad or that no tape watches) are ``di.Constant`` for the inner backend and
     cost nothing extra.
 
     Raises:

@@ -86,6 +86,7 @@ class JaxAdapter(Adapter):
     accepted_kinds: ClassVar[frozenset[str]] = frozenset({"numpy", "jax"})
     supports_mutation: ClassVar[bool] = False
     compiles: ClassVar[bool] = True
+    checks_arguments: ClassVar[bool] = True
 
     def stack(self, arrays: list[Any]) -> Any:
         return jax.numpy.stack(arrays)

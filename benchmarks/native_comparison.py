@@ -18,9 +18,13 @@ import argparse
 import cProfile
 import io
 import math
+import os
 import pstats
 import statistics
 from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's logs (this program's choice)
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 import torch
 
@@ -32,6 +36,7 @@ from diffinterface.testsuite._seeds import OVERHEAD_SCENARIO
 BACKENDS = [
     di.AutoJAX(),
     di.AutoTorch(),
+    di.AutoTensorFlow(),
     di.AutoAutograd(),
     di.AutoFiniteDiff(),
     di.AutoFiniteDiff(method="forward"),
@@ -130,7 +135,7 @@ def fd_accuracy_and_memory() -> None:
 def profile_overhead(calls: int = 20000) -> None:
     """cProfile of the prepared call on the dispatch-overhead scenario, per backend."""
     (sc,) = [s for s in seed_scenarios() if s.name == OVERHEAD_SCENARIO]
-    for b in [*BACKENDS[:4], di.AutoCasADi()]:
+    for b in [*BACKENDS[:5], di.AutoCasADi()]:
         scn = in_native_kind(sc, b)
         prep = scn.prepare(b)
         x = scn.x

@@ -1,5 +1,5 @@
-"""diffinterface: one API for automatic differentiation over JAX, PyTorch, HIPS autograd and
-NumPy finite differences, with the backend chosen at run time.
+"""diffinterface: one API for automatic differentiation over JAX, PyTorch, TensorFlow, HIPS
+autograd and NumPy finite differences, with the backend chosen at run time.
 
 Example:
     >>> import numpy as np, diffinterface as di
@@ -17,6 +17,7 @@ from diffinterface._backend_types import (
     AutoCasADi,
     AutoFiniteDiff,
     AutoJAX,
+    AutoTensorFlow,
     AutoTorch,
     SecondOrder,
     available_backends,
@@ -70,6 +71,7 @@ __all__ = [
     "AutoFiniteDiff",
     "AutoJAX",
     "AutoSparse",
+    "AutoTensorFlow",
     "AutoTorch",
     "Cache",
     "Constant",

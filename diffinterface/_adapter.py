@@ -133,6 +133,9 @@ class Adapter(abc.ABC):
     * ``supports_mutation``: whether f may write into arrays (``y=`` and Cache contexts);
     * ``compiles``: whether preparation compiles f (a prepared call never runs f's Python
       code, and the compiled code drops outputs nobody asked for);
+    * ``checks_arguments``: whether its compiled kernels check the shapes and dtypes of
+      their arguments themselves (JAX's executables do), so that a prepared call may start
+      one before the guard compares them;
     * ``plain_values``: whether f only receives plain values (finite differences), so that
       a Python number returned by f still carries the derivative;
     * ``kernels``: the declared kernels, by (operator, structured), collected from
@@ -143,6 +146,7 @@ class Adapter(abc.ABC):
     accepted_kinds: ClassVar[frozenset[str]]
     supports_mutation: ClassVar[bool]
     compiles: ClassVar[bool] = False
+    checks_arguments: ClassVar[bool] = False
     plain_values: ClassVar[bool] = False
     kernels: ClassVar[dict[tuple[str, bool], KernelDeclaration]] = {}
     #: kinds of outputs handed to the caller as the kernels return them (no conversion to

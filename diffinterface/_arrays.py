@@ -25,6 +25,7 @@ __all__ = [
     "NUMPY",
     "ArrayKind",
     "describe",
+    "dtype_name",
     "identity",
     "kind",
     "kind_of",
@@ -258,11 +259,24 @@ def signature(a: Any) -> Signature:
     return _KINDS[name].signature(a)
 
 
+def dtype_name(a: Any) -> str:
+    """The NumPy-style name of a's dtype (``"float64"``), whatever library a belongs to
+    (its kind's :meth:`ArrayKind.dtype_name`; ``str(a.dtype)`` for other objects)."""
+    name = kind_of(a)
+    return _KINDS[name].dtype_name(a) if name is not None else _dtype_text(a.dtype)
+
+
+def _dtype_text(dtype: Any) -> str:
+    """A dtype object of any library (NumPy's, torch's, TensorFlow's) by its plain name."""
+    name = getattr(dtype, "name", None)
+    return name if isinstance(name, str) else str(dtype).removeprefix("torch.")
+
+
 def describe(sig: Signature) -> str:
     """A short readable form of a :func:`signature`, for error messages."""
     if sig[0] == "object":
         return sig[1].__name__
-    dtype = str(sig[2]).removeprefix("torch.")
+    dtype = _dtype_text(sig[2])
     text = f"{sig[0]} {dtype}{list(sig[1])}"
     return text + (f" on {sig[3]}" if len(sig) > 3 else "")
 

@@ -5,9 +5,9 @@ complex steps, tracked tensors or dual tensors that an ordinary float64 buffer c
 ``tmp = get_tmp(cache, x)`` hands out a buffer of the cache's shape whose array type, dtype,
 device and AD transform match ``x``, reusing one buffer per array type, dtype and device
 where that is sound and creating one per call where the framework demands it (inside
-``torch.func`` transforms). JAX and HIPS autograd arrays are immutable: ``get_tmp`` refuses
-them at once. The ``di.Cache`` context and the output buffer of a mutating ``f(y, x)`` are
-built on the same functions. See ``docs/buffers.md``.
+``torch.func`` transforms). JAX, HIPS autograd and TensorFlow arrays are immutable:
+``get_tmp`` refuses them at once. The ``di.Cache`` context and the output buffer of a
+mutating ``f(y, x)`` are built on the same functions. See ``docs/buffers.md``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ _IMMUTABLE = (
     "could write into. Either write this function without in-place writes (build arrays "
     "functionally, e.g. with xp.stack or xp.where), or differentiate it with "
     "di.AutoTorch() or di.AutoFiniteDiff(), which differentiate code that writes into "
-    "buffers."
+    "buffers: the whole f, or only the part that writes, as g = di.DifferentiateWith(part, "
+    "di.AutoTorch()) called inside f."
 )
 
 
@@ -107,8 +108,8 @@ def get_tmp(cache: DiffCache, like: Any) -> Any:
     tensors inside ``torch.func`` transforms (grad, jvp, vjp, vmap, jacrev, ...).
 
     Raises:
-        UnsupportedError: ``like`` is a JAX array or tracer, or a HIPS autograd box: those
-            arrays are immutable.
+        UnsupportedError: ``like`` is a JAX array or tracer, a HIPS autograd box or a
+            TensorFlow tensor: those arrays are immutable.
         InvalidArgumentError: ``cache`` is not a DiffCache, or ``like`` is not an array.
     """
     if not isinstance(cache, DiffCache):

@@ -8,6 +8,8 @@ arrays are converted (through NumPy on the CPU) to the inner backend's array typ
 * JAX (arrays or tracers): ``diffinterface._bridges.jax`` — JAX primitives whose
   evaluation, pushforward and pullback call the inner backend on the host;
 * torch tensors: ``diffinterface._bridges.torch`` — a ``torch.autograd.Function``;
+* TensorFlow tensors: ``diffinterface._bridges.tensorflow`` — a ``tf.custom_gradient``
+  (reverse mode only);
 * HIPS autograd boxes: ``diffinterface._bridges.autograd`` — an autograd primitive;
 * NumPy arrays and Python numbers (calls outside any AD, finite differences): f evaluated directly.
 
@@ -44,20 +46,22 @@ class DifferentiateWith:
 
     Args:
         f: ``f(x, *args) -> y``, written for the inner backend's arrays (NumPy for finite
-            differences and autograd, torch tensors for torch, JAX arrays for JAX); x and y
-            are arrays or numbers, or dicts / lists / tuples of arrays (x and args).
+            differences and autograd, torch tensors for torch, JAX arrays for JAX, TensorFlow
+            tensors for TensorFlow); x and y are arrays or numbers, or dicts / lists / tuples
+            of arrays (x and args).
         backend: the backend (object or name) that differentiates f.
 
     Calling ``g(x, *args)`` returns f's value as an array of x's type (dtype and device
     kept); when g is called inside jax.grad/vjp/jvp/jit/vmap, torch.autograd (also
-    torch.func.grad/vjp/jvp/vmap), HIPS autograd, finite differences or any di operator,
-    the derivative with respect to each positional argument that the outer framework
-    differentiates (x, or any of ``args``) is computed by ``backend``: one inner call per
-    outer pushforward or pullback, with the arguments differentiated together as
-    ``di.Args`` (HIPS autograd and JAX hand over all of them at once; torch too). The
-    arguments that are not differentiated (NumPy arrays, numbers, strings, JAX arrays with
-    no tangent, tensors that do not require grad) are ``di.Constant`` for the inner backend
-    and cost nothing extra.
+    torch.func.grad/vjp/jvp/vmap), a TensorFlow GradientTape (reverse mode only), HIPS
+    autograd, finite differences or any di operator, the derivative with respect to each
+    positional argument that the outer framework differentiates (x, or any of ``args``) is
+    computed by ``backend``: one inner call per outer pushforward or pullback, with the
+    arguments differentiated together as ``di.Args`` (HIPS autograd and JAX hand over all
+    of them at once; torch and TensorFlow too). The arguments that are not differentiated
+    (NumPy arrays, numbers, strings, JAX arrays with no tangent, tensors that do not
+    require grad or that no tape watches) are ``di.Constant`` for the inner backend and
+    cost nothing extra.
 
     Raises:
         InvalidArgumentError: f is not callable, or backend is not a backend.

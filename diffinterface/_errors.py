@@ -23,6 +23,11 @@ __all__ = [
 class DiffInterfaceError(Exception):
     """Base class of every error raised by diffinterface itself."""
 
+    #: TensorFlow's AutoGraph re-raises an exception from the Python code of a
+    #: ``tf.function`` as a ``StagingError`` unless it has this attribute: a di call inside
+    #: the caller's ``tf.function`` raises diffinterface's own error, with its type.
+    ag_pass_through = True
+
 
 class InvalidArgumentError(DiffInterfaceError, TypeError, ValueError):
     """An argument has the wrong type, dtype, shape or structure for the operator.

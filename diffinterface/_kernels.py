@@ -35,7 +35,7 @@ class Kernels:
     all: Kernel | None  # every output of the value variant, as a tuple
     last: Kernel | None  # the operator's own result alone
     writes_out: Kernel | None  # ``all`` taking ``out=`` for the last output
-    run_first: bool  # compiled and pure: a prepared call starts them before its checks
+    run_first: bool  # compiled, pure, checking: a prepared call starts them before its checks
     passed: frozenset[str]  # outputs handed to the caller as they are (sparse matrices)
     blocks: Callable[[Any], Any] | None  # compiled cut of a Jacobian or Hessian into blocks
     #: (all, last) with an estimate of the last output's error after the outputs, where the
@@ -152,7 +152,7 @@ def build_kernels(
         all=everything,
         last=last,
         writes_out=writes,
-        run_first=adapter.compiles and args.y is None,
+        run_first=adapter.compiles and adapter.checks_arguments and args.y is None,
         passed=adapter.raw_outputs if spec.name in ("jacobian", "hessian") else frozenset(),
         blocks=None
         if problem.aux is not None

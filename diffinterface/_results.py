@@ -19,7 +19,7 @@ import optree
 
 from diffinterface._arrays import identity, kind, kind_of
 from diffinterface._errors import InvalidArgumentError
-from diffinterface._trees import Structure, is_structure
+from diffinterface._trees import Structure, is_structure, reshaped
 
 __all__ = ["finisher", "write_out"]
 
@@ -100,7 +100,7 @@ def _part(
     if shaped == "yx" or shaped == "xx":
         if flat:
             rows = math.prod(y_shape) if shaped == "yx" else n
-            return lambda r: convert(r).reshape((rows, n))
+            return lambda r: reshaped(convert(r), (rows, n))
         if structure.is_array:
             return convert
         lead = len(y_shape)

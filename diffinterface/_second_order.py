@@ -18,11 +18,13 @@ from typing import Any
 import numpy as np
 
 from diffinterface._adapter import Adapter, Fn, Kernel, Problem, adapter_for, kernel
+from diffinterface._arrays import dtype_name
 from diffinterface._backend_types import SecondOrder
 from diffinterface._conversions import converter
 from diffinterface._derived import derivative_function, gradient_function
 from diffinterface._differentiate_with import DifferentiateWith
 from diffinterface._errors import UnsupportedError
+from diffinterface._trees import reshaped
 
 __all__ = ["SecondOrderAdapter"]
 
@@ -46,6 +48,7 @@ class SecondOrderAdapter(Adapter):
         self._same_framework = config.outer.name == config.inner.name
         # across frameworks f runs on the host at every call, outside the compiled code
         self.compiles = outer.compiles and self._same_framework  # type: ignore[misc]
+        self.checks_arguments = outer.checks_arguments  # type: ignore[misc]
         self.mutation_hint = outer.mutation_hint  # type: ignore[misc]
         limits = [a.max_ndim for a in (outer, self.inner) if a.max_ndim is not None]
         self.max_ndim = min(limits, default=None)  # type: ignore[misc]
@@ -105,9 +108,9 @@ class SecondOrderAdapter(Adapter):
         n = math.prod(x_shape)
 
         def hessian(x: Any, *consts: Any) -> Any:
-            basis = self.outer.eye(n, p.x).reshape((n, *x_shape))
+            basis = reshaped(self.outer.eye(n, p.x), (n, *x_shape))
             g, cols = columns(x, basis, *consts)
-            return value(x, *consts), g, cols.reshape(x_shape + x_shape)
+            return value(x, *consts), g, reshaped(cols, x_shape + x_shape)
 
         return hessian
 
@@ -142,4 +145,4 @@ class SecondOrderAdapter(Adapter):
 
 
 def _numpy_dtype(a: Any) -> np.dtype[Any]:
-    return np.dtype(str(a.dtype).removeprefix("torch."))
+    return np.dtype(dtype_name(a))

@@ -17,7 +17,7 @@ import numpy as np
 import optree
 
 from diffinterface._adapter import Adapter
-from diffinterface._arrays import kind_of, signature
+from diffinterface._arrays import dtype_name, kind_of, signature
 from diffinterface._conversions import converter, to_input_array
 from diffinterface._derived import OperatorSpec
 from diffinterface._errors import InvalidArgumentError
@@ -126,11 +126,11 @@ def tangents_of(
             )
         arrays = [_array(a, dtype, what) for a in leaves]
         for a, ref in zip(arrays, like_leaves, strict=True):
-            if tuple(a.shape) != tuple(ref.shape) or _dtype_name(a) != _dtype_name(ref):
+            if tuple(a.shape) != tuple(ref.shape) or dtype_name(a) != dtype_name(ref):
                 raise InvalidArgumentError(
                     f"{what} of {spec.name} has shape {tuple(a.shape)} and dtype "
-                    f"{_dtype_name(a)}; it must match {shaped}: shape {tuple(ref.shape)}, "
-                    f"dtype {_dtype_name(ref)}."
+                    f"{dtype_name(a)}; it must match {shaped}: shape {tuple(ref.shape)}, "
+                    f"dtype {dtype_name(ref)}."
                 )
         kinds |= {kind_of(a) for a in arrays}
         signatures.append(tuple(signature(a) for a in arrays))
@@ -159,10 +159,6 @@ def _array(t: Any, dtype: Any, role: str) -> Any:
     return to_input_array(_number_as_array(t, dtype), role)
 
 
-def _dtype_name(a: Any) -> str:
-    return str(a.dtype).removeprefix("torch.")
-
-
 def _numpy_dtype(a: Any) -> Any:
-    name = _dtype_name(a)
+    name = dtype_name(a)
     return np.dtype(name) if name in np.sctypeDict else np.dtype(np.float64)

@@ -26,8 +26,9 @@ import optree
 from diffinterface._arrays import describe, kind_of, signature
 from diffinterface._conversions import to_input_array
 from diffinterface._errors import InvalidArgumentError
+from diffinterface._namespace import array_namespace
 
-__all__ = ["Args", "Structure", "is_structure"]
+__all__ = ["Args", "Structure", "is_structure", "reshaped"]
 
 _PLAIN = (dict, list, tuple)
 
@@ -148,7 +149,7 @@ class Structure:
             return [v]
         front = tuple(v.shape[:lead])
         bounds = zip(self.offsets[:-1], self.offsets[1:], self.shapes, strict=True)
-        return [v[(..., slice(a, b))].reshape(front + s) for a, b, s in bounds]
+        return [reshaped(v[(..., slice(a, b))], front + s) for a, b, s in bounds]
 
     def block_leaves(self, matrix: Any, shaped: str, lead: int = 0) -> list[Any]:
         """A Jacobian (``shaped`` "yx": ``lead`` output axes, then x's entries) as x's
@@ -159,7 +160,7 @@ class Structure:
         if len(self.shapes) == 1:
             return [[matrix]]
         bounds = zip(self.offsets[:-1], self.offsets[1:], self.shapes, strict=True)
-        return [self.cut(matrix[a:b].reshape((*s, self.size)), len(s)) for a, b, s in bounds]
+        return [self.cut(reshaped(matrix[a:b], (*s, self.size)), len(s)) for a, b, s in bounds]
 
     def build_blocks(self, leaves: list[Any], shaped: str) -> Any:
         """The blocks of :meth:`block_leaves` in x's structure (of x's structures)."""
@@ -198,6 +199,13 @@ class Structure:
         if self.args and path:
             return f"argument {path[0] + 1}" + "".join(f"[{k!r}]" for k in path[1:])
         return "x" + "".join(f"[{k!r}]" for k in path)
+
+
+def reshaped(a: Any, shape: tuple[int, ...]) -> Any:
+    """``a.reshape(shape)``; through a's array namespace for arrays without the method
+    (TensorFlow's tensors)."""
+    method = getattr(a, "reshape", None)
+    return method(shape) if method is not None else array_namespace(a).reshape(a, shape)
 
 
 def _one(t: Any) -> tuple[Any]:

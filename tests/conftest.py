@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
+
+# TensorFlow reads these when it is first imported (by the TensorFlow backend, on first use):
+# without them it prints its oneDNN and CPU-feature banners and a C++ warning for every
+# failed op. An application sets them itself; diffinterface does not (see docs/backends.md).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 import jax
 import numpy as np
@@ -19,7 +26,9 @@ ALL_BACKENDS = list(ALL_CONFIGURATIONS)
 #: the configurations that call f on one point: the tests' own functions fit them
 BACKENDS = [b for b in ALL_BACKENDS if not getattr(b, "vectorized", False)]
 MUTATING_BACKENDS = [b for b in BACKENDS if b.name in ("torch", "finitediff")]
-IMMUTABLE_BACKENDS = [b for b in BACKENDS if b.name in ("jax", "autograd")]
+IMMUTABLE_BACKENDS = [b for b in BACKENDS if b.name in ("jax", "tensorflow", "autograd")]
+#: backends whose prepared calls run compiled code or an expression graph, never f's Python code
+COMPILING_BACKENDS = [b for b in BACKENDS if b.name in ("jax", "tensorflow", "casadi")]
 KINDS = ["numpy", "torch", "jax"]
 DTYPES = [np.float32, np.float64]
 

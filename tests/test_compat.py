@@ -1,6 +1,7 @@
 """The fast paths that rest on frameworks' private APIs are on at the versions in
 constraints.txt: an upgrade that silently turns one off fails here instead of slowing
-every prepared call (see backends/_jax_compat.py and backends/_torch_compat.py)."""
+every prepared call (see backends/_jax_compat.py, backends/_torch_compat.py and
+backends/_tensorflow_compat.py)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ from typing import Any
 import jax
 import numpy as np
 import pytest
+import tensorflow as tf
 import torch
 import torch.autograd.forward_ad as fwad
 
 import diffinterface as di
-from diffinterface.backends import _jax_compat, _torch_compat
+from diffinterface.backends import _jax_compat, _tensorflow_compat, _torch_compat
 
 
 def test_jax_kernels_are_called_through_their_cpp_callable() -> None:
@@ -65,3 +67,48 @@ def test_torch_forward_mode_knows_a_callers_open_level() -> None:
 
     torch.func.jvp(record, (torch.ones(1),), (torch.ones(1),))
     assert seen == [False]  # inside torch.func.jvp its own level is open, and nests
+
+
+def test_tensorflow_concrete_functions_are_called_flat(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _tensorflow_compat.CALL_FLAT
+    x = tf.constant([0.5, 1.0, 2.0], tf.float64)
+
+    def f(v: Any) -> Any:
+        return tf.reduce_sum(v**3)
+
+    prep = di.prepare_gradient(f, "tensorflow", x)
+    concrete = type(tf.function(f).get_concrete_function(tf.TensorSpec([3], tf.float64)))
+    public: list[int] = []
+    call = concrete.__call__
+
+    def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        public.append(1)
+        return call(self, *args, **kwargs)
+
+    monkeypatch.setattr(concrete, "__call__", counted)
+    g = di.gradient(f, "tensorflow", x, prep=prep)
+    assert not public, "a prepared call went through ConcreteFunction.__call__"
+    np.testing.assert_allclose(g.numpy(), 3 * x.numpy() ** 2)
+
+
+def test_tensorflow_knows_what_a_tape_or_accumulator_records() -> None:
+    assert _tensorflow_compat.WATCHED
+    x, other = tf.constant([1.0, 2.0]), tf.constant(3.0)
+    assert not _tensorflow_compat.watched(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        assert _tensorflow_compat.watched(x) and not _tensorflow_compat.watched(other)
+        assert not _tensorflow_compat.has_tangent(x)
+    with tf.autodiff.ForwardAccumulator(x, tf.ones_like(x)):
+        assert _tensorflow_compat.has_tangent(x) and _tensorflow_compat.watched(x)
+        assert not _tensorflow_compat.has_tangent(other)
+    seen: list[bool] = []
+
+    @tf.function(autograph=False)
+    def traced(v: Any) -> Any:
+        with tf.autodiff.ForwardAccumulator(v, tf.ones_like(v)):
+            seen.append(_tensorflow_compat.has_tangent(v))
+        return v
+
+    traced(x)
+    assert seen == [True]  # also on the symbolic tensors of a function being traced

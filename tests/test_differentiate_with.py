@@ -1,6 +1,7 @@
 """DifferentiateWith: every outer framework × every inner backend against analytic
 derivatives, under each outer framework's transforms (JAX grad/jvp/jit/vmap, torch
-autograd and torch.func, HIPS autograd, finite differences and di operators)."""
+autograd and torch.func, TensorFlow's GradientTape eagerly and in tf.function, HIPS
+autograd, finite differences and di operators)."""
 
 from __future__ import annotations
 
@@ -13,14 +14,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import tensorflow
 import torch
 import torch.autograd.forward_ad as fwad
-import torch.func as tf
+import torch.func as func
 
 import diffinterface as di
 from tests.conftest import assert_close
 
-FRAMEWORKS = ["jax", "torch", "autograd", "finitediff"]
+FRAMEWORKS = ["jax", "torch", "tensorflow", "autograd", "finitediff"]
 X0 = np.array([0.3, -0.8, 1.1, 0.5])
 W = np.array([1.0, -2.0, 0.5, 3.0])
 
@@ -60,16 +62,36 @@ def outer_jacobians(outer: str, g: Any, x: np.ndarray) -> dict[str, Any]:
         y = g(xt)
         y.backward(torch.tensor(W))
         xd = torch.tensor(x)
-        loss = tf.grad(lambda v: torch.sum(torch.tensor(W) * g(v)))
+        loss = func.grad(lambda v: torch.sum(torch.tensor(W) * g(v)))
         return {
             "value": y,
             "backward": xt.grad,
             "autograd.grad": torch.autograd.grad(g(xd.requires_grad_()), xd, torch.tensor(W))[0],
-            "func.jacrev": tf.jacrev(g)(torch.tensor(x)),
-            "func.jacfwd": tf.jacfwd(g)(torch.tensor(x)),
+            "func.jacrev": func.jacrev(g)(torch.tensor(x)),
+            "func.jacfwd": func.jacfwd(g)(torch.tensor(x)),
             "func.grad": loss(torch.tensor(x)),
-            "func.vmap(grad)": tf.vmap(loss)(torch.stack([torch.tensor(x)] * 2))[1],
-            "func.jvp": tf.jvp(g, (torch.tensor(x),), (torch.tensor(W),))[1],
+            "func.vmap(grad)": func.vmap(loss)(torch.stack([torch.tensor(x)] * 2))[1],
+            "func.jvp": func.jvp(g, (torch.tensor(x),), (torch.tensor(W),))[1],
+        }
+    if outer == "tensorflow":  # reverse mode only (see test_tensorflow_differentiate_with.py)
+        xt, w = tensorflow.constant(x), tensorflow.constant(W)
+
+        def jacobian(v: Any) -> Any:
+            with tensorflow.GradientTape() as tape:
+                tape.watch(v)
+                y = g(v)
+            return tape.jacobian(y, v)
+
+        with tensorflow.GradientTape(persistent=True) as tape:
+            tape.watch(xt)
+            y = g(xt)
+            loss = tensorflow.reduce_sum(w * y)
+        return {
+            "value": y,
+            "tape.gradient(grad)": tape.gradient(loss, xt),
+            "vjp": tape.gradient(y, xt, output_gradients=w),
+            "tape.jacobian": tape.jacobian(y, xt),
+            "tf.function(tape.jacobian)": tensorflow.function(jacobian)(xt),
         }
     if outer == "autograd":
         return {
@@ -201,14 +223,14 @@ def test_second_order_through_the_boundary_is_refused(inner: str) -> None:
     with pytest.raises(di.UnsupportedError, match="Second-order"):
         torch.autograd.grad(gr.sum(), x)
     with pytest.raises(di.UnsupportedError, match="Second-order"):
-        tf.hessian(lambda v: g(v).sum())(torch.tensor(X0))
+        func.hessian(lambda v: g(v).sum())(torch.tensor(X0))
 
 
 def test_bad_arguments() -> None:
     with pytest.raises(di.InvalidArgumentError, match="callable"):
         di.DifferentiateWith(np.zeros(3), "torch")  # type: ignore[arg-type]
     with pytest.raises(di.InvalidArgumentError, match="backend"):
-        di.DifferentiateWith(wave, "tensorflow")
+        di.DifferentiateWith(wave, "theano")
     g = di.DifferentiateWith(lambda v, d: v * d["k"], "finitediff")
     with pytest.raises(di.InvalidArgumentError, match="neither an array nor hashable"):
         jax.grad(lambda v: jnp.sum(g(v, {"k": 2.0})))(jnp.ones(3))

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import jax.test_util
 import numpy as np
 import pytest
+import tensorflow
 import torch
 import torch.func as tf
 from torch.autograd.gradcheck import GradcheckError
@@ -23,7 +24,8 @@ import diffinterface as di
 from tests.conftest import assert_close
 
 INNERS = ["jax", "torch", "autograd", "finitediff", "casadi"]
-OUTERS = ["jax", "torch", "autograd", "di:jax", "di:torch", "di:autograd", "di:finitediff"]
+OUTERS = ["jax", "torch", "tensorflow", "autograd"]
+OUTERS += ["di:jax", "di:torch", "di:autograd", "di:finitediff"]  # a di operator on that backend
 A = np.array([0.3, -0.8])
 W = np.array([1.1, 0.5, 2.0])
 S = np.array(1.5)
@@ -110,6 +112,26 @@ def derivatives(outer: str, g: Any, a: np.ndarray, b: Any) -> dict[str, Any]:
             "gradient": (at.grad, each(lambda v: v.grad, bt)),
             "jacobian": tf.jacrev(g, argnums=(0, 1))(*ab),
         }
+    if outer == "tensorflow":  # reverse mode only: a tape, eagerly and in a tf.function
+        tensors = tensorflow.constant(a), each(tensorflow.constant, b)
+
+        def by_tape(a: Any, b: Any) -> Any:
+            with tensorflow.GradientTape(persistent=True) as tape:
+                tape.watch((a, b))
+                y = g(a, b)
+                total = tensorflow.reduce_sum(y)
+            return tape.gradient(total, (a, b)), tape.jacobian(y, (a, b))
+
+        (gradient, jacobian), (traced, traced_jacobian) = (
+            by_tape(*tensors),
+            tensorflow.function(by_tape, autograph=False)(*tensors),
+        )
+        return {
+            "gradient": gradient,
+            "jacobian": jacobian,
+            "gradient in tf.function": traced,
+            "jacobian in tf.function": traced_jacobian,
+        }
     if outer == "autograd":  # its jacobian takes one argnum: forward mode over both instead
         return {
             "gradient": autograd.grad(lambda ab: anp.sum(g(*ab)))((a, b)),
@@ -141,9 +163,9 @@ def test_gradient_and_jacobian_over_two_arguments(second: str, outer: str, inner
     ta, tb = tangents(A, b)
     want_jvp = ja @ ta + sum(jax.tree.leaves(jax.tree.map(_apply, jb, tb)))
     for name, got in derivatives(outer, g, A, b).items():
-        want = {"gradient": want_gradient, "jvp": want_jvp}.get(name, (ja, jb))
+        want = {"gradient": want_gradient, "jvp": want_jvp}.get(name.split()[0], (ja, jb))
         try:
-            close(got, want, rtol, ordered=outer != "jax")
+            close(got, want, rtol, ordered=outer not in ("jax", "tensorflow"))
         except AssertionError as e:
             raise AssertionError(
                 f"{outer} {name} of DifferentiateWith({f.__name__}, {inner!r}): {e}"
@@ -182,6 +204,10 @@ def test_the_frameworks_checkers_on_two_arguments(inner: str) -> None:
             checks.append((jax.jit(jax.vmap(g, in_axes=(0, None))), (jnp.stack([aj, -aj]), wj)))
         for fn, args in checks:
             jax.test_util.check_grads(fn, args, order=1, modes=("fwd", "rev"))
+    # TensorFlow's checker: the tape's gradients against its own central differences
+    tensors = [tensorflow.constant(A), tensorflow.constant(W)]
+    for derived, numerical in zip(*tensorflow.test.compute_gradient(g, tensors), strict=True):
+        assert_close(derived, numerical, 1e-6)
     # (check_grads(g)(A, W) would check argument 0 only: both as one tuple argument)
     autograd.test_util.check_grads(lambda aw: g(*aw), modes=["fwd", "rev"], order=1)((A, W))
 
@@ -201,6 +227,12 @@ def test_each_checker_catches_a_wrong_derivative_in_the_second_argument() -> Non
     for mode in ("fwd", "rev"):
         with pytest.raises(AssertionError):
             autograd.test_util.check_grads(lambda aw: g(*aw), modes=[mode], order=1)((A, W))
+    derived, numerical = tensorflow.test.compute_gradient(
+        g, [tensorflow.constant(A), tensorflow.constant(W)]
+    )
+    assert_close(derived[0], numerical[0], 1e-6)  # a: right
+    with pytest.raises(AssertionError):
+        assert_close(derived[1], numerical[1], 1e-6)
 
 
 # -- what it costs: constants are free, arguments differentiated together take one call --------

@@ -1,6 +1,7 @@
 """DifferentiateWith under the frameworks' own gradient checkers, for every outer framework ×
 inner backend: torch.autograd.gradcheck (reverse, forward, batched reverse and batched
 forward), jax.test_util.check_grads (forward and reverse, also under jax.jit and jax.vmap),
+tf.test.compute_gradient (reverse mode, eagerly and in tf.function),
 autograd.test_util.check_grads, and finite differences through di operators against
 analytic derivatives. The checkers compare with numerical differences of g itself, so they
 are a reference independent of the inner backend; a g with a wrong derivative is shown to
@@ -16,13 +17,14 @@ import jax.numpy as jnp
 import jax.test_util
 import numpy as np
 import pytest
+import tensorflow as tf
 import torch
 from torch.autograd.gradcheck import GradcheckError
 
 import diffinterface as di
 from tests.conftest import assert_close
 
-INNERS = ["jax", "torch", "autograd", "finitediff"]
+INNERS = ["jax", "torch", "tensorflow", "autograd", "finitediff"]
 X = np.array([0.3, -0.8, 1.1, 0.5])
 
 
@@ -121,6 +123,29 @@ def test_jax_check_grads(inner: str, case: str) -> None:
             jax.test_util.check_grads(transformed, (arg,), order=1, modes=("fwd", "rev"))
 
 
+# -- TensorFlow (reverse mode only: forward mode through the boundary is refused) --------------
+
+
+def tf_gradient_error(g: Any, x0: np.ndarray, compiled: bool) -> float:
+    """The largest difference between TensorFlow's theoretical (tape) and numerical
+    Jacobians of g, relative to the largest entry."""
+    fn = tf.function(g, autograph=False) if compiled else g
+    theoretical, numerical = tf.test.compute_gradient(fn, [tf.constant(x0)], delta=1e-5)
+    t, n = theoretical[0], numerical[0]
+    return float(np.max(np.abs(t - n)) / max(1.0, float(np.max(np.abs(n)))))
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("inner", INNERS)
+def test_tensorflow_compute_gradient(inner: str, case: str) -> None:
+    f, x0, jac = CASES[case]
+    g = di.DifferentiateWith(f, inner)
+    for compiled in (False, True):
+        assert tf_gradient_error(g, x0, compiled) < 1e-6
+    theoretical, _ = tf.test.compute_gradient(g, [tf.constant(x0)])
+    assert_close(theoretical[0], jac.reshape(theoretical[0].shape), 1e-7)
+
+
 # -- HIPS autograd ----------------------------------------------------------------------------
 
 
@@ -181,3 +206,5 @@ def test_each_checker_catches_a_wrong_inner_derivative() -> None:
     for mode in ("fwd", "rev"):
         with pytest.raises(AssertionError):
             autograd.test_util.check_grads(g, modes=[mode], order=1)(X)
+    for compiled in (False, True):
+        assert tf_gradient_error(g, X, compiled) > 1e-3

@@ -1,10 +1,10 @@
 """How many times a prepared call runs f: each evaluation can be an expensive simulation.
 
 The expected counts are the minimum of each backend's method for x of size n (see
-docs/backends.md, "Evaluations of f"): AD backends run f once per call (JAX and CasADi
-none: the compiled kernel or expression graph does not run f's Python code), HIPS autograd
-once per tangent where it pushes tangents forward (it has no vmap), finite differences as
-their formulas need.
+docs/backends.md, "Evaluations of f"): AD backends run f once per call (JAX, TensorFlow and
+CasADi none: the compiled kernel or expression graph does not run f's Python code), HIPS
+autograd once per tangent where it pushes tangents forward (it has no vmap), finite
+differences as their formulas need.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 
 import diffinterface as di
 from tests._counting import CountingFunction
-from tests.conftest import BACKENDS, backend_id
+from tests.conftest import BACKENDS, COMPILING_BACKENDS, backend_id
 
 N = 3
 X = np.linspace(0.1, 0.5, N)
@@ -177,7 +177,7 @@ ADAPTIVE = {
 
 
 def expected_count(backend: Any, case: str) -> int:
-    if backend.name in ("jax", "casadi"):
+    if backend in COMPILING_BACKENDS:
         return 0  # compiled or traced: f's Python code ran at preparation only
     if backend.name == "finitediff" and backend.step == "adaptive":
         return ADAPTIVE[case]

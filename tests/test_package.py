@@ -26,11 +26,12 @@ def test_all_is_sorted_and_public() -> None:
 def test_import_pulls_in_no_framework() -> None:
     code = (
         "import sys, numpy as np, diffinterface as di\n"
-        "di.available_backends(); di.AutoJAX(); di.backend('torch')\n"
+        "di.available_backends(); di.AutoJAX(); di.backend('torch'); di.AutoTensorFlow()\n"
         "di.gradient(lambda x: (x * x).sum(), 'finitediff', np.ones(2))\n"
         "from concurrent.futures import ThreadPoolExecutor\n"
         "di.Distributed('finitediff', workers=ThreadPoolExecutor(1))\n"
-        "frameworks = ('jax', 'torch', 'autograd', 'scipy', 'dask', 'distributed', 'cloudpickle')\n"
+        "frameworks = ('jax', 'torch', 'tensorflow', 'autograd', 'scipy', 'dask', 'distributed',"
+        " 'cloudpickle')\n"
         "loaded = [m for m in frameworks if m in sys.modules]\n"
         "assert not loaded, loaded\n"
     )

@@ -296,7 +296,7 @@ def test_errors() -> None:
     with pytest.raises(di.InvalidArgumentError, match="dense backend"):
         di.AutoSparse(di.AutoSparse("jax"))  # type: ignore[arg-type]
     with pytest.raises(di.InvalidArgumentError, match="Unknown backend name"):
-        di.AutoSparse("tensorflow")
+        di.AutoSparse("theano")
     with pytest.raises(di.InvalidArgumentError, match="sparsity_detector must be"):
         di.AutoSparse("jax", sparsity_detector="tracer")
     with pytest.raises(di.InvalidArgumentError, match="GreedyColoring"):

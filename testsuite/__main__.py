@@ -16,7 +16,7 @@ import os
 import platform
 import sys
 import time
-from importlib.metadata import version
+from importlib.metadata import packages_distributions, version
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +25,21 @@ from diffinterface._backend_types import framework_of
 from diffinterface.testsuite._benchmark import benchmark_differentiation
 from diffinterface.testsuite._collections import default_scenarios
 from diffinterface.testsuite._configurations import CONFIGURATIONS
+from diffinterface.testsuite._plot import plot
 from diffinterface.testsuite._seeds import OVERHEAD_SCENARIO, seed_scenarios
 from diffinterface.testsuite._sparse_scenarios import sparse_scenarios
 from diffinterface.testsuite._testing import CaseResult, test_differentiation
 
 _FINITE_DIFFERENCE_WORDS = {"adaptive": ("step", "adaptive"), "vectorized": ("vectorized", True)}
+
+
+def quiet_tensorflow() -> None:
+    """Set TensorFlow's log variables, unless set already, before the TensorFlow backend
+    first imports it: without them TensorFlow prints its oneDNN and CPU-feature banners and
+    a C++ warning for every failed op. A program's choice (see docs/backends.md): the
+    library itself sets none."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 
 def parse_backend(text: str) -> Any:
@@ -102,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         help="benchmark table as Markdown",
     )
     args = parser.parse_args(argv)
+    quiet_tensorflow()
     if "torch" in di.available_backends():
         import torch
 
@@ -263,28 +274,11 @@ def _time(seconds: float | None) -> str:
     return f"{seconds * 1e9:.3g} ns"
 
 
-def plot(table: Any, path: Path) -> None:
-    if not hasattr(table, "pivot"):
-        print("(pandas is not installed: no plot)")
-        return
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("(matplotlib is not installed: no plot)")
-        return
-    ok = table[table["status"] == "ok"]
-    pivot = ok.pivot(index="scenario", columns="backend", values="prepared_s")
-    ax = pivot.plot.barh(figsize=(11, 7), logx=True, width=0.85)
-    ax.set_xlabel("prepared call, median seconds (log scale)")
-    ax.set_title("diffinterface: time per backend per seed scenario")
-    ax.legend(fontsize=8)
-    plt.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    plt.savefig(path, dpi=110)
-    print(f"wrote {path}")
+def _version(module: str) -> str:
+    """The installed version of the distribution that provides ``module`` (TensorFlow's is
+    ``tensorflow-cpu`` on Linux x86_64)."""
+    distributions = packages_distributions().get(module, [module])
+    return version(distributions[0])
 
 
 def write_markdown(table: Any, path: Path, torch_threads: int) -> None:
@@ -292,7 +286,7 @@ def write_markdown(table: Any, path: Path, torch_threads: int) -> None:
     records = _records(table)
     frameworks = (framework_of(di.backend(n)) for n in di.available_backends())
     packages = dict.fromkeys(["numpy", *(fw[0] for fw in frameworks if fw is not None)])
-    versions = ", ".join(f"{name} {version(name)}" for name in packages)
+    versions = ", ".join(f"{name} {_version(name)}" for name in packages)
     lines = [
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by "
         f"`python -m diffinterface.testsuite` on {platform.system()} {platform.machine()}, "

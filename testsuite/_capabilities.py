@@ -14,6 +14,7 @@ docs/backends.md; a test fails when that part is stale.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -39,10 +40,16 @@ _ARRAYS = {
     "numpy": "NumPy arrays",
     "torch": "torch tensors",
     "jax": "JAX arrays and tracers",
+    "tensorflow": "TensorFlow tensors",
     "autograd": "autograd boxes",
     "casadi": "CasADi symbolic arrays",
 }
-_DEVICES = {"numpy": "CPU", "torch": "x's device", "jax": "JAX's default device"}
+_DEVICES = {
+    "numpy": "CPU",
+    "torch": "x's device",
+    "jax": "JAX's default device",
+    "tensorflow": "x's device",
+}
 #: how the generic builder of each operator (diffinterface._derived) computes it
 _GENERIC = {
     "pushforward": "pushforward",
@@ -170,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--page", type=Path, default=Path("docs/backends.md"))
     parser.add_argument("--write", action="store_true", help="rewrite the page's tables")
     args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # quiet TensorFlow (a program's choice)
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     if args.write:
         update_page(args.page, write=True)
         return 0

@@ -13,9 +13,18 @@ from typing import Any
 import numpy as np
 import optree
 
+from diffinterface._arrays import ArrayKind, dtype_name, kind, kind_of
 from diffinterface.testsuite._scenario import Scenario
 
-__all__ = ["Checker", "CountingFunction", "is_jax", "out_like", "same_objects", "with_function"]
+__all__ = [
+    "Checker",
+    "CountingFunction",
+    "is_jax",
+    "out_like",
+    "same_objects",
+    "takes_out",
+    "with_function",
+]
 
 
 class Checker:
@@ -82,7 +91,14 @@ def is_jax(a: Any) -> bool:
 
 
 def _dtype_name(x: Any) -> str:
-    return "float64" if isinstance(x, int | float) else str(x.dtype).removeprefix("torch.")
+    return "float64" if isinstance(x, int | float) else dtype_name(x)
+
+
+def takes_out(x: Any) -> bool:
+    """Whether results for x's array type can be written into ``out=``: not for JAX's and
+    TensorFlow's immutable arrays (their kind keeps the default, refusing ``write``)."""
+    name = kind_of(x)
+    return name is None or type(kind(name)).write is not ArrayKind.write
 
 
 def _contract_problem(result: Any, x: Any, shape: tuple[int, ...]) -> str | None:

@@ -17,6 +17,7 @@ __all__ = ["ALL_CONFIGURATIONS", "CONFIGURATIONS"]
 CONFIGURATIONS: dict[str, tuple[Any, ...]] = {
     "jax": (di.AutoJAX(), di.AutoJAX(mode="forward")),
     "torch": (di.AutoTorch(), di.AutoTorch(mode="forward")),
+    "tensorflow": (di.AutoTensorFlow(), di.AutoTensorFlow(mode="forward")),
     "autograd": (di.AutoAutograd(),),
     "finitediff": (
         di.AutoFiniteDiff(),

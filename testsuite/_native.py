@@ -2,7 +2,8 @@
 
 For a backend and a scenario, :func:`native_candidates` lists the ways a careful user would
 compute the same operator directly with the framework's own API: ``jax.jit(jax.grad(f))``
-and friends, eager ``torch.autograd`` or ``torch.func``, HIPS ``autograd.grad`` /
+and friends, eager ``torch.autograd`` or ``torch.func``, concrete functions of
+``tf.function`` (``diffinterface.testsuite._native_tensorflow``), HIPS ``autograd.grad`` /
 ``jacobian`` / ``hessian`` / ``hessian_vector_product``, CasADi's own Functions
 (``diffinterface.testsuite._native_casadi``), and scipy's ``approx_derivative``
 for finite differences (same method and relative steps, except that scipy's complex step
@@ -20,17 +21,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import optree
 
 import diffinterface as di
-from diffinterface._contexts import is_static
 from diffinterface.testsuite._expectations import unsupported_reason
+from diffinterface.testsuite._native_autograd import autograd_candidates
 from diffinterface.testsuite._native_casadi import casadi_candidates
+from diffinterface.testsuite._native_inputs import (
+    Native,
+    inputs,
+    jax_converter,
+    needs_x64,
+    tf_converter,
+    torch_converter,
+)
 from diffinterface.testsuite._native_scipy import scipy_candidates
+from diffinterface.testsuite._native_tensorflow import tensorflow_candidates
 from diffinterface.testsuite._scenario import Scenario
 
 __all__ = ["Native", "in_native_kind", "native_candidates", "native_kind", "to_numpy"]
@@ -38,17 +48,11 @@ __all__ = ["Native", "in_native_kind", "native_candidates", "native_kind", "to_n
 _OPERATORS = ("gradient", "jacobian", "hessian", "hvp")
 
 
-@dataclass(frozen=True)
-class Native:
-    """One hand-written way to compute a scenario's operator: ``call()`` runs it once."""
-
-    method: str
-    call: Callable[[], Any]
-
-
 def native_kind(backend: Any) -> str:
-    """The array kind the backend's framework computes in: ``"jax"``, ``"torch"``, ``"numpy"``."""
-    return {"jax": "jax", "torch": "torch"}.get(getattr(backend, "name", ""), "numpy")
+    """The array kind the backend's framework computes in: ``"jax"``, ``"torch"``,
+    ``"tensorflow"``, ``"numpy"``."""
+    name = getattr(backend, "name", "")
+    return name if name in ("jax", "torch", "tensorflow") else "numpy"
 
 
 def native_candidates(backend: Any, sc: Scenario) -> list[Native]:
@@ -68,14 +72,21 @@ def native_candidates(backend: Any, sc: Scenario) -> list[Native]:
         or isinstance(sc.tangents, tuple)
         or (sc.operator != "gradient" and isinstance(sc.x, dict | list | tuple))
         or not isinstance(
-            backend, di.AutoJAX | di.AutoTorch | di.AutoAutograd | di.AutoFiniteDiff | di.AutoCasADi
+            backend,
+            di.AutoJAX
+            | di.AutoTorch
+            | di.AutoTensorFlow
+            | di.AutoAutograd
+            | di.AutoFiniteDiff
+            | di.AutoCasADi,
         )
     ):
         return []
     builders: dict[str, Callable[[Any, Scenario], list[Native]]] = {
         "jax": _jax,
         "torch": _torch,
-        "autograd": _autograd,
+        "tensorflow": tensorflow_candidates,
+        "autograd": autograd_candidates,
         "finitediff": _finitediff,
         "casadi": _casadi,
     }
@@ -88,7 +99,10 @@ def in_native_kind(sc: Scenario, backend: Any) -> Scenario:
     kind = native_kind(backend)
     if kind == "numpy":
         return sc
-    convert = _jax_converter(sc) if kind == "jax" else _torch_converter
+    if kind == "jax":
+        convert = jax_converter(sc)
+    else:
+        convert = torch_converter if kind == "torch" else tf_converter
     contexts = tuple(
         di.Constant(convert(c.value))
         if isinstance(c, di.Constant) and isinstance(c.value, np.ndarray)
@@ -105,57 +119,14 @@ def to_numpy(a: Any) -> Any:
     )
 
 
-# -- inputs -------------------------------------------------------------------------------
-
-
-def _inputs(sc: Scenario, convert: Callable[[Any], Any]) -> tuple[Callable[..., Any], list[Any]]:
-    """(f of (x, [t,] *array constants) with static constants folded in, the arguments)."""
-    statics = [c.value if is_static(c.value) else None for c in sc.contexts]
-    arrays = [convert(c.value) for c in sc.contexts if not is_static(c.value)]
-
-    def f(x: Any, *array_values: Any) -> Any:
-        it = iter(array_values)
-        return sc.f(x, *(next(it) if s is None else s for s in statics))
-
-    args = [optree.tree_map(convert, sc.x)]
-    if sc.tangents is not None:
-        args.append(convert(sc.tangents))
-    return f, args + arrays
-
-
-def _torch_converter(a: Any) -> Any:
-    import torch
-
-    return torch.from_numpy(np.array(a))
-
-
-def _needs_x64(sc: Scenario) -> bool:
-    import jax
-
-    return sc.dtype == np.float64 and not getattr(jax.config, "jax_enable_x64")  # noqa: B009
-
-
-def _jax_converter(sc: Scenario) -> Callable[[Any], Any]:
-    """NumPy to JAX arrays, float64 kept (under x64 when JAX's x64 mode is off)."""
-    import jax
-
-    x64 = _needs_x64(sc)
-
-    def convert(a: Any) -> Any:
-        with jax.enable_x64(x64):
-            return jax.device_put(np.asarray(a))
-
-    return convert
-
-
 # -- JAX ----------------------------------------------------------------------------------
 
 
 def _jax(backend: di.AutoJAX, sc: Scenario) -> list[Native]:
     import jax
 
-    x64 = _needs_x64(sc)
-    f, args = _inputs(sc, _jax_converter(sc))
+    x64 = needs_x64(sc)
+    f, args = inputs(sc, jax_converter(sc))
     jac = jax.jacfwd if backend.mode == "forward" else jax.jacrev
     if sc.operator == "hvp":
 
@@ -187,7 +158,7 @@ def _torch(backend: di.AutoTorch, sc: Scenario) -> list[Native]:
     import torch
     from torch import func
 
-    f, args = _inputs(sc, _torch_converter)
+    f, args = inputs(sc, torch_converter)
     x, rest = args[0], args[1:]
     leaves, tree = optree.tree_flatten(x)
     tracked = [v.detach().requires_grad_(True) for v in leaves]
@@ -243,29 +214,13 @@ def _torch(backend: di.AutoTorch, sc: Scenario) -> list[Native]:
     ]
 
 
-# -- HIPS autograd ------------------------------------------------------------------------
-
-
-def _autograd(backend: di.AutoAutograd, sc: Scenario) -> list[Native]:
-    import autograd
-
-    f, args = _inputs(sc, np.asarray)
-    if sc.operator == "hvp":
-        hvp = autograd.hessian_vector_product(f)
-        x, t, consts = args[0], args[1], args[2:]
-        return [Native("autograd.hessian_vector_product(f)", lambda: hvp(x, *consts, t))]
-    name = "grad" if sc.operator == "gradient" else sc.operator
-    op = getattr(autograd, name)(f)
-    return [Native(f"autograd.{name}(f)", lambda: op(*args))]
-
-
 # -- CasADi (testsuite/_native_casadi.py) --------------------------------------------------
 
 
 def _casadi(backend: di.AutoCasADi, sc: Scenario) -> list[Native]:
     if unsupported_reason(backend, sc) is not None:  # x of more than 2 dimensions
         return []
-    f, args = _inputs(sc, np.asarray)
+    f, args = inputs(sc, np.asarray)
     return [Native(m, c) for m, c in casadi_candidates(backend, sc.operator, f, args)]
 
 
@@ -273,5 +228,5 @@ def _casadi(backend: di.AutoCasADi, sc: Scenario) -> list[Native]:
 
 
 def _finitediff(backend: di.AutoFiniteDiff, sc: Scenario) -> list[Native]:
-    f, args = _inputs(sc, np.asarray)
+    f, args = inputs(sc, np.asarray)
     return [Native(m, c) for m, c in scipy_candidates(backend.method, sc.operator, f, args)]

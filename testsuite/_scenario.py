@@ -16,6 +16,7 @@ import numpy as np
 import optree
 
 import diffinterface as di
+from diffinterface._arrays import dtype_name
 
 __all__ = ["OPERATORS", "Scenario"]
 
@@ -136,13 +137,15 @@ class Scenario:
         return prepare(self.f, backend, *self.arguments(), **self.keywords())
 
     def with_kind(self, kind: str) -> Scenario:
-        """The same scenario with x, tangents and y as ``"torch"`` or ``"jax"`` arrays.
+        """The same scenario with x, tangents and y as ``"torch"``, ``"jax"`` or
+        ``"tensorflow"`` arrays.
 
         Raises:
-            ValueError: a mutating scenario (y=) with ``"jax"``: JAX arrays are immutable.
+            ValueError: a mutating scenario (y=) with ``"jax"`` or ``"tensorflow"``: their
+                arrays are immutable.
         """
-        if kind == "jax" and self.y is not None:
-            raise ValueError(f"{self!r} writes into y=, which cannot be a JAX array.")
+        if kind in ("jax", "tensorflow") and self.y is not None:
+            raise ValueError(f"{self!r} writes into y=, which cannot be an immutable {kind} array.")
         convert = _converter(kind)
 
         def tree(a: Any) -> Any:
@@ -193,7 +196,7 @@ def _dtype_name(x: Any) -> str:
     x = optree.tree_leaves(x)[0]  # a structured x: its leaves share one dtype
     if isinstance(x, int | float):
         return "float64"
-    return str(x.dtype).removeprefix("torch.")
+    return dtype_name(x)
 
 
 def _to_numpy_tree(a: Any) -> Any:
@@ -221,4 +224,8 @@ def _converter(kind: str) -> Callable[[Any], Any]:
                 return jax.device_put(a)
 
         return to_jax
-    raise ValueError(f"Unknown array kind {kind!r}; choose 'torch' or 'jax'.")
+    if kind == "tensorflow":
+        import tensorflow as tf
+
+        return lambda a: tf.constant(np.asarray(a))  # NumPy's dtype: float64 stays float64
+    raise ValueError(f"Unknown array kind {kind!r}; choose 'torch', 'jax' or 'tensorflow'.")

@@ -16,6 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from diffinterface._adapter import Adapter, Fn, Kernel, Problem
+from diffinterface._arrays import dtype_name
 from diffinterface._conversions import converter
 from diffinterface._derived import HVP, uses_forward_mode
 from diffinterface._errors import DiffInterfaceError, InvalidArgumentError
@@ -40,7 +41,7 @@ def _checked(pattern: Any, shape: tuple[int, int], what: str) -> Any:
 def _seeds(adapter: Adapter, colors: np.ndarray, shape: tuple[int, ...], like: Any) -> Any:
     """One seed per colour, stacked: seed c is 1 where the colour is c (native array)."""
     k = int(colors.max()) + 1 if colors.size else 0
-    dtype = np.dtype(str(like.dtype).removeprefix("torch."))
+    dtype = np.dtype(dtype_name(like))
     seeds = (colors[None, :] == np.arange(k)[:, None]).astype(dtype).reshape((k, *shape))
     device = getattr(like, "device", None)
     return converter("numpy", adapter.native_kind, device)(seeds)

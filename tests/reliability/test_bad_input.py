@@ -14,12 +14,13 @@ from typing import Any
 import jax
 import numpy as np
 import pytest
+import tensorflow as tf
 import torch
 
 import diffinterface as di
 from tests.conftest import as_kind, to_numpy
 
-NAMES = ["jax", "torch", "autograd", "finitediff"]
+NAMES = ["jax", "torch", "tensorflow", "autograd", "finitediff"]
 X = np.array([0.3, -0.7, 1.1])
 
 
@@ -41,7 +42,7 @@ def _raised_by_diffinterface(info: pytest.ExceptionInfo[BaseException]) -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("kind", ["numpy", "torch", "jax"])
+@pytest.mark.parametrize("kind", ["numpy", "torch", "jax", "tensorflow"])
 @pytest.mark.parametrize("dtype", ["int32", "int64", "bool", "complex64", "complex128"])
 def test_non_floating_x_is_refused(name: str, kind: str, dtype: str) -> None:
     x = np.array([1, 0, 1]).astype(dtype)
@@ -49,6 +50,8 @@ def test_non_floating_x_is_refused(name: str, kind: str, dtype: str) -> None:
         x = torch.from_numpy(x)
     elif kind == "jax":
         x = jax.numpy.asarray(x)
+    elif kind == "tensorflow":
+        x = tf.constant(x)
     with pytest.raises(di.InvalidArgumentError, match=r"real floating dtype.*Convert it") as info:
         di.gradient(total, name, x)
     _raised_by_diffinterface(info)
@@ -153,7 +156,7 @@ def test_f_returning_another_librarys_array(name: str, returned: str) -> None:
     def f(x: Any) -> Any:
         return as_kind(np.ones(3), returned)
 
-    native = {"jax": "jax", "torch": "torch"}.get(name, "numpy")
+    native = {"jax": "jax", "torch": "torch", "tensorflow": "tensorflow"}.get(name, "numpy")
     if returned == native or (name == "jax" and returned == "numpy"):
         # the backend's own type (or a NumPy constant under JAX): a constant function
         np.testing.assert_array_equal(to_numpy(di.jacobian(f, name, X)), np.zeros((3, 3)))

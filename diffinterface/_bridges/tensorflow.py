@@ -29,8 +29,6 @@ again, so that it surfaces as itself from a di operator's prepared call.
 
 from __future__ import annotations
 
-import collections
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -38,6 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from diffinterface._backend_types import resolve_backend
+from diffinterface._bridges.host_errors import HostErrors
 from diffinterface._errors import UnsupportedError, register_original_finder
 from diffinterface._inner_calls import InnerCalls
 from diffinterface.backends._tensorflow_arrays import as_tensor
@@ -189,48 +188,13 @@ def _static_key(a: Any) -> Any:
 
 # -- exceptions raised on the host ------------------------------------------------------------
 
-#: the latest exceptions raised by host functions and not yet claimed by original_error
-_RAISED: collections.deque[BaseException] = collections.deque(maxlen=8)
-_RAISED_LOCK = threading.Lock()
-
-
-def _recorded(run: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
-    """``run`` (a host function) recording what it raises, for :func:`original_error`."""
-
-    def host(*arrays: np.ndarray) -> np.ndarray:
-        try:
-            return run(*arrays)
-        except BaseException as e:
-            if _HOST_NOTE not in getattr(e, "__notes__", ()):
-                e.add_note(_HOST_NOTE)
-            with _RAISED_LOCK:
-                _RAISED.append(e)
-            raise
-
-    return host
-
-
-def original_error(e: BaseException) -> BaseException | None:
-    """The exception f raised in a host call of this boundary, if ``e`` is TensorFlow's
-    error for it (an ``OpError`` whose text holds that exception's type and message);
-    else None. Each recorded exception is returned once."""
-    if not isinstance(e, tf.errors.OpError):
-        return None
-    text = str(e)
-    with _RAISED_LOCK:
-        for original in reversed(_RAISED):
-            if _summary(original) in text:
-                _RAISED.remove(original)
-                return original
-    return None
-
-
-def _summary(e: BaseException) -> str:
-    """How TensorFlow writes an exception of a host function into its error's text."""
-    try:
-        return f"{type(e).__name__}: {e}\n"
-    except Exception:  # a broken __str__: never matched
-        return "\0"
+_ERRORS = HostErrors(
+    _HOST_NOTE,
+    tf.errors.OpError,
+    lambda e: f"{type(e).__name__}: {e}\n",  # how TensorFlow writes it into its error's text
+    lambda text, summary: summary in text,
+)
+_recorded, original_error = _ERRORS.recorded, _ERRORS.original_error
 
 
 register_original_finder(original_error)

@@ -155,14 +155,8 @@ class Prep:
             UnsupportedError: ``error`` with a backend that gives no error estimate.
         """
         run = self._run_last if last_only else self._run_all
-        if (
-            y is None
-            and out is None
-            and not flat
-            and error is False
-            and has_aux is self._has_aux
-            and run is not None
-        ):
+        no_extras = y is None and out is None and not flat and has_aux is self._has_aux
+        if no_extras and error is False and run is not None:
             if self._run_first is None:
                 if self._guard(spec, f, backend, x, t, contexts):
                     return self._run(run, x, t, contexts)
@@ -181,14 +175,7 @@ class Prep:
                 if report is not None:
                     raise PreparationMismatchError(report)
                 return result
-        if (
-            error is True
-            and y is None
-            and out is None
-            and not flat
-            and has_aux is self._has_aux
-            and self._run_first is None
-        ):
+        elif no_extras and error is True and self._run_first is None:  # with its estimate
             with_error = self._run_error[1 if last_only else 0]
             if with_error is not None and self._guard(spec, f, backend, x, t, contexts):
                 return self._run(with_error, x, t, contexts)

@@ -111,10 +111,7 @@ class SampledKernels:
         single = p.batch is None
 
         def kernel(x: Any, t: Any, *consts: Any) -> Any:
-            est = run(x, t[None] if single else t, consts=consts)
-            if single:
-                est.value = est.value[0]
-                est.error = None if est.error is None else est.error[0]
+            est = _one_or_batch(run, x, t, consts, single)
             return _outputs(p, est, value=est.fx)
 
         return kernel
@@ -159,10 +156,7 @@ class SampledKernels:
         single = p.batch is None
 
         def kernel(x: Any, t: Any, *consts: Any) -> Any:
-            est = run(x, t[None] if single else t, consts=consts)
-            if single:
-                est.value = est.value[0]
-                est.error = None if est.error is None else est.error[0]
+            est = _one_or_batch(run, x, t, consts, single)
             return _outputs(p, est, est.first.value if est.first is not None else None)
 
         return kernel
@@ -176,6 +170,16 @@ class SampledKernels:
             return _outputs(p, est, est.fx, est.first.value if est.first is not None else None)
 
         return kernel
+
+
+def _one_or_batch(run: Any, x: Any, t: Any, consts: tuple[Any, ...], single: bool) -> Any:
+    """``run`` on a stack of tangents; one tangent goes in as a stack of one and its result
+    (and error) comes out unstacked."""
+    est = run(x, t[None] if single else t, consts=consts)
+    if single:
+        est.value = est.value[0]
+        est.error = None if est.error is None else est.error[0]
+    return est
 
 
 def _outputs(p: Problem, est: Estimate, *before: Any, value: Any = None) -> Any:

@@ -22,7 +22,7 @@ from autograd.differential_operators import value_and_grad
 from autograd.numpy.numpy_boxes import ArrayBox
 from autograd.tracer import getval
 
-from diffinterface._adapter import Adapter, Fn, Kernel, Problem, kernel
+from diffinterface._adapter import Fn, Kernel, NumpyAdapter, Problem, kernel
 from diffinterface._arrays import NUMPY, ArrayKind, register_kind
 from diffinterface._conversions import nested_error
 
@@ -77,21 +77,12 @@ _NAMESPACE = _with_array_api_names()
 register_kind(AutogradArrays(), ("autograd",))
 
 
-class AutogradAdapter(Adapter):
+class AutogradAdapter(NumpyAdapter):
     """Adapter for :class:`~diffinterface.AutoAutograd`."""
 
     native_kind: ClassVar[str] = "numpy"
     accepted_kinds: ClassVar[frozenset[str]] = frozenset({"numpy", "autograd"})
     supports_mutation: ClassVar[bool] = False
-
-    def stack(self, arrays: list[Any]) -> Any:
-        return np.stack(arrays)
-
-    def eye(self, n: int, like: Any) -> Any:
-        return np.eye(n, dtype=like.dtype)
-
-    def ones(self, template: Any, like: Any) -> Any:
-        return np.ones(np.shape(template), dtype=template.dtype)
 
     def pushforward(self, fn: Fn, mutates: bool) -> Kernel:
         def push(x: Any, t: Any, *consts: Any) -> Any:

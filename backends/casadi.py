@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from diffinterface._adapter import Adapter, Fn, Kernel, Problem, kernel
+from diffinterface._adapter import Fn, Kernel, NumpyAdapter, Problem, kernel
 from diffinterface._arrays import signature
 from diffinterface.backends._casadi_array import CasadiArray
 from diffinterface.backends._casadi_calls import BUILDING, CasadiKernel, build_kernel
@@ -32,7 +32,7 @@ from diffinterface.backends._casadi_tracing import trace
 __all__ = ["CasadiAdapter"]
 
 
-class CasadiAdapter(Adapter):
+class CasadiAdapter(NumpyAdapter):
     """Adapter for :class:`~diffinterface.AutoCasADi`: kernels of NumPy arrays."""
 
     native_kind: ClassVar[str] = "numpy"
@@ -46,15 +46,6 @@ class CasadiAdapter(Adapter):
     )
 
     # -- arrays -------------------------------------------------------------------------
-    def stack(self, arrays: list[Any]) -> Any:
-        return np.stack(arrays)
-
-    def eye(self, n: int, like: Any) -> Any:
-        return np.eye(n, dtype=like.dtype)
-
-    def ones(self, template: Any, like: Any) -> Any:
-        return np.ones(np.shape(template), dtype=template.dtype)
-
     def output_template(self, fn: Fn, x: Any, consts: tuple[Any, ...]) -> Any:
         """f(x)'s shape and dtype, from a trace (f does not run on values)."""
         symbols = self.config.symbols  # type: ignore[attr-defined]

@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 import numpy as np
 import optree
 
-from diffinterface._adapter import Adapter, Fn, Kernel, KernelDeclaration, Problem, kernel
+from diffinterface._adapter import Fn, Kernel, KernelDeclaration, NumpyAdapter, Problem, kernel
 from diffinterface.backends._finite_difference_kernels import SampledKernels, one_point
 from diffinterface.backends._finite_difference_schemes import Scheme
 from diffinterface.backends._finite_differences import (
@@ -53,7 +53,7 @@ _LEAN: dict[str, bool] = {  # operator: whether its kernel honours Problem.last_
 }
 
 
-class FiniteDiffAdapter(Adapter):
+class FiniteDiffAdapter(NumpyAdapter):
     """Adapter for :class:`~diffinterface.AutoFiniteDiff`."""
 
     native_kind: ClassVar[str] = "numpy"
@@ -97,15 +97,6 @@ class FiniteDiffAdapter(Adapter):
             return f(optree.tree_map(lambda leaf: leaf[None], x), *contexts)[0]
 
         return at_one_point
-
-    def stack(self, arrays: list[Any]) -> Any:
-        return np.stack(arrays)
-
-    def eye(self, n: int, like: Any) -> Any:
-        return np.eye(n, dtype=like.dtype)
-
-    def ones(self, template: Any, like: Any) -> Any:
-        return np.ones(np.shape(template), dtype=template.dtype)
 
     def output_template(self, fn: Fn, x: Any, consts: tuple[Any, ...]) -> Any:
         return self.evaluate(fn, x, consts)

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, ClassVar
 
+import numpy as np
+
 from diffinterface._backend_types import Backend, framework_of
 from diffinterface._trees import Structure
 
@@ -34,6 +36,7 @@ __all__ = [
     "Fn",
     "Kernel",
     "KernelDeclaration",
+    "NumpyAdapter",
     "Problem",
     "adapter_for",
     "kernel",
@@ -259,6 +262,20 @@ class Adapter(abc.ABC):
             return results[0][0], self.stack([r[1] for r in results])
 
         return batched
+
+
+class NumpyAdapter(Adapter):
+    """An adapter whose kernels take and return NumPy arrays (on the CPU): its array
+    methods, once for every such backend."""
+
+    def stack(self, arrays: list[Any]) -> Any:
+        return np.stack(arrays)
+
+    def eye(self, n: int, like: Any) -> Any:
+        return np.eye(n, dtype=like.dtype)
+
+    def ones(self, template: Any, like: Any) -> Any:
+        return np.ones(np.shape(template), dtype=template.dtype)
 
 
 @cache

@@ -50,6 +50,9 @@ class AutogradArrays(ArrayKind):
     def traced_by(self, a: Any) -> str | None:
         return "HIPS autograd"
 
+    def plain_value(self, a: Any) -> Any:
+        return getval(a)
+
     def namespace(self, arrays: tuple[Any, ...]) -> Any:
         return _NAMESPACE
 

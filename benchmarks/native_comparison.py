@@ -5,8 +5,11 @@ every prepared call in alternating pairs with the fastest native counterpart, se
 ``diffinterface.testsuite._native``) and prints, per backend × scenario, the median over the
 runs of the prepared time, the native time, the ratio and the added time, as a Markdown
 table (the one in docs/performance.md), then the finite-difference Jacobian's error and
-memory against scipy's approx_derivative. ``--profile`` adds a cProfile of the prepared call
-on the dispatch-overhead scenario (gradient of x[0], n = 1) for each backend.
+memory against scipy's approx_derivative, then the two-argument scenario (a prepared
+gradient of f(a, b) = a[0]·b[0] in ``di.Args(a, b)`` against ``jax.grad(argnums=(0, 1))``
+and its torch and autograd counterparts, from ``structured_overhead.py``). ``--profile``
+adds a cProfile of the prepared call on the dispatch-overhead scenario (gradient of x[0],
+n = 1) for each backend.
 
 Run: ``.venv/bin/python benchmarks/native_comparison.py [--repeats 3] [--budget 0.5]
 [--backends jax torch]``.
@@ -27,6 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's logs (this pr
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 import torch
+from structured_overhead import args_against_native
 
 import diffinterface as di
 from diffinterface.testsuite import benchmark_differentiation, seed_scenarios
@@ -163,6 +167,7 @@ def main() -> None:
     print(markdown(comparison(args.repeats, args.budget, backends)))
     if not args.backends:
         fd_accuracy_and_memory()
+        args_against_native()
     if args.profile:
         profile_overhead()
 

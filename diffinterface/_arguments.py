@@ -11,20 +11,19 @@ import numpy as np
 
 from diffinterface._adapter import Adapter, adapter_for
 from diffinterface._arrays import identity, kind, kind_of
+from diffinterface._aux import AuxLayout, output_and_aux
 from diffinterface._backend_types import Backend, BackendLike, resolve_backend
 from diffinterface._contexts import Cache, check_contexts, is_static
 from diffinterface._conversions import check_dtype, converter
 from diffinterface._derived import OperatorSpec
 from diffinterface._errors import DiffInterfaceError, InvalidArgumentError, UnsupportedError
 from diffinterface._functions import (
-    AuxLayout,
     OutputStructure,
     checked_output,
     joined_output,
     native_function,
     numbers_as_arrays,
     on_structure,
-    output_and_aux,
 )
 from diffinterface._namespace import array_namespace
 from diffinterface._trees import Structure

@@ -26,7 +26,6 @@ from diffinterface._namespace import array_namespace
 from diffinterface._trees import Structure
 
 __all__ = [
-    "AuxLayout",
     "Fn",
     "OutputStructure",
     "checked_output",
@@ -34,7 +33,6 @@ __all__ = [
     "native_function",
     "numbers_as_arrays",
     "on_structure",
-    "output_and_aux",
 ]
 
 Fn = Callable[..., Any]
@@ -101,58 +99,6 @@ def on_structure(fn: Fn, structure: Structure) -> Fn:
         return fn(build(cut(v, len(v.shape) - 1)), *consts)
 
     return fn_of_array
-
-
-def output_and_aux(fn: Fn) -> tuple[Fn, Fn, AuxLayout]:
-    """For f that returns ``(output, aux)`` (``has_aux=True``): the function of its output,
-    which is differentiated, the function of aux's arrays, which are not (a tuple: what a
-    compiled kernel can return), and the layout that puts aux back together.
-
-    Raises:
-        InvalidArgumentError: f does not return a pair (at preparation, its first call).
-    """
-    layout = AuxLayout()
-
-    def pair(xv: Any, *consts: Any) -> Any:
-        result = fn(xv, *consts)
-        if not (isinstance(result, tuple) and len(result) == 2):
-            raise InvalidArgumentError(
-                f"With has_aux=True, f must return a pair (output, aux); it returned a "
-                f"{type(result).__name__}. Return (output, aux), or call without has_aux."
-            )
-        return result
-
-    def output(xv: Any, *consts: Any) -> Any:
-        return pair(xv, *consts)[0]
-
-    def aux_arrays(xv: Any, *consts: Any) -> tuple[Any, ...]:
-        return layout.record(pair(xv, *consts)[1])
-
-    return output, aux_arrays, layout
-
-
-class AuxLayout:
-    """Where f's aux keeps its arrays (returned by the kernels) and its other leaves
-    (numbers, strings: kept here), recorded when f runs: per thread for an f that runs at
-    every call, at tracing for a compiled one."""
-
-    def __init__(self) -> None:
-        self._local = threading.local()
-        self._traced: Any = None
-
-    def record(self, aux: Any) -> tuple[Any, ...]:
-        leaves, treedef = optree.tree_flatten(aux, none_is_leaf=True)
-        arrays = tuple(i for i, a in enumerate(leaves) if kind_of(a) is not None)
-        others = {i: a for i, a in enumerate(leaves) if kind_of(a) is None}
-        self._local.layout = self._traced = (treedef, arrays, others)
-        return tuple(leaves[i] for i in arrays)
-
-    def rebuild(self, arrays: tuple[Any, ...]) -> Any:
-        """aux from its arrays (as the kernel returned them, converted) and other leaves."""
-        treedef, positions, others = getattr(self._local, "layout", self._traced)
-        leaves = dict(others)
-        leaves.update(zip(positions, arrays, strict=True))
-        return optree.tree_unflatten(treedef, [leaves[i] for i in range(len(leaves))])
 
 
 class OutputStructure:

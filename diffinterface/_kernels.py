@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from diffinterface._adapter import Adapter, Kernel, Problem
 from diffinterface._arguments import Arguments, NativeProblem
+from diffinterface._aux import with_aux
 from diffinterface._derived import OperatorSpec
 from diffinterface._errors import DiffInterfaceError
 from diffinterface._namespace import array_namespace
@@ -106,7 +107,11 @@ def build_kernels(
             laid_out = _last_two(laid_out)
         elif last_only and not gives_last:
             laid_out = _last_output(laid_out)
-        return laid_out if problem.aux is None else _with_aux(laid_out, problem.aux, first_const)
+        return (
+            laid_out
+            if problem.aux is None
+            else with_aux(laid_out, problem.aux, problem.aux_layout, problem.adapter, first_const)
+        )
 
     t_example = () if tangents is None else (tangents.native(adapter),)
     example = (problem.x, *t_example, *problem.consts)
@@ -184,16 +189,6 @@ def _source(args: Arguments, adapter: Adapter) -> tuple[Any, ...]:
 
 def _own_last(declared: Any) -> bool:
     return declared is not None and declared.last_only
-
-
-def _with_aux(kernel: Kernel, aux: Callable[..., Any], first_const: int) -> Kernel:
-    """``kernel``'s results paired with f's aux at x (``has_aux``): in one compiled call
-    where the backend compiles (the compiler shares f's work between the two)."""
-
-    def with_aux(*args: Any, **kwargs: Any) -> Any:
-        return kernel(*args, **kwargs), aux(args[0], *args[first_const:])
-
-    return with_aux
 
 
 def _last_two(kernel: Kernel) -> Kernel:

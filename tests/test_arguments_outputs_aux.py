@@ -222,6 +222,51 @@ def test_has_aux_passes_aux_through(backend: Any, kind: str) -> None:
     close(hv, 6 * A, 1e-4 if backend.name == "finitediff" else 1e-10)
 
 
+def cubes_and_aux(x: Any) -> Any:
+    xp = di.array_namespace(x)
+    return x**3, {"twice": 2.0 * x, "total": xp.sum(x)}
+
+
+#: case → a call with has_aux=True giving (result, aux)
+AUX_CASES = {
+    "pushforward": (lambda b, x, t: di.pushforward(cubes_and_aux, b, x, t, has_aux=True)),
+    "pushforward of 2 tangents": (
+        lambda b, x, t: di.pushforward(cubes_and_aux, b, x, (t, 2 * t), has_aux=True)
+    ),
+    "pullback": (lambda b, x, t: di.pullback(cubes_and_aux, b, x, t, has_aux=True)),
+    "pullback of 2 cotangents": (
+        lambda b, x, t: di.pullback(cubes_and_aux, b, x, (t, 2 * t), has_aux=True)
+    ),
+    "jacobian": (lambda b, x, t: di.jacobian(cubes_and_aux, b, x, has_aux=True)),
+    "value_and_jacobian": (
+        lambda b, x, t: di.value_and_jacobian(cubes_and_aux, b, x, has_aux=True)[::-1]
+    ),
+}
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=backend_id)
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+@pytest.mark.parametrize("case", list(AUX_CASES))
+def test_aux_is_f_aux_at_x_off_any_graph(backend: Any, kind: str, case: str) -> None:
+    """aux is f's aux at x, as plain arrays of x's type, however the backend evaluates f
+    (forward or reverse, one tangent or a batch, transforms or eager)."""
+    x, t = as_kind(A, kind), as_kind(np.ones(3), kind)
+    result, aux = AUX_CASES[case](backend, x, t)
+    if case == "value_and_jacobian":
+        aux = aux[1]
+    d = 3 * A**2
+    if "2 " in case:
+        for got, w in zip(result, (d, 2 * d), strict=True):
+            close(got, w, tol(backend))
+    else:
+        close(result, np.diag(d) if "jacobian" in case else d, tol(backend))
+    assert type(aux["twice"]) is type(x) and type(aux["total"]) is type(x)
+    # numpy() refuses tensors that require grad or still belong to a torch.func transform
+    twice = aux["twice"].numpy() if kind == "torch" else aux["twice"]
+    np.testing.assert_allclose(twice, 2.0 * A, rtol=1e-15)
+    assert float(aux["total"]) == pytest.approx(A.sum(), rel=1e-15)
+
+
 def test_has_aux_of_a_jacobian_and_its_refusals() -> None:
     def f(x: Any) -> Any:
         return x * x, x.sum()

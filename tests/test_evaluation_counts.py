@@ -36,68 +36,68 @@ def cube(v: Any) -> Any:
 CASES: dict[str, tuple[Any, Callable[..., Any], Callable[..., Any]]] = {
     "pushforward": (
         cube,
-        lambda f, b: di.prepare_pushforward(f, b, X, T),
-        lambda f, b, p: di.pushforward(f, b, X, T, prep=p),
+        lambda f, b, **kw: di.prepare_pushforward(f, b, X, T, **kw),
+        lambda f, b, p, **kw: di.pushforward(f, b, X, T, prep=p, **kw),
     ),
     "pushforward of 2 tangents": (
         cube,
-        lambda f, b: di.prepare_pushforward(f, b, X, (T, T)),
-        lambda f, b, p: di.pushforward(f, b, X, (T, T), prep=p),
+        lambda f, b, **kw: di.prepare_pushforward(f, b, X, (T, T), **kw),
+        lambda f, b, p, **kw: di.pushforward(f, b, X, (T, T), prep=p, **kw),
     ),
     "pullback": (
         cube,
-        lambda f, b: di.prepare_pullback(f, b, X, T),
-        lambda f, b, p: di.pullback(f, b, X, T, prep=p),
+        lambda f, b, **kw: di.prepare_pullback(f, b, X, T, **kw),
+        lambda f, b, p, **kw: di.pullback(f, b, X, T, prep=p, **kw),
     ),
     "derivative": (
         cube,
-        lambda f, b: di.prepare_derivative(f, b, 0.3),
-        lambda f, b, p: di.derivative(f, b, 0.3, prep=p),
+        lambda f, b, **kw: di.prepare_derivative(f, b, 0.3, **kw),
+        lambda f, b, p, **kw: di.derivative(f, b, 0.3, prep=p, **kw),
     ),
     "gradient": (
         total,
-        lambda f, b: di.prepare_gradient(f, b, X),
-        lambda f, b, p: di.gradient(f, b, X, prep=p),
+        lambda f, b, **kw: di.prepare_gradient(f, b, X, **kw),
+        lambda f, b, p, **kw: di.gradient(f, b, X, prep=p, **kw),
     ),
     "value_and_gradient": (
         total,
-        lambda f, b: di.prepare_gradient(f, b, X),
-        lambda f, b, p: di.value_and_gradient(f, b, X, prep=p),
+        lambda f, b, **kw: di.prepare_gradient(f, b, X, **kw),
+        lambda f, b, p, **kw: di.value_and_gradient(f, b, X, prep=p, **kw),
     ),
     "jacobian": (
         cube,
-        lambda f, b: di.prepare_jacobian(f, b, X),
-        lambda f, b, p: di.jacobian(f, b, X, prep=p),
+        lambda f, b, **kw: di.prepare_jacobian(f, b, X, **kw),
+        lambda f, b, p, **kw: di.jacobian(f, b, X, prep=p, **kw),
     ),
     "second_derivative": (
         cube,
-        lambda f, b: di.prepare_second_derivative(f, b, 0.3),
-        lambda f, b, p: di.second_derivative(f, b, 0.3, prep=p),
+        lambda f, b, **kw: di.prepare_second_derivative(f, b, 0.3, **kw),
+        lambda f, b, p, **kw: di.second_derivative(f, b, 0.3, prep=p, **kw),
     ),
     "value_derivative_and_second_derivative": (
         cube,
-        lambda f, b: di.prepare_second_derivative(f, b, 0.3),
-        lambda f, b, p: di.value_derivative_and_second_derivative(f, b, 0.3, prep=p),
+        lambda f, b, **kw: di.prepare_second_derivative(f, b, 0.3, **kw),
+        lambda f, b, p, **kw: di.value_derivative_and_second_derivative(f, b, 0.3, prep=p, **kw),
     ),
     "hvp": (
         total,
-        lambda f, b: di.prepare_hvp(f, b, X, T),
-        lambda f, b, p: di.hvp(f, b, X, T, prep=p),
+        lambda f, b, **kw: di.prepare_hvp(f, b, X, T, **kw),
+        lambda f, b, p, **kw: di.hvp(f, b, X, T, prep=p, **kw),
     ),
     "gradient_and_hvp": (
         total,
-        lambda f, b: di.prepare_hvp(f, b, X, T),
-        lambda f, b, p: di.gradient_and_hvp(f, b, X, T, prep=p),
+        lambda f, b, **kw: di.prepare_hvp(f, b, X, T, **kw),
+        lambda f, b, p, **kw: di.gradient_and_hvp(f, b, X, T, prep=p, **kw),
     ),
     "hessian": (
         total,
-        lambda f, b: di.prepare_hessian(f, b, X),
-        lambda f, b, p: di.hessian(f, b, X, prep=p),
+        lambda f, b, **kw: di.prepare_hessian(f, b, X, **kw),
+        lambda f, b, p, **kw: di.hessian(f, b, X, prep=p, **kw),
     ),
     "value_gradient_and_hessian": (
         total,
-        lambda f, b: di.prepare_hessian(f, b, X),
-        lambda f, b, p: di.value_gradient_and_hessian(f, b, X, prep=p),
+        lambda f, b, **kw: di.prepare_hessian(f, b, X, **kw),
+        lambda f, b, p, **kw: di.value_gradient_and_hessian(f, b, X, prep=p, **kw),
     ),
 }
 
@@ -197,3 +197,39 @@ def test_a_prepared_call_evaluates_f_as_often_as_its_method_needs(backend: Any, 
     counted.calls = 0
     call(counted, backend, prep)
     assert counted.calls == expected_count(backend, case)
+
+
+def with_aux(f: Any) -> Any:
+    """f returning (output, aux), aux computed from x's traced values as users write it."""
+
+    def f_and_aux(v: Any) -> Any:
+        return f(v), {"twice": v * 2.0, "label": "stats"}
+
+    return f_and_aux
+
+
+def expected_count_with_aux(backend: Any, case: str) -> int:
+    """As many evaluations as without aux: f's own evaluation at x gives aux, except where
+    the method makes none at x (CasADi's compiled graph; finite differences' Hessian takes
+    f(x) inside its batch of points): one more."""
+    if backend.name == "casadi":
+        return 1
+    if backend.name == "finitediff" and (backend.step == "adaptive" or "hessian" in case):
+        return expected_count(backend, case) + 1
+    return expected_count(backend, case)
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=backend_id)
+@pytest.mark.parametrize("case", list(CASES))
+def test_with_aux_a_prepared_call_evaluates_f_no_more_often(backend: Any, case: str) -> None:
+    f, prepare, call = CASES[case]
+    counted = CountingFunction(with_aux(f))
+    prep = prepare(counted, backend, has_aux=True)
+    counted.calls = 0
+    results = call(counted, backend, prep, has_aux=True)
+    assert counted.calls == expected_count_with_aux(backend, case)
+    aux = results[0][1] if case.startswith("value") else results[1]
+    x = 0.3 if ("derivative" in case and "second" in case) or case == "derivative" else X
+    assert aux["label"] == "stats"
+    assert isinstance(aux["twice"], np.ndarray)  # x's array type, off any graph
+    np.testing.assert_allclose(aux["twice"], np.asarray(x) * 2.0, rtol=1e-12)

@@ -35,6 +35,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("diffinterface._adapter", "diffinterface._derived"),
     (
         "diffinterface._functions",
+        "diffinterface._aux",
         "diffinterface._arguments",
         "diffinterface._tangents",
         "diffinterface._results",

@@ -170,10 +170,17 @@ def structured_gradient(fn: Fn, tree: Structure, with_value: bool) -> Kernel:
             value = value.clone()
         return value, g
 
-    def gradient(x: Any, *consts: Any) -> Any:
+    if tree.arguments_are_arrays:  # x is the tuple of the arguments: its own leaves
+
+        def gradient(x: Any, *consts: Any) -> Any:
+            return with_grad(derivatives, x, consts)
+
+        return gradient
+
+    def gradient_of_leaves(x: Any, *consts: Any) -> Any:
         return with_grad(derivatives, tuple(tree.leaves(x)), consts)  # type: ignore[arg-type]
 
-    return gradient
+    return gradient_of_leaves
 
 
 def structured_hvp(fn: Fn, tree: Structure, batch: int | None, with_gradient: bool) -> Kernel:

@@ -23,6 +23,8 @@ then computed with dual tensors at the caller's level.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from operator import itemgetter
 from typing import Any, ClassVar
 
 import torch
@@ -30,6 +32,7 @@ from torch.func import jvp, vjp, vmap
 
 from diffinterface._adapter import Adapter, Fn, Kernel, Problem, kernel
 from diffinterface._derived import GRADIENT, HESSIAN, HVP
+from diffinterface._trees import Structure
 from diffinterface.backends import _torch_eager as eager
 from diffinterface.backends._torch_arrays import tracked
 from diffinterface.backends._torch_compat import in_open_level, is_functorch_wrapped
@@ -151,7 +154,7 @@ class TorchAdapter(Adapter):
         return _unless_tracked(
             eager.structured_gradient(fn, p.structure, with_value=not p.last_only),
             _composed_gradient(fn, p),
-            leaf=p.structure.leaves,
+            first_leaf=_first_leaf(p.structure),
         )
 
     @kernel("hvp")
@@ -164,7 +167,7 @@ class TorchAdapter(Adapter):
         return _unless_tracked(
             eager.structured_hvp(fn, p.structure, p.batch, with_gradient=not p.last_only),
             _composed_hvp(fn, p),
-            leaf=p.structure.leaves,
+            first_leaf=_first_leaf(p.structure),
         )
 
     @kernel("hessian")
@@ -178,17 +181,25 @@ class TorchAdapter(Adapter):
         return _func_second_derivative(fn)
 
 
-def _unless_tracked(fast: Kernel, composed: Kernel, leaf: Any = None) -> Kernel:
+def _unless_tracked(
+    fast: Kernel, composed: Kernel, first_leaf: Callable[[Any], Any] | None = None
+) -> Kernel:
     """``fast`` (eager, on a detached leaf), or ``composed`` where an enclosing
-    differentiation tracks x (for x a structure: its first leaf, found by ``leaf``)."""
+    differentiation tracks x (for x a structure: its first leaf, found by ``first_leaf``)."""
 
     def run(x: Any, *args: Any) -> Any:
-        first = x if leaf is None else leaf(x)[0]
-        if tracked(first):
+        if tracked(x if first_leaf is None else first_leaf(x)):
             return composed(x, *args)
         return fast(x, *args)
 
     return run
+
+
+def _first_leaf(structure: Structure) -> Callable[[Any], Any]:
+    if structure.arguments_are_arrays:  # x is the tuple of the arguments
+        return itemgetter(0)
+    leaves = structure.leaves
+    return lambda x: leaves(x)[0]  # type: ignore[index]
 
 
 def _composed_gradient(fn: Fn, p: Problem) -> Kernel:

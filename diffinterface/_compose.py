@@ -122,6 +122,8 @@ def _composed(
         if not slots:
             return lambda x, t, c: finish(kernel(x, t))
         return lambda x, t, c: finish(kernel(x, t, *[c[i].value for i in slots]))
+    if not slots and t_in is None:  # x converted (the arguments of di.Args as a tuple)
+        return lambda x, t, c: finish(kernel(x_in(x)))
 
     def run(x: Any, t: Any, contexts: tuple[Any, ...]) -> Any:
         consts = [conv(contexts[i].value) for i, conv in values]

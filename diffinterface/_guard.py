@@ -58,6 +58,8 @@ def leaves_check(structure: Structure, signatures: tuple[Any, ...]) -> Callable[
         (sig,) = signatures
         return lambda a: signature(a) == sig
     leaves_of = structure.leaves
+    if structure.args and structure.arguments_are_arrays:  # the Args are the leaves
+        return lambda tree: type(tree) is Args and tuple(map(signature, tree)) == signatures
     if structure.args:  # several arguments: a plain tuple would mean one argument
 
         def check_arguments(tree: Any) -> bool:
@@ -91,12 +93,20 @@ def call_check(call: Call) -> Callable[..., bool]:
     """``check(spec, f, backend, contexts)``: the guard without the arrays, which a compiled
     kernel that ran first has checked itself (with :func:`types_check` before it)."""
     spec, f, backend, prepared_contexts = call.spec, call.f, call.backend, call.contexts
+    names: set[str] = set()  # the backend's names met so far (a name always resolves alike)
+
+    def named(b: Any) -> bool:
+        if not same_backend(b, backend):
+            return False
+        if type(b) is str:
+            names.add(b)
+        return True
 
     def same_call(s: Any, g: Any, b: Any, contexts: tuple[Any, ...]) -> bool:
         return (
             s is spec
             and (g is f or same_function(f, g))
-            and (b is backend or same_backend(b, backend))
+            and (b is backend or (type(b) is str and b in names) or named(b))
             and (context_signature(contexts) if contexts else ()) == prepared_contexts
         )
 
@@ -129,6 +139,8 @@ def types_check(call: Call) -> Callable[[Any, Any], bool]:
         if call.structure.is_array:
             (only,) = x_types
             return lambda x, t: type(x) is only and t is None
+        if call.structure.args and call.structure.arguments_are_arrays:
+            return lambda x, t: type(x) is Args and tuple(map(type, x)) == x_types and t is None
         return lambda x, t: tuple(map(type, leaves_of(x) or ())) == x_types and t is None
     like_leaves, t_types, one = tangents.like.leaves, tangents.types, tangents.batch is None
 

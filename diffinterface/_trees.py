@@ -75,6 +75,8 @@ class Structure:
         if self.args:
             tree = tuple(tree)
         leaves, self.treedef = optree.tree_flatten(tree, none_is_leaf=True)
+        #: several arguments, each an array (no argument is a structure)
+        self.arguments_are_arrays = self.args and all(c.is_leaf() for c in self.treedef.children())
         self.shapes = tuple(tuple(np.shape(a)) for a in leaves)
         self.offsets = tuple(np.cumsum([0, *(math.prod(s) for s in self.shapes)]).tolist())
         self.leaves: Callable[[Any], Sequence[Any] | None]

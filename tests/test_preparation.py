@@ -98,6 +98,21 @@ def test_mismatch_names_what_differs(backend: str, other: str) -> None:
     )
 
 
+@pytest.mark.parametrize("backend", ["autograd", "jax", "torch"])
+def test_a_name_accepted_once_accepts_only_its_own_backend(backend: str) -> None:
+    """A prepared call remembers the backend names it accepted: the name keeps working, a
+    name or configuration of another backend (or another mode) is still refused."""
+    prep = di.prepare_gradient(scalar_fn, di.backend(backend), X)
+    want = scalar_derivatives(X)[1]
+    for _ in range(2):
+        assert_close(di.gradient(scalar_fn, backend, X, prep=prep), want, 1e-12)
+    _mismatch(prep, lambda p: di.gradient(scalar_fn, "finitediff", X, prep=p), "backend")
+    if backend != "autograd":  # AutoAutograd has no mode
+        forward = type(di.backend(backend))(mode="forward")  # type: ignore[call-arg]
+        _mismatch(prep, lambda p: di.gradient(scalar_fn, forward, X, prep=p), "backend")
+    assert_close(di.gradient(scalar_fn, backend, X, prep=prep), want, 1e-12)
+
+
 @pytest.mark.parametrize("backend", ["autograd", "jax"])
 def test_mismatch_of_tangents_and_context_kind(backend: str) -> None:
     prep = di.prepare_hvp(scalar_fn, backend, X, T)

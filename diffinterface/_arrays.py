@@ -208,6 +208,8 @@ _BY_MODULE: dict[str, ArrayKind] = {"numpy": NUMPY}
 #: top-level package of array types → the module that registers their kind
 _KIND_MODULES: dict[str, str] = {}
 _KIND_OF_TYPE: dict[type, str | None] = {np.ndarray: "numpy"}
+#: an array type → its kind's signature method, found at its first signature
+_SIGNATURE_OF_TYPE: dict[type, Callable[[Any], Signature]] = {}
 
 
 def register_kind(array_kind: ArrayKind, modules: tuple[str, ...]) -> None:
@@ -218,6 +220,7 @@ def register_kind(array_kind: ArrayKind, modules: tuple[str, ...]) -> None:
         _BY_MODULE[module] = array_kind
     _KIND_OF_TYPE.clear()
     _KIND_OF_TYPE[np.ndarray] = "numpy"
+    _SIGNATURE_OF_TYPE.clear()
 
 
 def register_kind_module(package: str, module: str) -> None:
@@ -251,12 +254,18 @@ def kind_of(a: object) -> str | None:
 
 def signature(a: Any) -> Signature:
     """What a preparation remembers of an array: kind, shape, dtype (and device)."""
-    if type(a) is np.ndarray:
+    t = type(a)
+    if t is np.ndarray:
         return ("numpy", a.shape, a.dtype)
+    try:  # every prepared call of an array library's kind
+        return _SIGNATURE_OF_TYPE[t](a)
+    except KeyError:
+        pass
     name = kind_of(a)
     if name is None:
-        return ("object", type(a))
-    return _KINDS[name].signature(a)
+        return ("object", t)
+    of_kind = _SIGNATURE_OF_TYPE[t] = _KINDS[name].signature
+    return of_kind(a)
 
 
 def dtype_name(a: Any) -> str:

@@ -261,11 +261,16 @@ class Prep:
         run = self._run_error[0 if every else 1]
         if run is None or flat:
             what = "with flat=True" if flat else f"for {spec.name}"
-            raise UnsupportedError(
-                f"{self._call.backend!r} gives no error estimate {what}. Estimates come from "
-                "finite differences with adaptive steps: "
-                "di.AutoFiniteDiff(step='adaptive')."
+            config = self._call.backend
+            wrapped = getattr(config, "backend", None)  # Distributed's inner backend
+            source = (
+                f"{wrapped!r} gives them when called directly; {type(config).__name__} does "
+                "not carry them. Call it without the wrapper for an estimate"
+                if wrapped is not None and getattr(wrapped, "step", None) == "adaptive"
+                else "Estimates come from finite differences with adaptive steps: "
+                "di.AutoFiniteDiff(step='adaptive')"
             )
+            raise UnsupportedError(f"{config!r} gives no error estimate {what}. {source}.")
         writes = self._run_out_error
         if (
             last_only

@@ -136,3 +136,18 @@ def test_an_error_estimate_from_a_backend_that_gives_none_names_one_that_does(na
     prep = di.prepare_jacobian(square, name, X)
     with pytest.raises(di.UnsupportedError, match="no error estimate"):
         di.value_and_jacobian(square, name, X, prep=prep, error=True)
+
+
+def test_an_error_estimate_through_distributed_names_the_direct_call() -> None:
+    """Distributed does not carry the adaptive estimates of the backend it wraps: the refusal
+    says so instead of recommending the backend it already wraps."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    adaptive = di.AutoFiniteDiff(step="adaptive")
+    with ThreadPoolExecutor(2) as pool:
+        wrapped = di.Distributed(adaptive, workers=pool)
+        with pytest.raises(di.UnsupportedError, match="when called directly") as info:
+            di.jacobian(vector_fn, wrapped, X, error=True)
+    assert repr(adaptive) in str(info.value)
+    _, error = di.jacobian(vector_fn, adaptive, X, error=True)  # the direct call gives one
+    assert np.all(np.asarray(error) >= 0)

@@ -53,6 +53,11 @@ class JaxArrays(ArrayKind):
             raise nested_error(self.traced_by(a))
         return np.asarray(a)
 
+    def to_writable_numpy(self, a: Any) -> np.ndarray:
+        if isinstance(a, jax.core.Tracer):
+            raise nested_error(self.traced_by(a))
+        return np.array(a)  # one copy: np.asarray's view of a JAX array is read-only
+
     def from_numpy(self, a: np.ndarray, device: Any = None) -> Any:
         if a.dtype == np.float64 and _x64_off():
             # Without x64 mode JAX would silently store a float64 array as float32.

@@ -20,7 +20,7 @@ from diffinterface._adapter import Adapter, Fn, Kernel, Problem, kernel
 from diffinterface._arrays import ArrayKind, register_kind
 from diffinterface._conversions import nested_error
 from diffinterface._derived import gradient_function
-from diffinterface.backends._jax_compat import fast_call
+from diffinterface.backends._jax_compat import fast_call, in_x64
 
 __all__ = ["JaxAdapter", "JaxArrays"]
 
@@ -52,6 +52,11 @@ class JaxArrays(ArrayKind):
         if isinstance(a, jax.core.Tracer):
             raise nested_error(self.traced_by(a))
         return np.asarray(a)
+
+    def to_writable_numpy(self, a: Any) -> np.ndarray:
+        if isinstance(a, jax.core.Tracer):
+            raise nested_error(self.traced_by(a))
+        return np.array(a)  # one copy: np.asarray's view of a JAX array is read-only
 
     def from_numpy(self, a: np.ndarray, device: Any = None) -> Any:
         if a.dtype == np.float64 and _x64_off():
@@ -123,11 +128,7 @@ class JaxAdapter(Adapter):
             # preparation only accepts arguments of the kinds it was made for.
             return compiled64
 
-        def run_x64(*args: Any) -> Any:
-            with jax.enable_x64(True):
-                return compiled64(*args)
-
-        return run_x64
+        return in_x64(compiled64)
 
     # -- primitives -------------------------------------------------------------------
     def pushforward(self, fn: Fn, mutates: bool) -> Kernel:

@@ -10,14 +10,23 @@ dict (f = p["x"][0], one leaf of one entry), a dispatch-overhead one with three 
 its weights as {"W1", "W2"} (64 features, 20 samples, 16 hidden; finite differences
 skipped there: one f call per entry). Against native code, "added" is the median of the
 per-pair differences: the time a prepared call adds to the hand-written one.
-Last, a gradient in two arguments, ``di.Args(a, b)``, against native code with ``argnums``.
+Then a gradient in two arguments, ``di.Args(a, b)``, against native code with ``argnums``.
+Last, under JAX, a dict of NumPy arrays against the same dict of JAX arrays (f = tr(A @ B)
+of two 30×30 leaves, then Σ tr(X_i @ X_i+1) of eight): native ``jax.jit(jax.grad(f))`` on
+the JAX dict, di on the JAX dict, di on the NumPy dict, and the native counterpart of the
+NumPy case (the jitted gradient called on the NumPy dict, then ``np.asarray`` of its
+leaves), interleaved in one run.
 Figures are in docs/structured.md ("What it costs").
-Run: ``.venv/bin/python benchmarks/structured_overhead.py``.
+Run: ``.venv/bin/python benchmarks/structured_overhead.py`` (``numpy-under-jax``: the last
+comparison alone).
 """
 
 from __future__ import annotations
 
+import itertools
+import random
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from functools import partial
@@ -226,7 +235,102 @@ def args_against_native() -> None:
         )
 
 
+def chained_traces(p: Any) -> Any:
+    """Σ tr(X_i @ X_i+1) over the leaves X_0, X_1, ... of the dict p (tr(A @ B) for two)."""
+    leaves = list(p.values())
+    xp = di.array_namespace(leaves[0])
+    return sum(xp.trace(a @ b) for a, b in itertools.pairwise(leaves))
+
+
+def timed_together(calls: dict[str, Callable[[], Any]], rounds: int) -> dict[str, list[float]]:
+    """Per-call times of blocks of calls (a block lasts ≈ 2 ms, so that the scheduling
+    hiccups of a shared machine are averaged out), the calls interleaved block by block in
+    a new random order each round (a call's place after another shifts its time by a few
+    µs), ``rounds`` × REPEATS blocks each."""
+    for _ in range(200):
+        for call in calls.values():
+            call()
+    t0 = time.perf_counter()
+    for _ in range(20):
+        for call in calls.values():
+            call()
+    inner = max(1, int(2e-3 * 20 * len(calls) / max(time.perf_counter() - t0, 1e-7)))
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    order, shuffle = list(calls), random.Random(0).shuffle
+    for _ in range(rounds * REPEATS):
+        shuffle(order)
+        for name in order:
+            call = calls[name]
+            t0 = time.perf_counter()
+            for _ in range(inner):
+                call()
+            times[name].append((time.perf_counter() - t0) / inner)
+    return times
+
+
+def numpy_dict_under_jax(leaves: int = 2, rounds: int = 2) -> None:
+    """A dict of NumPy arrays under JAX against the same dict of JAX arrays, and each
+    against hand-written native code: the gradient of :func:`chained_traces` with
+    ``leaves`` 30×30 float64 leaves."""
+    rng = np.random.default_rng(0)
+    x_numpy = {f"x{i}": rng.normal(size=(30, 30)) for i in range(leaves)}
+    with jax.enable_x64(True):
+        x_jax = {k: jnp.asarray(v) for k, v in x_numpy.items()}
+        compiled = jax.jit(jax.grad(chained_traces))
+    f = chained_traces
+    prep_jax = di.prepare_gradient(f, "jax", x_jax)
+    prep_numpy = di.prepare_gradient(f, "jax", x_numpy)
+
+    def native_jax() -> Any:
+        with jax.enable_x64(True):
+            return jax.block_until_ready(compiled(x_jax))
+
+    def native_numpy() -> Any:
+        with jax.enable_x64(True):
+            result = compiled(x_numpy)
+        return {k: np.asarray(v) for k, v in result.items()}
+
+    calls = {
+        "native, JAX dict": native_jax,
+        "di, JAX dict": lambda: jax.block_until_ready(di.gradient(f, "jax", x_jax, prep=prep_jax)),
+        "di, NumPy dict": lambda: di.gradient(f, "jax", x_numpy, prep=prep_numpy),
+        "native, NumPy dict": native_numpy,
+    }
+    got = calls["di, NumPy dict"]()
+    assert list(got) == list(x_numpy) and all(type(v) is np.ndarray for v in got.values())
+    xs = list(x_numpy.values())  # ∂/∂X_i = X_i+1ᵀ + X_i-1ᵀ (where they exist)
+    want = [sum(xs[j].T for j in (i - 1, i + 1) if 0 <= j < leaves) for i in range(leaves)]
+    for call in calls.values():
+        result = call()
+        for k, w in zip(x_numpy, want, strict=True):
+            np.testing.assert_allclose(np.asarray(result[k]), w, rtol=1e-12)
+    times = timed_together(calls, rounds)
+    base = times["native, JAX dict"]
+    what = "tr(A @ B)" if leaves == 2 else f"Σ tr(X_i @ X_i+1) over {leaves} leaves"
+    print(
+        f"\nprepared gradient of {what}, 30×30 float64 leaves, under JAX: dict of NumPy vs "
+        f"dict of JAX arrays; medians of {len(base)} interleaved blocks"
+    )
+    print(f"{'call':<22}{'median (µs)':>13}{'vs native JAX (µs)':>20}{'ratio':>8}")
+    for name, ts in times.items():
+        added = statistics.median(t - b for t, b in zip(ts, base, strict=True))
+        ratio = statistics.median(t / b for t, b in zip(ts, base, strict=True))
+        print(f"{name:<22}{1e6 * statistics.median(ts):>13.1f}{1e6 * added:>20.2f}{ratio:>8.2f}")
+    pairs = zip(times["di, NumPy dict"], times["di, JAX dict"], strict=True)
+    numpy_minus_jax = statistics.median(n - j for n, j in pairs)
+    pairs = zip(times["di, NumPy dict"], times["native, NumPy dict"], strict=True)
+    over_native = statistics.median(d - n for d, n in pairs)
+    print(
+        f"di NumPy dict − di JAX dict: {1e6 * numpy_minus_jax:.2f} µs; "
+        f"di NumPy dict − native on the NumPy dict: {1e6 * over_native:.2f} µs"
+    )
+
+
 def main() -> None:
+    if sys.argv[1:] == ["numpy-under-jax"]:
+        numpy_dict_under_jax(2)
+        numpy_dict_under_jax(8)
+        return
     torch.set_num_threads(1)
     print(f"prepared gradient, dict x vs flat x; medians of {REPEATS} interleaved calls")
     print(f"{'case':<24}{'backend':<12}{'flat (µs)':>11}{'dict (µs)':>11}{'added (µs)':>12}")
@@ -256,6 +360,8 @@ def main() -> None:
             )
     against_native()
     args_against_native()
+    numpy_dict_under_jax(2)
+    numpy_dict_under_jax(8)
 
 
 if __name__ == "__main__":

@@ -75,6 +75,12 @@ class ArrayKind:
         """A NumPy array with a's values (zero-copy where possible; may be read-only)."""
         return np.asarray(a)
 
+    def to_writable_numpy(self, a: Any) -> np.ndarray:
+        """A writable NumPy array with a's values: a result handed to the caller. Zero-copy
+        where the NumPy view is writable; a read-only view (a JAX array's) is copied."""
+        values = self.to_numpy(a)
+        return values if values.flags.writeable else np.array(values)
+
     def from_numpy(self, a: np.ndarray, device: Any = None) -> Any:
         """An array of this kind with a's values (on ``device`` where that applies)."""
         raise NotImplementedError

@@ -71,19 +71,15 @@ def converter(src: str, dst: str, device: Any = None) -> Callable[[Any], Any]:
     """A function converting arrays of kind ``src`` to kind ``dst`` (on ``device``).
 
     Conversions go through NumPy on the CPU, zero-copy where the libraries allow; a result
-    never shares memory with a read-only view (a JAX array seen through NumPy is copied).
+    never shares memory with a read-only view (see :meth:`ArrayKind.to_writable_numpy`).
     """
     target = kind(dst)
     if src == dst or target.values_of == src:
         return target.to_device(device)
-    to_numpy = kind(src).to_numpy
     if dst == "numpy":
-        return lambda a: _writable(to_numpy(a))
+        return kind(src).to_writable_numpy
+    to_numpy = kind(src).to_numpy
     return lambda a: target.from_numpy(to_numpy(a), device)
-
-
-def _writable(a: np.ndarray) -> np.ndarray:
-    return a if a.flags.writeable else np.array(a)
 
 
 def nested_error(what: str | None) -> UnsupportedError:

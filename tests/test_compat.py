@@ -26,6 +26,26 @@ def test_jax_kernels_are_called_through_their_cpp_callable() -> None:
     np.testing.assert_array_equal(call(np.ones(3)), 2.0)
 
 
+def test_jax_x64_mode_is_switched_per_call_through_its_thread_local_setting() -> None:
+    assert _jax_compat.FAST_X64
+    was = bool(jax.config.jax_enable_x64)  # type: ignore[attr-defined]
+    seen: list[bool] = []
+
+    def call(v: Any) -> Any:
+        seen.append(bool(jax.config.jax_enable_x64))  # type: ignore[attr-defined]
+        if v is None:
+            raise KeyError("from the call")
+        return v
+
+    run = _jax_compat.in_x64(call)
+    assert run.__name__ == "run_x64_fast"
+    assert run(1.0) == 1.0
+    with pytest.raises(KeyError, match="from the call"):
+        run(None)
+    assert seen == [True, True]
+    assert bool(jax.config.jax_enable_x64) is was  # type: ignore[attr-defined]
+
+
 def _count_public_grad(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls: list[int] = []
     public = torch.autograd.grad

@@ -230,6 +230,31 @@ def test_prepared_jax_call_on_jax_leaves_checks_its_arguments() -> None:
         di.gradient(model, "finitediff", PARAMS, data, prep=numpy_prep)
 
 
+def test_numpy_leaves_under_jax_come_back_as_writable_numpy() -> None:
+    """A prepared JAX gradient of a dict of NumPy float64 arrays: NumPy float64 results in
+    x's key order, writable, sharing no memory with x or each other; the x64 mode it runs
+    in is the call's alone."""
+    rng = np.random.default_rng(0)
+    x = {"b": rng.normal(size=(3, 3)), "a": rng.normal(size=(3, 3))}
+
+    def f(p: Any) -> Any:
+        return di.array_namespace(p["a"]).trace(p["a"] @ p["b"])
+
+    prep = di.prepare_gradient(f, "jax", x)
+    x64 = bool(jax.config.jax_enable_x64)  # type: ignore[attr-defined]
+    for _ in range(2):
+        g = di.gradient(f, "jax", x, prep=prep)
+        assert list(g) == ["b", "a"]
+        assert all(type(v) is np.ndarray and v.dtype == np.float64 for v in g.values())
+        assert all(v.flags.writeable for v in g.values())
+        assert not any(np.shares_memory(v, w) for v in g.values() for w in x.values())
+        assert not np.shares_memory(g["a"], g["b"])
+        np.testing.assert_allclose(g["a"], x["b"].T, rtol=1e-14)
+        np.testing.assert_allclose(g["b"], x["a"].T, rtol=1e-14)
+        g["a"][...] = 0.0  # the caller's to overwrite
+    assert bool(jax.config.jax_enable_x64) is x64  # type: ignore[attr-defined]
+
+
 @pytest.mark.parametrize("kind", ["torch", "autograd"])
 def test_gradient_by_leaf(kind: str) -> None:
     """Leaves of the backend's own array type (torch tensors; NumPy under HIPS autograd):

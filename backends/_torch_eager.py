@@ -100,13 +100,20 @@ def pullback(fn: Fn, batched: bool) -> Kernel:
     return pull
 
 
-def gradient(fn: Fn) -> Kernel:
+def gradient(fn: Fn, with_value: bool) -> Kernel:
+    """``(x, *consts) -> ∇f`` (after f's value when ``with_value``) on a detached leaf."""
+
     def value_and_gradient(xl: Any, consts: tuple[Any, ...]) -> Any:
         y = fn(xl, *consts)
         return y.detach(), grad(y, xl, None)
 
+    def gradient_alone(xl: Any, consts: tuple[Any, ...]) -> Any:
+        return grad(fn(xl, *consts), xl, None)
+
+    derivatives = value_and_gradient if with_value else gradient_alone
+
     def gradient(x: Any, *consts: Any) -> Any:
-        return with_grad(value_and_gradient, x, consts)
+        return with_grad(derivatives, x, consts)
 
     return gradient
 

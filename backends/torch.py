@@ -144,9 +144,12 @@ class TorchAdapter(Adapter):
         return pull
 
     # -- faster operators (eager autograd), composed transforms where x is tracked ------
-    @kernel("gradient")
+    @kernel("gradient", last_only=True)
     def gradient(self, fn: Fn, p: Problem) -> Kernel:
-        return _unless_tracked(eager.gradient(fn), GRADIENT.build(self, fn, p))
+        composed = GRADIENT.build(self, fn, p)
+        if p.last_only:
+            composed = _last(composed)
+        return _unless_tracked(eager.gradient(fn, with_value=not p.last_only), composed)
 
     @kernel("gradient", structured=True, last_only=True)
     def structured_gradient(self, fn: Fn, p: Problem) -> Kernel:
@@ -193,6 +196,10 @@ def _unless_tracked(
         return fast(x, *args)
 
     return run
+
+
+def _last(kernel: Kernel) -> Kernel:
+    return lambda *args: kernel(*args)[-1]
 
 
 def _first_leaf(structure: Structure) -> Callable[[Any], Any]:

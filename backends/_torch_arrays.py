@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.autograd.forward_ad as fwad
 
-from diffinterface._arrays import ArrayKind, register_kind
+from diffinterface._arrays import ArrayKind, identity, register_kind, signature
 from diffinterface._conversions import nested_error
 from diffinterface.backends._torch_compat import is_functorch_wrapped
 
@@ -61,6 +61,16 @@ class TorchArrays(ArrayKind):
     def signature(self, a: Any) -> tuple[Any, ...]:
         return ("torch", tuple(a.shape), a.dtype, a.device)
 
+    def matcher(self, sig: tuple[Any, ...]) -> Callable[[Any], bool]:
+        _, shape, dtype, device = sig  # a tensor's shape compares fastest with a tuple
+
+        def matches(a: Any) -> bool:
+            if type(a) is torch.Tensor:
+                return a.dtype is dtype and a.shape == shape and a.device == device
+            return signature(a) == sig
+
+        return matches
+
     def dtype_name(self, a: Any) -> str:
         return str(a.dtype).removeprefix("torch.")
 
@@ -83,7 +93,7 @@ class TorchArrays(ArrayKind):
 
     def to_device(self, device: Any) -> Callable[[Any], Any]:
         if device is None or device.type == "cpu":
-            return _same
+            return identity
         return lambda t: t.to(device)
 
     def device(self, a: Any) -> Any:
@@ -142,10 +152,6 @@ def _floating(like: Any, fallback: str) -> Any:
     if like.dtype.is_floating_point or like.dtype.is_complex:
         return like.dtype
     return getattr(torch, fallback, torch.float64)
-
-
-def _same(t: Any) -> Any:
-    return t
 
 
 register_kind(TorchArrays(), ("torch",))

@@ -29,6 +29,7 @@ __all__ = [
     "identity",
     "kind",
     "kind_of",
+    "matcher",
     "register_kind",
     "register_kind_module",
     "signature",
@@ -60,6 +61,11 @@ class ArrayKind:
     def signature(self, a: Any) -> Signature:
         """What a preparation remembers of an array: kind, shape, dtype (and device)."""
         return (self.name, tuple(a.shape), a.dtype)
+
+    def matcher(self, sig: Signature) -> Callable[[Any], bool]:
+        """``matches(a)``: whether ``signature(a) == sig``, for a signature of this kind (a
+        library overrides it where comparing fields is faster than making a signature)."""
+        return lambda a: signature(a) == sig
 
     def dtype_name(self, a: Any) -> str:
         return str(a.dtype)
@@ -170,6 +176,12 @@ class _NumPy(ArrayKind):
     def from_numpy(self, a: np.ndarray, device: Any = None) -> Any:
         return a
 
+    def matcher(self, sig: Signature) -> Callable[[Any], bool]:
+        _, shape, dtype = sig
+        return lambda a: (
+            a.shape == shape and a.dtype == dtype if type(a) is np.ndarray else signature(a) == sig
+        )
+
     def to_device(self, device: Any) -> Callable[[Any], Any]:
         return np.asarray  # NumPy scalars (np.float64(...)) become 0-d arrays
 
@@ -272,6 +284,12 @@ def signature(a: Any) -> Signature:
         return ("object", t)
     of_kind = _SIGNATURE_OF_TYPE[t] = _KINDS[name].signature
     return of_kind(a)
+
+
+def matcher(sig: Signature) -> Callable[[Any], bool]:
+    """``matches(a)``: whether ``signature(a) == sig`` (see :meth:`ArrayKind.matcher`)."""
+    of_kind = _KINDS.get(sig[0])
+    return of_kind.matcher(sig) if of_kind is not None else lambda a: signature(a) == sig
 
 
 def dtype_name(a: Any) -> str:

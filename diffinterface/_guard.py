@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import types
 from collections.abc import Callable
+from operator import call
 from typing import TYPE_CHECKING, Any
 
-from diffinterface._arrays import signature
+from diffinterface._arrays import matcher
 from diffinterface._backend_types import resolve_backend
 from diffinterface._contexts import context_signature
 from diffinterface._errors import DiffInterfaceError
@@ -54,23 +55,26 @@ def same_backend(called: Any, prepared: Any) -> bool:
 
 def leaves_check(structure: Structure, signatures: tuple[Any, ...]) -> Callable[[Any], bool]:
     """``check(tree)``: whether tree has the structure and these leaf signatures."""
+    matches = tuple(map(matcher, signatures))
     if structure.is_array:
-        (sig,) = signatures
-        return lambda a: signature(a) == sig
+        return matches[0]
     leaves_of = structure.leaves
     if structure.args and structure.arguments_are_arrays:  # the Args are the leaves
-        return lambda tree: type(tree) is Args and tuple(map(signature, tree)) == signatures
+        count = len(matches)
+        return lambda tree: (
+            type(tree) is Args and len(tree) == count and all(map(call, matches, tree))
+        )
     if structure.args:  # several arguments: a plain tuple would mean one argument
 
         def check_arguments(tree: Any) -> bool:
             leaves = leaves_of(tree) if type(tree) is Args else None
-            return leaves is not None and tuple(map(signature, leaves)) == signatures
+            return leaves is not None and all(map(call, matches, leaves))
 
         return check_arguments
 
     def check(tree: Any) -> bool:
         leaves = leaves_of(tree)
-        return leaves is not None and tuple(map(signature, leaves)) == signatures
+        return leaves is not None and all(map(call, matches, leaves))
 
     return check
 

@@ -1,6 +1,6 @@
 """The prepared call: one :class:`Prep` object, one acceptance guard, one general path.
 
-Every call of an operator goes through :meth:`Prep.__call__` (an unprepared call prepares
+Every call of an operator goes through :meth:`Prep.results` (an unprepared call prepares
 first, see ``diffinterface._prepare``):
 
 * the **guard** (made at preparation) compares what is cheap to compare: the operator, f
@@ -130,7 +130,7 @@ class Prep:
         x = describe(self._call.x[0]) if structure.is_array else structure.describe()
         return f"Prep({self.operator}, backend={self.backend!r}, x={x}, batch={batch})"
 
-    def __call__(
+    def results(
         self,
         spec: OperatorSpec,
         f: Callable[..., Any],
@@ -157,10 +157,15 @@ class Prep:
         run = self._run_last if last_only else self._run_all
         no_extras = y is None and out is None and not flat and has_aux is self._has_aux
         if no_extras and error is False and run is not None:
-            if self._run_first is None:
+            first = self._run_first
+            if first is None:
                 if self._guard(spec, f, backend, x, t, contexts):
-                    return self._run(run, x, t, contexts)
-            elif self._run_first[0](x, t):  # the compiled call checks shapes and dtypes
+                    try:
+                        return run(x, t, contexts)
+                    except Exception as e:
+                        raise_original(e, self._note)
+                        raise
+            elif first[0](x, t):  # the compiled call checks shapes and dtypes
                 try:
                     result = run(x, t, contexts)
                 except Exception as e:
@@ -169,7 +174,7 @@ class Prep:
                         raise PreparationMismatchError(report) from None
                     raise_original(e, self._note)
                     raise
-                if self._run_first[1](spec, f, backend, contexts):
+                if first[1](spec, f, backend, contexts):
                     return result
                 report = self._explain(spec, f, backend, x, t, contexts, None, has_aux)
                 if report is not None:

@@ -47,7 +47,7 @@ def run(
         raise InvalidArgumentError(
             f"prep= must come from di.prepare_{spec.name}(...); got {type(prep).__name__}."
         )
-    return prep(spec, f, backend, x, t, contexts, last_only, y, out, flat, error, has_aux)
+    return prep.results(spec, f, backend, x, t, contexts, last_only, y, out, flat, error, has_aux)
 
 
 def written(result: Any, out: Any) -> Any:

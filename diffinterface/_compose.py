@@ -34,7 +34,7 @@ def compose(
     t_in = None if tangents is None else tangents.converter(adapter) or identity
     values = [(i, conv) for i, conv in enumerate(problem.const_in) if conv is not None]
     device = kind(args.x_kind).device(args.leaves[0])
-    to_x = converter(adapter.native_kind, args.x_kind, device)
+    to_x = converter(kernels.results_kind or adapter.native_kind, args.x_kind, device)
     aliasing = _shares_memory(problem.y, (problem.x_array, *problem.consts))
     batch = None if tangents is None else tangents.batch
     y_shape = tuple(problem.y.shape)

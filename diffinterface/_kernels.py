@@ -23,7 +23,7 @@ from diffinterface._namespace import array_namespace
 from diffinterface._tangents import Tangents
 from diffinterface._trees import Structure
 
-__all__ = ["Kernels", "Variant", "build_kernels"]
+__all__ = ["Kernels", "Variant", "build_kernels", "source"]
 
 #: which kernels a preparation makes: both, or the one an unprepared call needs
 Variant = Literal["both", "last", "all"]
@@ -44,6 +44,8 @@ class Kernels:
     errors: tuple[Kernel | None, Kernel | None] = (None, None)
     #: ``errors[1]`` taking ``out=`` and ``error_out=`` (NumPy arrays) and writing into them
     writes_error: Kernel | None = None
+    #: the array kind of the results where it is not the backend's (see _host_join)
+    results_kind: str | None = None
 
 
 def build_kernels(
@@ -60,7 +62,7 @@ def build_kernels(
     array_own = None if own is not None else adapter.declared(spec.name, False)
     declared = own or array_own
 
-    consts, source = problem.consts, _source(args, adapter)
+    consts, caller = problem.consts, source(args, adapter)
     first_const = 1 if tangents is None else 2  # a kernel's arguments: x, [t,] *consts
 
     def kernel(last_only: bool, with_error: bool = False) -> Kernel:
@@ -80,7 +82,7 @@ def build_kernels(
                 gives_last,
                 with_error,
                 consts,
-                source,
+                caller,
             )
             raw = (
                 getattr(adapter, array_own.method)(problem.fn_of_array, p)
@@ -169,7 +171,7 @@ def build_kernels(
     )
 
 
-def _source(args: Arguments, adapter: Adapter) -> tuple[Any, ...]:
+def source(args: Arguments, adapter: Adapter) -> tuple[Any, ...]:
     """The caller's (f, x, contexts, y) with x as the one array the operators see (f of
     one point: see :meth:`Adapter.point_function`)."""
     structure, f = args.structure, adapter.point_function(args.f)

@@ -22,6 +22,7 @@ from diffinterface._compose import compose
 from diffinterface._contexts import context_signature
 from diffinterface._derived import OperatorSpec
 from diffinterface._guard import call_check, guard_for, types_check
+from diffinterface._host_join import host_joined_kernels, joins_on_host
 from diffinterface._kernels import Variant, build_kernels
 from diffinterface._mismatch import explainer
 from diffinterface._preparation import Call, Prep
@@ -61,7 +62,11 @@ def prepare(
         else _output_like(problem.y, problem.y_structure)
     )
     tangents_plan = None if spec.tangents is None else tangents_of(spec, tangents, *like)
-    kernels = build_kernels(args, problem, tangents_plan, variant)
+    kernels = (
+        host_joined_kernels(args, problem, variant)
+        if joins_on_host(args, problem, tangents_plan)
+        else build_kernels(args, problem, tangents_plan, variant)
+    )
     runs = compose(args, problem, tangents_plan, kernels)
     call = Call(
         spec=spec,

@@ -42,6 +42,7 @@ LAYERS: list[tuple[str, ...]] = [
         "diffinterface._guard",
         "diffinterface._mismatch",
         "diffinterface._kernels",
+        "diffinterface._host_join",
         "diffinterface._preparation",
         "diffinterface._prepare",
         "diffinterface._compose",

@@ -21,6 +21,7 @@ import tempfile
 import threading
 import weakref
 from collections.abc import Callable
+from operator import call
 from typing import Any
 
 import casadi as ca
@@ -80,23 +81,24 @@ class CasadiKernel:
         self.single = single
 
     def __call__(self, x: Any, *rest: Any) -> tuple[Any, ...]:
-        if self._takes_tangent:
-            t, consts = rest[0], rest[1:]
-            args = [x, t, *(consts[i] for i in self._parameters)]
-        else:
-            consts = rest
-            args = [x, *(consts[i] for i in self._parameters)]
+        consts = rest[1:] if self._takes_tangent else rest
         for i, value in self._static:
             if consts[i] is not value and not np.array_equal(consts[i], value):
                 raise PreparationMismatchError(_STATIC_CHANGED.format(index=i))
-        results = tuple(finish(r) for finish, r in zip(self._finish, self.raw(*args), strict=True))
-        return results[0] if self.single else results
+        args = (x, rest[0]) if self._takes_tangent else (x,)
+        if self._parameters:
+            args += tuple(consts[i] for i in self._parameters)
+        outputs = self.raw(args)
+        if self.single:
+            return self._finish[0](outputs[0])
+        return tuple(map(call, self._finish, outputs))
 
-    def raw(self, *args: Any) -> list[np.ndarray]:
+    def raw(self, args: tuple[Any, ...]) -> list[np.ndarray]:
         """The Function's outputs (new float64 arrays: dense row-major, or sparse nonzeros)
         for these inputs (arrays of any floating dtype and the prepared shapes)."""
-        buffer = getattr(self._local, "buffer", None)
-        if buffer is None:
+        try:
+            buffer = self._local.buffer
+        except AttributeError:  # this thread's first call
             shapes = [np.shape(a) for a in args]
             buffer = self._local.buffer = _Buffer(self.function, shapes, self._sizes)
         return buffer(args)
@@ -126,9 +128,12 @@ class _Buffer:
                 self.data.set_res(j, out.data)
 
     def __call__(self, args: tuple[Any, ...]) -> list[np.ndarray]:
-        data = self.data
         for i, own in self.small_in:
             np.copyto(own, args[i])
+        if not self.large_in and not self.large_out:  # every array is the buffer's own
+            self.evaluate()
+            return [out.copy() for out in self.outputs]  # type: ignore[union-attr]
+        data = self.data
         given = [np.ascontiguousarray(args[i], dtype=np.float64).reshape(-1) for i in self.large_in]
         for i, a in zip(self.large_in, given, strict=True):
             data.set_arg(i, a.data)

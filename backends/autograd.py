@@ -108,15 +108,18 @@ class AutogradAdapter(NumpyAdapter):
 
         return pull_batch
 
-    @kernel("gradient", structured=True)
+    @kernel("gradient", structured=True, last_only=True)
     def structured_gradient(self, fn: Fn, p: Problem) -> Kernel:
-        """The gradient of ``fn(x, *consts)`` for x a structure of arrays, as x's leaves:
-        autograd records no joining of the leaves into a vector and no cutting it back."""
+        """The gradient of ``fn(x, *consts)`` for x a structure of arrays, as x's leaves
+        (after f's value unless ``p.last_only``): autograd records no joining of the leaves
+        into a vector and no cutting it back."""
         one, leaves = self.ones(p.y, p.x), p.structure.leaves  # type: ignore[union-attr]
+        with_value = not p.last_only
 
         def gradient(x: Any, *consts: Any) -> Any:
             vjp, y = make_vjp(lambda v: fn(v, *consts))(x)
-            return y, _like_leaves(leaves(vjp(one)), leaves(x))
+            g = _like_leaves(leaves(vjp(one)), leaves(x))
+            return (y, g) if with_value else g
 
         return gradient
 

@@ -256,29 +256,31 @@ def test_numpy_leaves_under_jax_come_back_as_writable_numpy() -> None:
 
 
 def test_numpy_leaves_under_jax_joined_on_the_host() -> None:
-    """A JAX gradient of NumPy leaves joins them into one vector before the compiled call
-    (see diffinterface._host_join): value and gradient match the analytic ones for a dict
-    with a context and for di.Args, float32 leaves stay float32, and leaves of other shapes
-    with the same number of entries in all are refused, not cut by the prepared shapes."""
+    """A JAX gradient of three NumPy leaves or more joins them into one vector before the
+    compiled call (see diffinterface._host_join): value and gradient match the analytic
+    ones for a dict with a context and for di.Args, float32 leaves stay float32, and
+    leaves of other shapes with the same number of entries in all are refused, not cut by
+    the prepared shapes."""
     rng = np.random.default_rng(1)
-    x = {"w": rng.normal(size=(2, 3)), "s": rng.normal(size=3)}
+    x = {"w": rng.normal(size=(2, 3)), "s": rng.normal(size=3), "b": rng.normal(size=2)}
     c = rng.normal(size=3)
 
     def f(p: Any, c: Any) -> Any:
         xp = di.array_namespace(p["w"])
-        return xp.sum((p["w"] @ p["s"]) ** 2) + xp.sum(c * p["s"])
+        return xp.sum((p["w"] @ p["s"] + p["b"]) ** 2) + xp.sum(c * p["s"])
 
-    r = x["w"] @ x["s"]
-    want = {"w": 2 * np.outer(r, x["s"]), "s": 2 * x["w"].T @ r + c}
+    r = x["w"] @ x["s"] + x["b"]
+    want = {"w": 2 * np.outer(r, x["s"]), "s": 2 * x["w"].T @ r + c, "b": 2 * r}
     prep = di.prepare_gradient(f, "jax", x, di.Constant(c))
     for _ in range(2):
         value, g = di.value_and_gradient(f, "jax", x, di.Constant(c), prep=prep)
         np.testing.assert_allclose(value, np.sum(r**2) + c @ x["s"], rtol=1e-14)
         for got in (g, di.gradient(f, "jax", x, di.Constant(c), prep=prep)):
-            assert list(got) == ["w", "s"] and all(type(v) is np.ndarray for v in got.values())
+            assert list(got) == list(x) and all(type(v) is np.ndarray for v in got.values())
+            assert all(v.flags.writeable for v in got.values())
             for k in x:
                 np.testing.assert_allclose(got[k], want[k], rtol=1e-13)
-    other_shapes = {"w": rng.normal(size=(3, 2)), "s": rng.normal(size=3)}
+    other_shapes = {**x, "w": rng.normal(size=(3, 2))}
     with pytest.raises(di.PreparationMismatchError, match=r"x\['w'\] was prepared as"):
         di.gradient(f, "jax", other_shapes, di.Constant(c), prep=prep)
 
@@ -287,13 +289,14 @@ def test_numpy_leaves_under_jax_joined_on_the_host() -> None:
     assert all(v.dtype == np.float32 for v in g32.values())
     np.testing.assert_allclose(g32["s"], want["s"], rtol=1e-4)
 
-    def product(a: Any, b: Any) -> Any:
-        return di.array_namespace(a).sum(a * b)
+    def product(a: Any, b: Any, e: Any) -> Any:
+        return di.array_namespace(a).sum(a * b * e)
 
-    a, b = rng.normal(size=4), rng.normal(size=4)
-    ga, gb = di.gradient(product, "jax", di.Args(a, b))
-    np.testing.assert_allclose(ga, b, rtol=1e-15)
-    np.testing.assert_allclose(gb, a, rtol=1e-15)
+    a, b, e = rng.normal(size=4), rng.normal(size=4), rng.normal(size=4)
+    for got, want_arg in zip(
+        di.gradient(product, "jax", di.Args(a, b, e)), (b * e, a * e, a * b), strict=True
+    ):
+        np.testing.assert_allclose(got, want_arg, rtol=1e-15)
 
 
 @pytest.mark.parametrize("kind", ["torch", "autograd"])

@@ -24,10 +24,11 @@ def plot(table: Any, path: Path) -> None:
         return
     ok = table[table["status"] == "ok"]
     pivot = ok.pivot(index="scenario", columns="backend", values="prepared_s")
-    ax = pivot.plot.barh(figsize=(11, 7), logx=True, width=0.85)
+    # tab20: one colour per backend (the default cycle repeats after ten)
+    ax = pivot.plot.barh(figsize=(11, 7), logx=True, width=0.85, colormap="tab20")
     ax.set_xlabel("prepared call, median seconds (log scale)")
     ax.set_title("diffinterface: time per backend per seed scenario")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside the bars
     plt.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     plt.savefig(path, dpi=110)

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from diffinterface._adapter import Kernel, Problem
+from diffinterface._adapter import Kernel
 from diffinterface._arguments import Arguments, NativeProblem
-from diffinterface._kernels import Kernels, Variant, source
+from diffinterface._kernels import Kernels, Variant, array_kernel
 from diffinterface._tangents import Tangents
 
 __all__ = ["host_joined_kernels", "joins_on_host"]
@@ -52,22 +52,7 @@ def host_joined_kernels(args: Arguments, problem: NativeProblem, variant: Varian
 
     def compiled(last_only: bool) -> Kernel:
         gives_last = last_only and declared is not None and declared.last_only
-        p = Problem(
-            problem.x_array,
-            problem.y,
-            None,
-            args.mutates,
-            None,
-            gives_last,
-            False,
-            problem.consts,
-            source(args, adapter),
-        )
-        raw = (
-            getattr(adapter, declared.method)(problem.fn_of_array, p)
-            if declared is not None
-            else spec.build(adapter, problem.fn_of_array, p)
-        )
+        raw = array_kernel(args, problem, None, gives_last)
         if last_only and not gives_last:  # the value dropped in the compiled code
             everything = raw
             raw = lambda *a: everything(*a)[-1]  # noqa: E731

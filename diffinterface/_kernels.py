@@ -23,7 +23,7 @@ from diffinterface._namespace import array_namespace
 from diffinterface._tangents import Tangents
 from diffinterface._trees import Structure
 
-__all__ = ["Kernels", "Variant", "build_kernels", "source"]
+__all__ = ["Kernels", "Variant", "array_kernel", "build_kernels"]
 
 #: which kernels a preparation makes: both, or the one an unprepared call needs
 Variant = Literal["both", "last", "all"]
@@ -62,7 +62,7 @@ def build_kernels(
     array_own = None if own is not None else adapter.declared(spec.name, False)
     declared = own or array_own
 
-    consts, caller = problem.consts, source(args, adapter)
+    consts = problem.consts
     first_const = 1 if tangents is None else 2  # a kernel's arguments: x, [t,] *consts
 
     def kernel(last_only: bool, with_error: bool = False) -> Kernel:
@@ -73,22 +73,7 @@ def build_kernels(
             )
             raw = getattr(adapter, own.method)(problem.fn, p)
         else:
-            p = Problem(
-                problem.x_array,
-                problem.y,
-                batch,
-                args.mutates,
-                None,
-                gives_last,
-                with_error,
-                consts,
-                caller,
-            )
-            raw = (
-                getattr(adapter, array_own.method)(problem.fn_of_array, p)
-                if array_own is not None
-                else spec.build(adapter, problem.fn_of_array, p)
-            )
+            raw = array_kernel(args, problem, batch, gives_last, with_error)
         outputs = spec.outputs[-1:] if gives_last else spec.outputs
         batched_from = len(outputs) - 1
         if with_error:  # the error estimate is laid out like the last output
@@ -171,7 +156,35 @@ def build_kernels(
     )
 
 
-def source(args: Arguments, adapter: Adapter) -> tuple[Any, ...]:
+def array_kernel(
+    args: Arguments,
+    problem: NativeProblem,
+    batch: int | None,
+    last_only: bool,
+    with_error: bool = False,
+) -> Kernel:
+    """The kernel of the one array the operators see (x's leaves joined): the adapter's
+    own where it declares one, else the operator's generic one (``diffinterface._derived``).
+    """
+    adapter = problem.adapter
+    declared = adapter.declared(args.spec.name, False)
+    p = Problem(
+        problem.x_array,
+        problem.y,
+        batch,
+        args.mutates,
+        None,
+        last_only,
+        with_error,
+        problem.consts,
+        _source(args, adapter),
+    )
+    if declared is not None:
+        return getattr(adapter, declared.method)(problem.fn_of_array, p)
+    return args.spec.build(adapter, problem.fn_of_array, p)
+
+
+def _source(args: Arguments, adapter: Adapter) -> tuple[Any, ...]:
     """The caller's (f, x, contexts, y) with x as the one array the operators see (f of
     one point: see :meth:`Adapter.point_function`)."""
     structure, f = args.structure, adapter.point_function(args.f)

@@ -4,17 +4,20 @@ prepared against called (as DifferentiationInterface.jl's PreparationMismatchErr
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from diffinterface._arrays import describe, signature
 from diffinterface._backend_types import resolve_backend
+from diffinterface._compose import (
+    Call,
+    leaves_check,
+    same_backend,
+    same_function,
+    tangents_check,
+)
 from diffinterface._contexts import check_contexts, context_signature
 from diffinterface._errors import DiffInterfaceError
-from diffinterface._guard import leaves_check, same_backend, same_function, tangents_check
 from diffinterface._trees import Args
-
-if TYPE_CHECKING:
-    from diffinterface._preparation import Call
 
 __all__ = ["explainer"]
 

@@ -1,12 +1,14 @@
 """The prepared call: one :class:`Prep` object, one acceptance guard, one general path.
 
-Every call of an operator goes through :meth:`Prep.results` (an unprepared call prepares
-first, see ``diffinterface._prepare``):
+Every call of an operator goes through :func:`run`: an unprepared call prepares first
+(:func:`prepare`, whose steps are ``diffinterface._prepare``'s), then
+:meth:`Prep.results` runs:
 
-* the **guard** (made at preparation) compares what is cheap to compare: the operator, f
-  and the backend by identity, and the signatures of x's leaves, the tangents and the
-  contexts; a call it accepts runs the **composed kernel** (conversions, the backend's
-  kernel and the finishing of its results, put together at preparation);
+* the **guard** (made at preparation, ``diffinterface._compose``) compares what is cheap
+  to compare: the operator, f and the backend by identity, and the signatures of x's
+  leaves, the tangents and the contexts; a call it accepts runs the **composed kernel**
+  (conversions, the backend's kernel and the finishing of its results, put together at
+  preparation in the same module);
 * where the kernels are compiled and pure (JAX), the order is chosen once, at preparation:
   the compiled call starts first, since it checks shapes and dtypes itself, and the rest
   of the guard runs while it computes;
@@ -21,12 +23,13 @@ with its own type, and a note naming the operator and backend.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from diffinterface._arrays import describe
+from diffinterface._backend_types import BackendLike
+from diffinterface._compose import Run
 from diffinterface._derived import OperatorSpec
 from diffinterface._errors import (
     InvalidArgumentError,
@@ -34,32 +37,58 @@ from diffinterface._errors import (
     UnsupportedError,
     raise_original,
 )
-from diffinterface._results import write_out
-from diffinterface._tangents import Tangents
-from diffinterface._trees import Structure
+from diffinterface._prepare import Parts, Variant, prepare_parts
+from diffinterface._results import write_results
 
-__all__ = ["Call", "Prep", "Run"]
-
-#: ``run(x, t, contexts)``: a composed kernel, from the caller's arguments to results
-Run = Callable[[Any, Any, tuple[Any, ...]], Any]
-#: ``guard(spec, f, backend, x, t, contexts) -> bool``
-Guard = Callable[..., bool]
+__all__ = ["Prep", "prepare", "run"]
 
 
-@dataclass(frozen=True)
-class Call:
-    """What one preparation was made for, as the guard and the mismatch report see it."""
+def prepare(
+    spec: OperatorSpec,
+    f: Callable[..., Any],
+    backend: BackendLike,
+    x: Any,
+    tangents: Any,
+    contexts: tuple[Any, ...],
+    y: Any = None,
+    variant: Variant = "both",
+    has_aux: bool = False,
+) -> Prep:
+    """Validate, convert, build, compose and compile: the work behind ``prepare_<operator>``
+    (see :func:`~diffinterface._prepare.prepare_parts`)."""
+    return Prep(prepare_parts(spec, f, backend, x, tangents, contexts, y, variant, has_aux))
 
-    spec: OperatorSpec
-    f: Callable[..., Any]
-    backend: Any  # the Backend object
-    structure: Structure
-    x: tuple[Any, ...]  # signatures of x's leaves
-    x_types: tuple[type, ...]  # the types of x's leaves
-    tangents: Tangents | None
-    contexts: tuple[Any, ...]  # context_signature
-    y: Any  # the signature of y= (mutating f), else None
-    has_aux: bool = False  # f returns (output, aux)
+
+def run(
+    spec: OperatorSpec,
+    f: Callable[..., Any],
+    backend: BackendLike,
+    x: Any,
+    t: Any,
+    contexts: tuple[Any, ...],
+    prep: Prep | None,
+    last_only: bool,
+    out: Any = None,
+    y: Any = None,
+    flat: bool = False,
+    error: Any = False,
+    has_aux: bool = False,
+) -> Any:
+    """``prep``'s results for this call (preparing first when ``prep`` is None): see
+    :meth:`Prep.results`.
+
+    Raises:
+        InvalidArgumentError: ``prep`` is not a preparation.
+        PreparationMismatchError: ``prep`` was made for other arguments.
+    """
+    if prep is None:
+        variant: Variant = "last" if last_only and y is None else "all"
+        prep = prepare(spec, f, backend, x, t, contexts, y, variant, has_aux)
+    elif type(prep) is not Prep:
+        raise InvalidArgumentError(
+            f"prep= must come from di.prepare_{spec.name}(...); got {type(prep).__name__}."
+        )
+    return prep.results(spec, f, backend, x, t, contexts, last_only, y, out, flat, error, has_aux)
 
 
 class Prep:
@@ -85,30 +114,19 @@ class Prep:
         "_run_out_error",
     )
 
-    def __init__(
-        self,
-        call: Call,
-        guard: Guard,
-        run_all: Run | None,
-        run_last: Run | None,
-        run_flat: tuple[Run | None, Run | None],
-        run_error: tuple[Run | None, Run | None],
-        run_out: Callable[..., Any] | None,
-        normalise: Callable[[Any, Any], tuple[Any, Any]],
-        explain: Callable[..., str | None],
-        run_first: tuple[Callable[[Any, Any], bool], Callable[..., bool]] | None,
-        run_out_error: Callable[..., Any] | None = None,
-    ) -> None:
+    def __init__(self, parts: Parts) -> None:
+        call, runs = parts.call, parts.runs
         self._call = call
         self._has_aux = call.has_aux
-        self._guard = guard
-        self._run_all, self._run_last, self._run_flat = run_all, run_last, run_flat
-        self._run_error = run_error
-        self._run_out, self._run_out_error = run_out, run_out_error
-        self._normalise, self._explain = normalise, explain
+        self._guard = parts.guard
+        self._run_all, self._run_last = runs["all"], runs["last"]
+        self._run_flat = (runs["all_flat"], runs["last_flat"])
+        self._run_error = (runs["all_error"], runs["last_error"])
+        self._run_out, self._run_out_error = runs["out"], runs["out_error"]
+        self._normalise, self._explain = parts.normalise, parts.explain
         #: a run-first preparation's checks before its kernel runs (the types of x's and the
         #: tangents' leaves) and after (operator, f, backend, contexts); None: check first
-        self._run_first = run_first
+        self._run_first = parts.run_first
         self._note = f"(raised while diffinterface computed {call.spec.name} with {call.backend!r})"
 
     @property
@@ -231,22 +249,16 @@ class Prep:
         writes = self._run_out
         if last_only and writes is not None and y is None and type(out) is np.ndarray and not flat:
             return self._run(lambda x, t, c: writes(x, t, c, out), x, t, contexts)
-        result = self._run(run, x, t, contexts)
-        if self._has_aux:  # (results, aux): y= and out= are the results'
-            return self._written(result[0], y, out, last_only), result[1]
-        return self._written(result, y, out, last_only)
+        return self._written(self._run(run, x, t, contexts), y, out, last_only)
 
-    @staticmethod
-    def _written(result: Any, y: Any, out: Any, last_only: bool) -> Any:
-        """``result`` with f's value written into ``y`` and the operator's result into
-        ``out`` where given (the last output alone with ``last_only``)."""
-        if y is not None:
-            write_out(y, result[0], "y")
-            if last_only:
-                result = result[-1]
-        if out is not None and last_only:
-            return write_out(out, result)
-        return result
+    def _written(
+        self, result: Any, y: Any, out: Any, last_only: bool, error: bool = False, e_out: Any = None
+    ) -> Any:
+        """``result`` with ``y=``, ``out=`` and ``error_out=`` written (see
+        :func:`~diffinterface._results.write_results`), paired with aux with has_aux."""
+        if self._has_aux:  # (results, aux): y= and out= are the results'
+            return write_results(result[0], y, out, last_only, error, e_out), result[1]
+        return write_results(result, y, out, last_only, error, e_out)
 
     def _with_error(
         self,
@@ -286,19 +298,7 @@ class Prep:
             and type(error_out) in _NUMPY_OR_NONE
         ):  # the kernel writes straight into them
             return self._run(lambda x, t, c: writes(x, t, c, out, error_out), x, t, contexts)
-        result = self._run(run, x, t, contexts)
-        aux = None
-        if self._has_aux:
-            result, aux = result
-        if y is not None:
-            write_out(y, result[0], "y")
-            if last_only:
-                result = result[-2:]
-        if out is not None and last_only:
-            result = (write_out(out, result[0]), result[1])
-        if error_out is not None:
-            result = (*result[:-1], write_out(error_out, result[-1], "error"))
-        return result if not self._has_aux else (result, aux)
+        return self._written(self._run(run, x, t, contexts), y, out, last_only, True, error_out)
 
 
 _NUMPY_OR_NONE = (np.ndarray, type(None))

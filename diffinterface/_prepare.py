@@ -1,38 +1,48 @@
 """Preparation: everything that can be done once for an operator, in named steps.
 
-:func:`prepare` checks and normalises the arguments and makes the problem in the backend's
-arrays, f evaluated or traced once (``diffinterface._arguments``), chooses and builds the
-kernels (``diffinterface._kernels``), composes them with the conversions and the finishing
-of their results (``diffinterface._compose``) and makes the guard
-(``diffinterface._guard``). The result is a :class:`~diffinterface._preparation.Prep`.
+:func:`prepare_parts` checks and normalises the arguments and makes the problem in the
+backend's arrays, f evaluated or traced once (``diffinterface._arguments``), chooses and
+builds the kernels (``diffinterface._kernels``), composes them with the conversions and
+the finishing of their results and makes the guard (both ``diffinterface._compose``).
+``diffinterface._preparation.prepare`` makes the :class:`Prep` object of its parts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from diffinterface._arguments import arguments, native_problem
 from diffinterface._arrays import kind_of, signature
 from diffinterface._backend_types import BackendLike
-from diffinterface._compose import compose
+from diffinterface._compose import Call, call_check, compose, guard_for, types_check
 from diffinterface._contexts import context_signature
 from diffinterface._derived import OperatorSpec
-from diffinterface._guard import call_check, guard_for, types_check
 from diffinterface._host_join import host_joined_kernels, joins_on_host
 from diffinterface._kernels import Variant, build_kernels
 from diffinterface._mismatch import explainer
-from diffinterface._preparation import Call, Prep
 from diffinterface._tangents import tangents_of
 from diffinterface._trees import Structure
 
-__all__ = ["Variant", "prepare"]
+__all__ = ["Parts", "Variant", "prepare_parts"]
 
 
-def prepare(
+class Parts(NamedTuple):
+    """What a preparation is made of (see ``diffinterface._preparation.Prep``)."""
+
+    call: Call  # what it was made for
+    guard: Callable[..., bool]  # guard(spec, f, backend, x, t, contexts)
+    runs: dict[str, Callable[..., Any] | None]  # composed kernels by variant (see compose)
+    normalise: Callable[[Any, Any], tuple[Any, Any]]  # (x, t) of the general path
+    explain: Callable[..., str | None]  # the report of a mismatch
+    #: a run-first preparation's checks before and after its kernel; None: check first
+    run_first: tuple[Callable[[Any, Any], bool], Callable[..., bool]] | None
+
+
+def prepare_parts(
     spec: OperatorSpec,
     f: Callable[..., Any],
     backend: BackendLike,
@@ -42,7 +52,7 @@ def prepare(
     y: Any = None,
     variant: Variant = "both",
     has_aux: bool = False,
-) -> Prep:
+) -> Parts:
     """Validate, convert, build, compose and compile: the work behind ``prepare_<operator>``.
 
     ``variant`` limits the kernels to the one an unprepared call needs (``"last"``: the
@@ -80,7 +90,6 @@ def prepare(
         y=None if y is None else signature(y),
         has_aux=has_aux,
     )
-    guard = guard_for(call)
 
     def normalise(x: Any, t: Any) -> tuple[Any, Any]:
         if (
@@ -93,19 +102,8 @@ def prepare(
             t = tangents_plan.normalise(t)
         return x, t
 
-    return Prep(
-        call=call,
-        guard=guard,
-        run_all=runs["all"],
-        run_last=runs["last"],
-        run_flat=(runs["all_flat"], runs["last_flat"]),
-        run_error=(runs["all_error"], runs["last_error"]),
-        run_out=runs["out"],
-        normalise=normalise,
-        explain=explainer(call),
-        run_first=(types_check(call), call_check(call)) if kernels.run_first else None,
-        run_out_error=runs["out_error"],
-    )
+    run_first = (types_check(call), call_check(call)) if kernels.run_first else None
+    return Parts(call, guard_for(call), runs, normalise, explainer(call), run_first)
 
 
 def _output_like(y: Any, structure: Structure | None) -> tuple[Structure, list[Any]]:

@@ -18,10 +18,11 @@ import numpy as np
 import optree
 
 from diffinterface._arrays import identity, kind, kind_of
+from diffinterface._conversions import converter
 from diffinterface._errors import InvalidArgumentError
 from diffinterface._trees import Structure, is_structure, reshaped
 
-__all__ = ["finisher", "write_out"]
+__all__ = ["aux_converter", "copying", "finisher", "shares_memory", "write_out", "write_results"]
 
 Convert = Callable[[Any], Any]
 
@@ -198,3 +199,43 @@ def write_out(out: Any, result: Any, role: str = "out") -> Any:
         raise InvalidArgumentError(f"{role}= is given for a result that is not an array.")
     kind(name).write(out, result, role)
     return out
+
+
+def write_results(
+    result: Any, y: Any, out: Any, last_only: bool, error: bool = False, error_out: Any = None
+) -> Any:
+    """``result`` (all outputs, or the last alone with ``last_only``; with ``error``, an
+    error estimate after them) with f's value written into ``y`` (a mutating f's output),
+    with ``last_only`` the operator's result into ``out``, and the estimate into
+    ``error_out``, each where given."""
+    if y is not None:  # all outputs were computed, f's value first
+        write_out(y, result[0], "y")
+        if last_only:
+            result = result[-2:] if error else result[-1]
+    if not error:
+        return write_out(out, result) if out is not None and last_only else result
+    if out is not None and last_only:
+        result = (write_out(out, result[0]), result[1])
+    if error_out is not None:
+        result = (*result[:-1], write_out(error_out, result[-1], "error"))
+    return result
+
+
+def aux_converter(x_kind: str, device: Any, layout: Any) -> Callable[[Any], Any]:
+    """f's aux from the arrays the kernel returned: as x's array type, on x's device, no
+    longer traced or attached to a graph, and put back together with its other leaves."""
+
+    def leaf(a: Any) -> Any:
+        name = kind_of(a)
+        if name is None:  # a compiled kernel's number: a 0-d array of its library
+            return a
+        return converter(name, x_kind, device)(kind(name).plain_value(a))
+
+    return lambda arrays: layout.rebuild(tuple(map(leaf, arrays)))
+
+
+def shares_memory(y: Any, arrays: tuple[Any, ...]) -> bool:
+    """Whether f's output (an evaluated template) may share memory with its inputs: its
+    value, tangents and cotangents would then be views of the caller's arrays."""
+    name = kind_of(y)
+    return name is not None and any(kind(name).shares_memory(y, a) for a in arrays)

@@ -39,7 +39,6 @@ LAYERS: list[tuple[str, ...]] = [
         "diffinterface._arguments",
         "diffinterface._tangents",
         "diffinterface._results",
-        "diffinterface._guard",
         "diffinterface._mismatch",
         "diffinterface._kernels",
         "diffinterface._host_join",

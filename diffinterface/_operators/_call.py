@@ -1,53 +1,13 @@
-"""The one way an operator function runs: prepare when there is no preparation, then call
-the preparation."""
+"""The value variants' results as the caller gets them (``out=`` written); the operators
+run through ``diffinterface._preparation.run``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from diffinterface._backend_types import BackendLike
-from diffinterface._derived import OperatorSpec
-from diffinterface._errors import InvalidArgumentError
-from diffinterface._preparation import Prep
-from diffinterface._prepare import Variant, prepare
 from diffinterface._results import write_out
 
-__all__ = ["run", "value_variant", "written"]
-
-
-def run(
-    spec: OperatorSpec,
-    f: Callable[..., Any],
-    backend: BackendLike,
-    x: Any,
-    t: Any,
-    contexts: tuple[Any, ...],
-    prep: Prep | None,
-    last_only: bool,
-    out: Any = None,
-    y: Any = None,
-    flat: bool = False,
-    error: Any = False,
-    has_aux: bool = False,
-) -> Any:
-    """``prep``'s results for this call (preparing first when ``prep`` is None): the last
-    output with ``last_only`` (written into ``out`` when given), else all of them; with
-    ``error`` (True, or an array to write it into), an estimate of the last output's error
-    after them; with ``has_aux``, all that paired with f's aux.
-
-    Raises:
-        InvalidArgumentError: ``prep`` is not a preparation.
-        PreparationMismatchError: ``prep`` was made for other arguments.
-    """
-    if prep is None:
-        variant: Variant = "last" if last_only and y is None else "all"
-        prep = prepare(spec, f, backend, x, t, contexts, y, variant, has_aux)
-    elif type(prep) is not Prep:
-        raise InvalidArgumentError(
-            f"prep= must come from di.prepare_{spec.name}(...); got {type(prep).__name__}."
-        )
-    return prep.results(spec, f, backend, x, t, contexts, last_only, y, out, flat, error, has_aux)
+__all__ = ["value_variant", "written"]
 
 
 def written(result: Any, out: Any) -> Any:

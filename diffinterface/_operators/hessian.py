@@ -8,9 +8,8 @@ from typing import Any
 from diffinterface._backend_types import BackendLike
 from diffinterface._contexts import Context
 from diffinterface._derived import HESSIAN
-from diffinterface._operators._call import run, value_variant
-from diffinterface._preparation import Prep
-from diffinterface._prepare import prepare
+from diffinterface._operators._call import value_variant
+from diffinterface._preparation import Prep, prepare, run
 
 __all__ = ["hessian", "prepare_hessian", "value_gradient_and_hessian"]
 

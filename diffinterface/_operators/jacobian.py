@@ -9,9 +9,8 @@ from typing import Any
 from diffinterface._backend_types import BackendLike
 from diffinterface._contexts import Context
 from diffinterface._derived import JACOBIAN
-from diffinterface._operators._call import run, value_variant
-from diffinterface._preparation import Prep
-from diffinterface._prepare import prepare
+from diffinterface._operators._call import value_variant
+from diffinterface._preparation import Prep, prepare, run
 
 __all__ = ["jacobian", "prepare_jacobian", "value_and_jacobian"]
 

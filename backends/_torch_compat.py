@@ -6,8 +6,9 @@ checked at torch 2.13), without the Python that ``grad`` spends normalising and
 validating its arguments (``_make_grads``): ≈ 9 µs of a small gradient, ≈ 20 µs of a batch.
 ``BATCHED_BACKWARD``: a batch of backward passes through ``torch._vmap_internals._vmap``,
 as ``grad(..., is_grads_batched=True)`` runs them. ``is_functorch_wrapped`` tells a tensor
-inside a ``torch.func`` transform (``torch._C._functorch``). ``JVP_NESTING``: whether
-``torch.func.jvp`` counts its nesting where :func:`in_open_level` reads it
+inside a ``torch.func`` transform, ``functorch_level`` whether one runs at all
+(``torch._C._functorch``). ``JVP_NESTING``: whether ``torch.func.jvp`` counts its nesting
+where :func:`in_open_level` reads it
 (``torch._functorch.eager_transforms.JVP_NESTING``). A test asserts each is on at the
 versions in constraints.txt, so that an upgrade that loses one fails CI.
 """
@@ -26,6 +27,7 @@ __all__ = [
     "ENGINE_BACKWARD",
     "JVP_NESTING",
     "backward",
+    "functorch_level",
     "in_open_level",
     "is_functorch_wrapped",
 ]
@@ -39,6 +41,8 @@ ENGINE_BACKWARD = _VERSION >= (2, 3) and _engine_run_backward is not None
 BATCHED_BACKWARD = ENGINE_BACKWARD and _vmap is not None
 
 is_functorch_wrapped: Any = torch._C._functorch.is_functorch_wrapped_tensor
+#: ``functorch_level()``: the innermost running torch.func transform's level, else None
+functorch_level: Any = torch._C._functorch.maybe_current_level
 #: whether torch.func.jvp's nesting counter is where in_open_level reads it
 JVP_NESTING = hasattr(eager_transforms, "JVP_NESTING") and hasattr(fwad, "_current_level")
 

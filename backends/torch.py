@@ -24,17 +24,17 @@ then computed with dual tensors at the caller's level.
 from __future__ import annotations
 
 from collections.abc import Callable
-from operator import itemgetter
 from typing import Any, ClassVar
 
 import torch
 from torch.func import jvp, vjp, vmap
 
 from diffinterface._adapter import Adapter, Fn, Kernel, Problem, kernel
+from diffinterface._arrays import identity
 from diffinterface._derived import GRADIENT, HESSIAN, HVP
 from diffinterface._trees import Structure
 from diffinterface.backends import _torch_eager as eager
-from diffinterface.backends._torch_arrays import tracked
+from diffinterface.backends._torch_arrays import any_tracked, tracked
 from diffinterface.backends._torch_compat import in_open_level, is_functorch_wrapped
 from diffinterface.backends._torch_eager import FORWARD_AD, like
 
@@ -157,7 +157,7 @@ class TorchAdapter(Adapter):
         return _unless_tracked(
             eager.structured_gradient(fn, p.structure, with_value=not p.last_only),
             _composed_gradient(fn, p),
-            first_leaf=_first_leaf(p.structure),
+            leaves=_leaves(p.structure),
         )
 
     @kernel("hvp")
@@ -170,7 +170,7 @@ class TorchAdapter(Adapter):
         return _unless_tracked(
             eager.structured_hvp(fn, p.structure, p.batch, with_gradient=not p.last_only),
             _composed_hvp(fn, p),
-            first_leaf=_first_leaf(p.structure),
+            leaves=_leaves(p.structure),
         )
 
     @kernel("hessian")
@@ -185,13 +185,14 @@ class TorchAdapter(Adapter):
 
 
 def _unless_tracked(
-    fast: Kernel, composed: Kernel, first_leaf: Callable[[Any], Any] | None = None
+    fast: Kernel, composed: Kernel, leaves: Callable[[Any], Any] | None = None
 ) -> Kernel:
-    """``fast`` (eager, on a detached leaf), or ``composed`` where an enclosing
-    differentiation tracks x (for x a structure: its first leaf, found by ``first_leaf``)."""
+    """``fast`` (eager, on detached leaves), or ``composed`` where an enclosing
+    differentiation tracks x (for x a structure: any of its leaves, found by ``leaves``)."""
+    leaves_of = (lambda x: (x,)) if leaves is None else leaves
 
     def run(x: Any, *args: Any) -> Any:
-        if tracked(x if first_leaf is None else first_leaf(x)):
+        if any_tracked(leaves_of(x)):
             return composed(x, *args)
         return fast(x, *args)
 
@@ -202,11 +203,10 @@ def _last(kernel: Kernel) -> Kernel:
     return lambda *args: kernel(*args)[-1]
 
 
-def _first_leaf(structure: Structure) -> Callable[[Any], Any]:
+def _leaves(structure: Structure) -> Callable[[Any], Any]:
     if structure.arguments_are_arrays:  # x is the tuple of the arguments
-        return itemgetter(0)
-    leaves = structure.leaves
-    return lambda x: leaves(x)[0]  # type: ignore[index]
+        return identity
+    return structure.leaves
 
 
 def _composed_gradient(fn: Fn, p: Problem) -> Kernel:

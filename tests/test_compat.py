@@ -89,6 +89,20 @@ def test_torch_forward_mode_knows_a_callers_open_level() -> None:
     assert seen == [False]  # inside torch.func.jvp its own level is open, and nests
 
 
+def test_torch_knows_whether_a_torch_func_transform_runs() -> None:
+    # any_tracked asks it before it asks each leaf (tracked): None must mean "none runs"
+    assert _torch_compat.functorch_level() is None
+    levels: list[Any] = []
+
+    def record(v: Any) -> Any:
+        levels.append(_torch_compat.functorch_level())
+        return v.sum()
+
+    torch.func.grad(record)(torch.ones(2))
+    torch.func.jvp(record, (torch.ones(1),), (torch.ones(1),))
+    assert None not in levels and len(levels) == 2
+
+
 def test_tensorflow_concrete_functions_are_called_flat(monkeypatch: pytest.MonkeyPatch) -> None:
     assert _tensorflow_compat.CALL_FLAT
     x = tf.constant([0.5, 1.0, 2.0], tf.float64)

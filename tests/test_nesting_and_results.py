@@ -142,3 +142,45 @@ def test_mismatch_messages_name_the_callers_f_and_structure(name: str) -> None:
     message = str(info.value)
     assert "✓ f: prepared " in message and "by_key" in message and "✗ backend" in message
     assert "{'a': *}" in message and "f_flat" not in message
+
+
+A0, B0 = np.array([0.5, 1.5]), np.array([2.0, 3.0])
+
+
+def _a_squared_b_cubed(a: Any, b: Any) -> Any:
+    return di.array_namespace(a).sum(a**2 * b**3)
+
+
+def _through_first_argument(operator: str, structured: bool) -> Any:
+    """b ↦ Σ ∂/∂a Σ a²b³ = Σ 2ab³ (gradient; gradient 6ab²) or b ↦ Σ ∂²/∂a² Σ a²b³ · 1 =
+    Σ 2b³ (hvp; gradient 6b²), with a fixed: only x's *second* leaf is tracked by the
+    enclosing differentiation."""
+    a = torch.as_tensor(A0)  # made outside the enclosing differentiation
+    along = (torch.ones(2, dtype=a.dtype), torch.zeros(2, dtype=a.dtype))
+
+    def f(b: Any) -> Any:
+        if structured:
+            x, t = {"a": a, "b": b}, {"a": along[0], "b": along[1]}
+            g = lambda p: _a_squared_b_cubed(p["a"], p["b"])  # noqa: E731
+        else:
+            x, t, g = di.Args(a, b), di.Args(*along), _a_squared_b_cubed
+        result = di.gradient(g, "torch", x) if operator == "gradient" else di.hvp(g, "torch", x, t)
+        return (result["a"] if structured else result[0]).sum()
+
+    return f
+
+
+@pytest.mark.parametrize("structured", [False, True], ids=["Args", "dict"])
+@pytest.mark.parametrize("operator", ["gradient", "hvp"])
+@pytest.mark.parametrize("outer", ["torch.func", "torch", "torch-forward"])
+def test_torch_inside_torch_tracks_any_leaf_of_x(
+    outer: str, operator: str, structured: bool
+) -> None:
+    f = _through_first_argument(operator, structured)
+    want = 6 * A0 * B0**2 if operator == "gradient" else 6 * B0**2
+    if outer == "torch.func":
+        got = torch.func.grad(f)(torch.as_tensor(B0)).numpy()
+    else:
+        mode = "forward" if outer == "torch-forward" else "reverse"
+        got = di.gradient(f, di.AutoTorch(mode=mode), B0)
+    np.testing.assert_allclose(got, want, rtol=1e-12)

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from diffinterface._adapter import Adapter, Kernel, Problem
 from diffinterface._arguments import Arguments, NativeProblem
+from diffinterface._arrays import kind
 from diffinterface._aux import with_aux
 from diffinterface._derived import OperatorSpec
 from diffinterface._errors import DiffInterfaceError
@@ -306,6 +307,7 @@ def _compiled_blocks(
         or not adapter.compiles
         or args.x_kind != adapter.native_kind
         or shaped in adapter.raw_outputs
+        or any(kind(args.x_kind).traced_by(a) for a in args.leaves)  # traced into the caller's
     ):
         return None
     result = adapter.output_template(kernel, example[0], example[1:])

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import optree
 
-from diffinterface._arrays import describe, kind_of, signature
+from diffinterface._arrays import describe, kind, kind_of, signature
 from diffinterface._conversions import to_input_array
 from diffinterface._errors import InvalidArgumentError
 from diffinterface._namespace import array_namespace
@@ -113,7 +113,10 @@ class Structure:
             )
         arrays = [to_input_array(a, f"{role} leaf #{i}") for i, a in enumerate(leaves)]
         sigs = [signature(a) for a in arrays]
-        if len({(s[0], str(s[2]), str(s[3:])) for s in sigs}) > 1:
+        joined = {
+            (s[0], str(s[2]), str(kind(s[0]).device(a))) for s, a in zip(sigs, arrays, strict=True)
+        }
+        if len(joined) > 1:  # a tracer joins arrays of its kind, dtype and device
             found = ", ".join(sorted({describe(s) for s in sigs}))
             raise InvalidArgumentError(
                 f"The arrays of {role} must share one array type, dtype and device, so that "

@@ -184,3 +184,46 @@ def test_torch_inside_torch_tracks_any_leaf_of_x(
         mode = "forward" if outer == "torch-forward" else "reverse"
         got = di.gradient(f, di.AutoTorch(mode=mode), B0)
     np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def _jax_through_first_argument(operator: str, structured: bool, traced_a: bool) -> Any:
+    """b ↦ Σ of ∂/∂a (gradient, Jacobian of a²b³ elementwise: gradient 6ab²) or of ∂²/∂a²
+    (HVP along (1, 0) or the Hessian: gradient 6b²) of Σ a²b³ at (a, b); a is fixed, and
+    traced by the enclosing transformation only with ``traced_a`` (a = a + 0·b)."""
+
+    def f(b: Any) -> Any:
+        a0, along = jnp.asarray(A0), (jnp.ones(2, b.dtype), jnp.zeros(2, b.dtype))  # constants
+        a = a0 + 0 * b if traced_a else a0
+        g = _a_squared_b_cubed if operator != "jacobian" else lambda a, b: a**2 * b**3
+        if structured:
+            x, t, h = {"a": a, "b": b}, {"a": along[0], "b": along[1]}, lambda p: g(p["a"], p["b"])
+        else:
+            x, t, h = di.Args(a, b), di.Args(*along), g
+        result = {
+            "gradient": lambda: di.gradient(h, "jax", x),
+            "jacobian": lambda: di.jacobian(h, "jax", x),
+            "hvp": lambda: di.hvp(h, "jax", x, t),
+            "hessian": lambda: di.hessian(h, "jax", x),
+        }[operator]()
+        first = result["a"] if structured else result[0]
+        if operator == "hessian":
+            first = first["a"] if structured else first[0]
+        return jnp.sum(first)
+
+    return f
+
+
+@pytest.mark.parametrize("traced_a", [False, True], ids=["one-traced", "all-traced"])
+@pytest.mark.parametrize("structured", [False, True], ids=["Args", "dict"])
+@pytest.mark.parametrize("operator", ["gradient", "jacobian", "hvp", "hessian"])
+def test_jax_transformations_through_some_or_all_leaves_of_x(
+    operator: str, structured: bool, traced_a: bool
+) -> None:
+    # x's leaves may mix tracers and arrays, and a structured Jacobian or Hessian is cut
+    # into blocks inside the enclosing transformation
+    f = _jax_through_first_argument(operator, structured, traced_a)
+    want = 6 * A0 * B0**2 if operator in ("gradient", "jacobian") else 6 * B0**2
+    with jax.enable_x64(True):
+        b = jnp.asarray(B0)
+        np.testing.assert_allclose(jax.grad(f)(b), want, rtol=1e-12)
+        np.testing.assert_allclose(jax.jit(jax.grad(f))(b), want, rtol=1e-12)

@@ -43,20 +43,10 @@ from diffinterface._results import write_results
 __all__ = ["Prep", "prepare", "run"]
 
 
-def prepare(
-    spec: OperatorSpec,
-    f: Callable[..., Any],
-    backend: BackendLike,
-    x: Any,
-    tangents: Any,
-    contexts: tuple[Any, ...],
-    y: Any = None,
-    variant: Variant = "both",
-    has_aux: bool = False,
-) -> Prep:
-    """Validate, convert, build, compose and compile: the work behind ``prepare_<operator>``
-    (see :func:`~diffinterface._prepare.prepare_parts`)."""
-    return Prep(prepare_parts(spec, f, backend, x, tangents, contexts, y, variant, has_aux))
+def prepare(*args: Any, **kwargs: Any) -> Prep:
+    """The :class:`Prep` of :func:`~diffinterface._prepare.prepare_parts` (its arguments):
+    validate, convert, build, compose and compile, the work behind ``prepare_<operator>``."""
+    return Prep(prepare_parts(*args, **kwargs))
 
 
 def run(
@@ -251,14 +241,13 @@ class Prep:
             return self._run(lambda x, t, c: writes(x, t, c, out), x, t, contexts)
         return self._written(self._run(run, x, t, contexts), y, out, last_only)
 
-    def _written(
-        self, result: Any, y: Any, out: Any, last_only: bool, error: bool = False, e_out: Any = None
-    ) -> Any:
-        """``result`` with ``y=``, ``out=`` and ``error_out=`` written (see
-        :func:`~diffinterface._results.write_results`), paired with aux with has_aux."""
+    def _written(self, result: Any, y: Any, out: Any, last_only: bool, *error: Any) -> Any:
+        """``result`` with ``y=``, ``out=`` and (``error``: True and ``error_out``) the error
+        estimate written (see :func:`~diffinterface._results.write_results`), paired with
+        aux with has_aux."""
         if self._has_aux:  # (results, aux): y= and out= are the results'
-            return write_results(result[0], y, out, last_only, error, e_out), result[1]
-        return write_results(result, y, out, last_only, error, e_out)
+            return write_results(result[0], y, out, last_only, *error), result[1]
+        return write_results(result, y, out, last_only, *error)
 
     def _with_error(
         self,

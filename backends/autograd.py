@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import autograd.numpy as anp
 import numpy as np
 from autograd import grad, make_jvp, make_vjp
+from autograd.builtins import DictBox, SequenceBox
 from autograd.builtins import tuple as atuple
 from autograd.differential_operators import value_and_grad
 from autograd.numpy.numpy_boxes import ArrayBox
@@ -118,7 +119,7 @@ class AutogradAdapter(NumpyAdapter):
 
         def gradient(x: Any, *consts: Any) -> Any:
             vjp, y = make_vjp(lambda v: fn(v, *consts))(x)
-            g = _like_leaves(leaves(vjp(one)), leaves(x))
+            g = _like_leaves(vjp(one), leaves(x), leaves)
             return (y, g) if with_value else g
 
         return gradient
@@ -135,11 +136,11 @@ class AutogradAdapter(NumpyAdapter):
             push = make_jvp(grad(lambda v: fn(v, *consts)))(x)
             refs = leaves(x)
             pairs = [push(ti) for ti in ((t,) if batch is None else t)]
-            products = [_like_leaves(leaves(hv), refs) for _, hv in pairs]
+            products = [_like_leaves(hv, refs, leaves) for _, hv in pairs]
             stacked = (
                 products[0] if batch is None else [np.stack(c) for c in zip(*products, strict=True)]
             )
-            return _like_leaves(leaves(pairs[0][0]), refs), stacked
+            return _like_leaves(pairs[0][0], refs, leaves), stacked
 
         return gradient_and_hvp
 
@@ -188,9 +189,22 @@ def _stack(rows: list[Any], x: Any) -> Any:
     return np.stack(rows) if rows else np.zeros((0, *np.shape(x)), dtype=np.result_type(x))
 
 
-def _like_leaves(leaves: Any, refs: Any) -> list[Any]:
-    """autograd's results as x's leaves, each shaped like x's (see :func:`_like`)."""
-    return [_like(a, r) for a, r in zip(leaves, refs, strict=True)]
+def _like_leaves(result: Any, refs: Any, leaves: Any) -> list[Any]:
+    """autograd's result in x's structure as x's leaves (``leaves``: x's structure's), each
+    shaped like x's (see :func:`_like`)."""
+    found = leaves(result)
+    if found is None:  # boxed containers: inside an enclosing autograd differentiation
+        found = leaves(_unboxed(result))
+    return [_like(a, r) for a, r in zip(found, refs, strict=True)]
+
+
+def _unboxed(tree: Any) -> Any:
+    """autograd's boxes of tuples, lists and dicts as plain containers of boxed leaves."""
+    if isinstance(tree, SequenceBox):
+        return type(getval(tree))(_unboxed(tree[i]) for i in range(len(tree)))
+    if isinstance(tree, DictBox):
+        return {key: _unboxed(tree[key]) for key in getval(tree)}
+    return tree
 
 
 def _like(d: Any, ref: Any) -> Any:

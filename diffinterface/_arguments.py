@@ -112,7 +112,8 @@ def arguments(
             "has_aux=True needs f to return (output, aux); a mutating f(y, x) writes its "
             "output into y instead. Return the output, or call without has_aux."
         )
-    x_kind = kind_of(leaves[0])
+    kinds = [kind_of(a) for a in leaves]  # a traced kind where boxes mix with their values
+    x_kind = next((k for k in kinds if k is not None and kind(k).values_of), kinds[0])
     assert x_kind is not None
     mutates = y is not None or any(isinstance(c, Cache) for c in contexts)
     return Arguments(spec, f, config, structure, leaves, x_kind, contexts, y, mutates, has_aux)

@@ -114,9 +114,10 @@ class Structure:
         arrays = [to_input_array(a, f"{role} leaf #{i}") for i, a in enumerate(leaves)]
         sigs = [signature(a) for a in arrays]
         joined = {
-            (s[0], str(s[2]), str(kind(s[0]).device(a))) for s, a in zip(sigs, arrays, strict=True)
+            (kind(s[0]).values_of or s[0], str(s[2]), str(kind(s[0]).device(a)))
+            for s, a in zip(sigs, arrays, strict=True)
         }
-        if len(joined) > 1:  # a tracer joins arrays of its kind, dtype and device
+        if len(joined) > 1:  # a tracer joins arrays of its values' kind, dtype and device
             found = ", ".join(sorted({describe(s) for s in sigs}))
             raise InvalidArgumentError(
                 f"The arrays of {role} must share one array type, dtype and device, so that "

@@ -227,3 +227,33 @@ def test_jax_transformations_through_some_or_all_leaves_of_x(
         b = jnp.asarray(B0)
         np.testing.assert_allclose(jax.grad(f)(b), want, rtol=1e-12)
         np.testing.assert_allclose(jax.jit(jax.grad(f))(b), want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("traced_a", [False, True], ids=["one-traced", "all-traced"])
+@pytest.mark.parametrize("structured", [False, True], ids=["Args", "dict"])
+@pytest.mark.parametrize("operator", ["gradient", "jacobian", "hvp", "hessian"])
+def test_autograd_through_some_or_all_leaves_of_x(
+    operator: str, structured: bool, traced_a: bool
+) -> None:
+    # x's leaves may mix autograd's boxes and NumPy arrays; its boxed results (a tuple or a
+    # dict box) come back as x's leaves
+    along = (np.ones(2), np.zeros(2))
+
+    def f(b: Any) -> Any:
+        a = A0 + 0 * b if traced_a else A0
+        g = _a_squared_b_cubed if operator != "jacobian" else lambda a, b: a**2 * b**3
+        if structured:
+            x, t, h = {"a": a, "b": b}, {"a": along[0], "b": along[1]}, lambda p: g(p["a"], p["b"])
+        else:
+            x, t, h = di.Args(a, b), di.Args(*along), g
+        if operator == "hvp":
+            result = di.hvp(h, "autograd", x, t)
+        else:
+            result = getattr(di, operator)(h, "autograd", x)
+        first = result["a"] if structured else result[0]
+        if operator == "hessian":
+            first = first["a"] if structured else first[0]
+        return di.array_namespace(first).sum(first)
+
+    want = 6 * A0 * B0**2 if operator in ("gradient", "jacobian") else 6 * B0**2
+    np.testing.assert_allclose(autograd.grad(f)(B0), want, rtol=1e-12)

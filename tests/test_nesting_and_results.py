@@ -145,29 +145,33 @@ def test_mismatch_messages_name_the_callers_f_and_structure(name: str) -> None:
 
 
 A0, B0 = np.array([0.5, 1.5]), np.array([2.0, 3.0])
+#: the gradient in b of :func:`_first_argument_derivative` for each operator
+WANT = {"gradient": 6 * A0 * B0**2, "jacobian": 6 * A0 * B0**2, "hvp": 6 * B0**2}
+WANT["hessian"] = WANT["hvp"]
 
 
 def _a_squared_b_cubed(a: Any, b: Any) -> Any:
     return di.array_namespace(a).sum(a**2 * b**3)
 
 
-def _through_first_argument(operator: str, structured: bool) -> Any:
-    """b ↦ Σ ∂/∂a Σ a²b³ = Σ 2ab³ (gradient; gradient 6ab²) or b ↦ Σ ∂²/∂a² Σ a²b³ · 1 =
-    Σ 2b³ (hvp; gradient 6b²), with a fixed: only x's *second* leaf is tracked by the
-    enclosing differentiation."""
-    a = torch.as_tensor(A0)  # made outside the enclosing differentiation
-    along = (torch.ones(2, dtype=a.dtype), torch.zeros(2, dtype=a.dtype))
-
-    def f(b: Any) -> Any:
-        if structured:
-            x, t = {"a": a, "b": b}, {"a": along[0], "b": along[1]}
-            g = lambda p: _a_squared_b_cubed(p["a"], p["b"])  # noqa: E731
-        else:
-            x, t, g = di.Args(a, b), di.Args(*along), _a_squared_b_cubed
-        result = di.gradient(g, "torch", x) if operator == "gradient" else di.hvp(g, "torch", x, t)
-        return (result["a"] if structured else result[0]).sum()
-
-    return f
+def _first_argument_derivative(
+    backend: str, operator: str, structured: bool, a: Any, b: Any, along: tuple[Any, Any]
+) -> Any:
+    """Σ ∂/∂a of a²b³ (gradient, or the Jacobian of a²b³ elementwise): Σ 2ab³, whose
+    gradient in b is 6ab²; or Σ ∂²/∂a² of Σ a²b³ (HVP along (1, 0), or the Hessian): Σ 2b³,
+    whose gradient in b is 6b²; by ``backend``, with x = di.Args(a, b) or {"a": a, "b": b}.
+    An enclosing differentiation in b tracks x's *second* leaf, and the first only when a
+    is made from b."""
+    g = _a_squared_b_cubed if operator != "jacobian" else lambda a, b: a**2 * b**3
+    if structured:
+        x, t, h = {"a": a, "b": b}, {"a": along[0], "b": along[1]}, lambda p: g(p["a"], p["b"])
+    else:
+        x, t, h = di.Args(a, b), di.Args(*along), g
+    result = getattr(di, operator)(h, backend, *((x, t) if operator == "hvp" else (x,)))
+    first = result["a"] if structured else result[0]
+    if operator == "hessian":
+        first = first["a"] if structured else first[0]
+    return di.array_namespace(first).sum(first)
 
 
 @pytest.mark.parametrize("structured", [False, True], ids=["Args", "dict"])
@@ -176,41 +180,18 @@ def _through_first_argument(operator: str, structured: bool) -> Any:
 def test_torch_inside_torch_tracks_any_leaf_of_x(
     outer: str, operator: str, structured: bool
 ) -> None:
-    f = _through_first_argument(operator, structured)
-    want = 6 * A0 * B0**2 if operator == "gradient" else 6 * B0**2
+    a = torch.as_tensor(A0)  # made outside the enclosing differentiation
+    along = (torch.ones(2, dtype=a.dtype), torch.zeros(2, dtype=a.dtype))
+
+    def f(b: Any) -> Any:
+        return _first_argument_derivative("torch", operator, structured, a, b, along)
+
     if outer == "torch.func":
         got = torch.func.grad(f)(torch.as_tensor(B0)).numpy()
     else:
         mode = "forward" if outer == "torch-forward" else "reverse"
         got = di.gradient(f, di.AutoTorch(mode=mode), B0)
-    np.testing.assert_allclose(got, want, rtol=1e-12)
-
-
-def _jax_through_first_argument(operator: str, structured: bool, traced_a: bool) -> Any:
-    """b ↦ Σ of ∂/∂a (gradient, Jacobian of a²b³ elementwise: gradient 6ab²) or of ∂²/∂a²
-    (HVP along (1, 0) or the Hessian: gradient 6b²) of Σ a²b³ at (a, b); a is fixed, and
-    traced by the enclosing transformation only with ``traced_a`` (a = a + 0·b)."""
-
-    def f(b: Any) -> Any:
-        a0, along = jnp.asarray(A0), (jnp.ones(2, b.dtype), jnp.zeros(2, b.dtype))  # constants
-        a = a0 + 0 * b if traced_a else a0
-        g = _a_squared_b_cubed if operator != "jacobian" else lambda a, b: a**2 * b**3
-        if structured:
-            x, t, h = {"a": a, "b": b}, {"a": along[0], "b": along[1]}, lambda p: g(p["a"], p["b"])
-        else:
-            x, t, h = di.Args(a, b), di.Args(*along), g
-        result = {
-            "gradient": lambda: di.gradient(h, "jax", x),
-            "jacobian": lambda: di.jacobian(h, "jax", x),
-            "hvp": lambda: di.hvp(h, "jax", x, t),
-            "hessian": lambda: di.hessian(h, "jax", x),
-        }[operator]()
-        first = result["a"] if structured else result[0]
-        if operator == "hessian":
-            first = first["a"] if structured else first[0]
-        return jnp.sum(first)
-
-    return f
+    np.testing.assert_allclose(got, WANT[operator], rtol=1e-12)
 
 
 @pytest.mark.parametrize("traced_a", [False, True], ids=["one-traced", "all-traced"])
@@ -221,12 +202,15 @@ def test_jax_transformations_through_some_or_all_leaves_of_x(
 ) -> None:
     # x's leaves may mix tracers and arrays, and a structured Jacobian or Hessian is cut
     # into blocks inside the enclosing transformation
-    f = _jax_through_first_argument(operator, structured, traced_a)
-    want = 6 * A0 * B0**2 if operator in ("gradient", "jacobian") else 6 * B0**2
+    def f(b: Any) -> Any:
+        a0, along = jnp.asarray(A0), (jnp.ones(2, b.dtype), jnp.zeros(2, b.dtype))  # constants
+        a = a0 + 0 * b if traced_a else a0
+        return _first_argument_derivative("jax", operator, structured, a, b, along)
+
     with jax.enable_x64(True):
         b = jnp.asarray(B0)
-        np.testing.assert_allclose(jax.grad(f)(b), want, rtol=1e-12)
-        np.testing.assert_allclose(jax.jit(jax.grad(f))(b), want, rtol=1e-12)
+        np.testing.assert_allclose(jax.grad(f)(b), WANT[operator], rtol=1e-12)
+        np.testing.assert_allclose(jax.jit(jax.grad(f))(b), WANT[operator], rtol=1e-12)
 
 
 @pytest.mark.parametrize("traced_a", [False, True], ids=["one-traced", "all-traced"])
@@ -237,23 +221,10 @@ def test_autograd_through_some_or_all_leaves_of_x(
 ) -> None:
     # x's leaves may mix autograd's boxes and NumPy arrays; its boxed results (a tuple or a
     # dict box) come back as x's leaves
-    along = (np.ones(2), np.zeros(2))
-
     def f(b: Any) -> Any:
         a = A0 + 0 * b if traced_a else A0
-        g = _a_squared_b_cubed if operator != "jacobian" else lambda a, b: a**2 * b**3
-        if structured:
-            x, t, h = {"a": a, "b": b}, {"a": along[0], "b": along[1]}, lambda p: g(p["a"], p["b"])
-        else:
-            x, t, h = di.Args(a, b), di.Args(*along), g
-        if operator == "hvp":
-            result = di.hvp(h, "autograd", x, t)
-        else:
-            result = getattr(di, operator)(h, "autograd", x)
-        first = result["a"] if structured else result[0]
-        if operator == "hessian":
-            first = first["a"] if structured else first[0]
-        return di.array_namespace(first).sum(first)
+        return _first_argument_derivative(
+            "autograd", operator, structured, a, b, (np.ones(2), np.zeros(2))
+        )
 
-    want = 6 * A0 * B0**2 if operator in ("gradient", "jacobian") else 6 * B0**2
-    np.testing.assert_allclose(autograd.grad(f)(B0), want, rtol=1e-12)
+    np.testing.assert_allclose(autograd.grad(f)(B0), WANT[operator], rtol=1e-12)

@@ -32,6 +32,7 @@ from torch.func import jvp, vjp, vmap
 from diffinterface._adapter import Adapter, Fn, Kernel, Problem, kernel
 from diffinterface._arrays import identity
 from diffinterface._derived import GRADIENT, HESSIAN, HVP
+from diffinterface._kernels import last_output
 from diffinterface._trees import Structure
 from diffinterface.backends import _torch_eager as eager
 from diffinterface.backends._torch_arrays import any_tracked, tracked
@@ -148,7 +149,7 @@ class TorchAdapter(Adapter):
     def gradient(self, fn: Fn, p: Problem) -> Kernel:
         composed = GRADIENT.build(self, fn, p)
         if p.last_only:
-            composed = _last(composed)
+            composed = last_output(composed)
         return _unless_tracked(eager.gradient(fn, with_value=not p.last_only), composed)
 
     @kernel("gradient", structured=True, last_only=True)
@@ -197,10 +198,6 @@ def _unless_tracked(
         return fast(x, *args)
 
     return run
-
-
-def _last(kernel: Kernel) -> Kernel:
-    return lambda *args: kernel(*args)[-1]
 
 
 def _leaves(structure: Structure) -> Callable[[Any], Any]:

@@ -18,7 +18,7 @@ import numpy as np
 
 from diffinterface._adapter import Kernel
 from diffinterface._arguments import Arguments, NativeProblem
-from diffinterface._kernels import Kernels, Variant, array_kernel
+from diffinterface._kernels import Kernels, Variant, array_kernel, last_output
 from diffinterface._tangents import Tangents
 
 __all__ = ["host_joined_kernels", "joins_on_host"]
@@ -54,8 +54,7 @@ def host_joined_kernels(args: Arguments, problem: NativeProblem, variant: Varian
         gives_last = last_only and declared is not None and declared.last_only
         raw = array_kernel(args, problem, None, gives_last)
         if last_only and not gives_last:  # the value dropped in the compiled code
-            everything = raw
-            raw = lambda *a: everything(*a)[-1]  # noqa: E731
+            raw = last_output(raw)
         kernel = adapter.compile(raw, example)
 
         def on_host(x: Any, *consts: Any) -> Any:

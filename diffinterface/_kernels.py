@@ -24,7 +24,7 @@ from diffinterface._namespace import array_namespace
 from diffinterface._tangents import Tangents
 from diffinterface._trees import Structure
 
-__all__ = ["Kernels", "Variant", "array_kernel", "build_kernels"]
+__all__ = ["Kernels", "Variant", "array_kernel", "build_kernels", "last_output"]
 
 #: which kernels a preparation makes: both, or the one an unprepared call needs
 Variant = Literal["both", "last", "all"]
@@ -94,7 +94,7 @@ def build_kernels(
         if with_error and last_only and not gives_last:
             laid_out = _last_two(laid_out)
         elif last_only and not gives_last:
-            laid_out = _last_output(laid_out)
+            laid_out = last_output(laid_out)
         return (
             laid_out
             if problem.aux is None
@@ -119,7 +119,7 @@ def build_kernels(
             last = adapter.compile(kernel(True), example) if wants_last and own_last else None
             if wants_last and last is None:  # the last output of the kernel of all
                 last = (
-                    _last_output(everything)  # type: ignore[arg-type]
+                    last_output(everything)  # type: ignore[arg-type]
                     if problem.aux is None
                     else adapter.compile(kernel(True), example)
                 )
@@ -214,11 +214,13 @@ def _last_two(kernel: Kernel) -> Kernel:
     return last_two
 
 
-def _last_output(kernel: Kernel) -> Kernel:
-    def last_output(*args: Any, **kwargs: Any) -> Any:
+def last_output(kernel: Kernel) -> Kernel:
+    """``kernel`` giving its last output alone."""
+
+    def last(*args: Any, **kwargs: Any) -> Any:
         return kernel(*args, **kwargs)[-1]
 
-    return last_output
+    return last
 
 
 def _layout(

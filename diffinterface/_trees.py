@@ -183,22 +183,20 @@ class Structure:
 
     def difference(self, prepared: Sequence[Any], tree: Any) -> str:
         """The first entry of ``tree`` that differs from x's structure and the prepared leaf
-        signatures, by its key path."""
+        signatures, by its key path (to be read after "called")."""
         paths = [self._path_text(p) for p in optree.treespec_paths(self.treedef)]
         want = dict(zip(paths, prepared, strict=True))
         called = tuple(tree) if type(tree) is Args else tree
         got_paths, got_leaves, _ = optree.tree_flatten_with_path(called, none_is_leaf=True)
         got = {self._path_text(p): signature(a) for p, a in zip(got_paths, got_leaves, strict=True)}
         for key in want.keys() - got.keys():
-            return f"prepared with {key} ({describe(want[key])}), called without it"
+            return f"without {key} (prepared as {describe(want[key])})"
         for key in got.keys() - want.keys():
-            return f"called with {key} ({describe(got[key])}), prepared without it"
+            return f"with {key} ({describe(got[key])}), prepared without it"
         for key, sig in want.items():
             if got[key] != sig:
                 return f"{key} was prepared as {describe(sig)}, called as {describe(got[key])}"
-        return (
-            f"prepared {self.describe()}, called {optree.tree_structure(tree, none_is_leaf=True)}"
-        )
+        return str(optree.tree_structure(tree, none_is_leaf=True))
 
     def _path_text(self, path: Sequence[Any]) -> str:
         """A leaf's key path: ``x['w'][0]``, or ``argument 2['w']`` for :class:`Args`."""

@@ -360,7 +360,7 @@ def test_another_structure_names_the_key_that_differs() -> None:
     ):
         di.gradient(model, "finitediff", wider, data, prep=prep)
     fewer = {"w": PARAMS["w"], "b": PARAMS["b"]}
-    with pytest.raises(di.PreparationMismatchError, match=r"prepared with x\['scale'\]\[0\]"):
+    with pytest.raises(di.PreparationMismatchError, match=r"called without x\['scale'\]\[0\]"):
         di.gradient(model, "finitediff", fewer, data, prep=prep)
     with pytest.raises(di.PreparationMismatchError, match="structured x"):
         di.gradient(flat_model, "finitediff", V, prep=prep)
@@ -413,7 +413,7 @@ def test_prepared_gradient_on_native_leaves_checks_each_call(kind: str, operator
             **params,
             "b": as_kind(PARAMS["b"].astype(np.float32), native),
         },
-        r"prepared with x\['b'\]": {"w": params["w"], "scale": params["scale"]},
+        r"called without x\['b'\]": {"w": params["w"], "scale": params["scale"]},
     }
     for other in others:  # another array type for one leaf
         cases[rf"x\['w'\] was prepared as {native}.*called as {other}"] = {

@@ -88,10 +88,7 @@ def leaves_check(structure: Structure, signatures: tuple[Any, ...]) -> Callable[
         return matches[0]
     leaves_of = structure.leaves
     if structure.args and structure.arguments_are_arrays:  # the Args are the leaves
-        count = len(matches)
-        return lambda tree: (
-            type(tree) is Args and len(tree) == count and all(map(call, matches, tree))
-        )
+        return _each_argument(matches)
     if structure.args:  # several arguments: a plain tuple would mean one argument
 
         def check_arguments(tree: Any) -> bool:
@@ -159,6 +156,27 @@ def tangents_check(call: Call) -> Callable[[Any], bool]:
     )
 
 
+def _each_argument(checks: tuple[Callable[[Any], bool], ...]) -> Callable[[Any], bool]:
+    """``check(x)``: whether x is an :class:`Args` of as many arrays as ``checks``, each
+    passing its check. Written out for up to three arguments: a ``map`` over x costs
+    ≈ 0.4 µs more (with two arguments), a tenth of a prepared call's whole overhead."""
+    count = len(checks)
+    if count == 1:
+        (c0,) = checks
+        return lambda x: type(x) is Args and len(x) == 1 and c0(x[0])
+    if count == 2:
+        c0, c1 = checks
+        return lambda x: type(x) is Args and len(x) == 2 and c0(x[0]) and c1(x[1])
+    if count == 3:
+        c0, c1, c2 = checks
+        return lambda x: type(x) is Args and len(x) == 3 and c0(x[0]) and c1(x[1]) and c2(x[2])
+    return lambda x: type(x) is Args and len(x) == count and all(map(call, checks, x))
+
+
+def _is_a(t: type) -> Callable[[Any], bool]:
+    return lambda a: type(a) is t
+
+
 def types_check(call: Call) -> Callable[[Any, Any], bool]:
     """``check(x, t)``: whether the leaves of x and of the tangents have the prepared types,
     before a compiled kernel (which compares shapes and dtypes) runs."""
@@ -172,7 +190,8 @@ def types_check(call: Call) -> Callable[[Any, Any], bool]:
             (only,) = x_types
             return lambda x, t: type(x) is only and t is None
         if call.structure.args and call.structure.arguments_are_arrays:
-            return lambda x, t: type(x) is Args and tuple(map(type, x)) == x_types and t is None
+            each = _each_argument(tuple(_is_a(t) for t in x_types))
+            return lambda x, t: t is None and each(x)
         return lambda x, t: tuple(map(type, leaves_of(x) or ())) == x_types and t is None
     like_leaves, t_types, one = tangents.like.leaves, tangents.types, tangents.batch is None
 

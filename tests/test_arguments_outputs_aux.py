@@ -120,6 +120,35 @@ def test_a_plain_tuple_stays_one_argument_and_a_mismatch_names_the_argument() ->
         di.gradient(two_arguments, "jax", (A, B), prep=prep)
 
 
+@pytest.mark.parametrize("count", [1, 2, 3, 4])
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_a_preparation_for_args_of_arrays_refuses_each_other_argument(
+    backend: str, count: int
+) -> None:
+    """Σ (i+1)·Σ x_i²: ∂/∂x_i = 2(i+1)·x_i. Each argument in turn given as a NumPy array, an
+    argument added, one left out: each is named (the check of x is written out per count)."""
+
+    def f(*xs: Any) -> Any:
+        return sum(di.array_namespace(a).sum(a * a) * (i + 1) for i, a in enumerate(xs))
+
+    xs = [as_kind(np.arange(2.0) + i, backend) for i in range(count)]
+    prep = di.prepare_gradient(f, backend, di.Args(*xs))
+    close(
+        di.gradient(f, backend, di.Args(*xs), prep=prep),
+        tuple(2 * (i + 1) * (np.arange(2.0) + i) for i in range(count)),
+        1e-12,
+    )
+    for k in range(count):
+        other = [*xs[:k], to_numpy(xs[k]), *xs[k + 1 :]]
+        with pytest.raises(di.PreparationMismatchError, match=rf"called argument {k + 1} was"):
+            di.gradient(f, backend, di.Args(*other), prep=prep)
+    with pytest.raises(di.PreparationMismatchError, match=rf"called with argument {count + 1} "):
+        di.gradient(f, backend, di.Args(*xs, xs[0]), prep=prep)
+    if count > 1:
+        with pytest.raises(di.PreparationMismatchError, match=rf"called without argument {count} "):
+            di.gradient(f, backend, di.Args(*xs[:-1]), prep=prep)
+
+
 @pytest.mark.parametrize("outer", ["jax", "torch"])
 def test_args_under_second_order(outer: str) -> None:
     backend = di.SecondOrder(outer, "finitediff")

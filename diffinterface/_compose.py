@@ -86,16 +86,9 @@ def leaves_check(structure: Structure, signatures: tuple[Any, ...]) -> Callable[
     matches = tuple(map(matcher, signatures))
     if structure.is_array:
         return matches[0]
-    leaves_of = structure.leaves
     if structure.args and structure.arguments_are_arrays:  # the Args are the leaves
         return _each_argument(matches)
-    if structure.args:  # several arguments: a plain tuple would mean one argument
-
-        def check_arguments(tree: Any) -> bool:
-            leaves = leaves_of(tree) if type(tree) is Args else None
-            return leaves is not None and all(map(call, matches, leaves))
-
-        return check_arguments
+    leaves_of = _leaves_of(structure)
 
     def check(tree: Any) -> bool:
         leaves = leaves_of(tree)
@@ -156,6 +149,15 @@ def tangents_check(call: Call) -> Callable[[Any], bool]:
     )
 
 
+def _leaves_of(structure: Structure) -> Callable[[Any], Any]:
+    """``structure.leaves``, refusing a plain tuple where x is :class:`Args` (a tuple would
+    mean one argument)."""
+    if not structure.args:
+        return structure.leaves
+    of_tuple = structure.leaves
+    return lambda x: of_tuple(x) if type(x) is Args else None
+
+
 def _each_argument(checks: tuple[Callable[[Any], bool], ...]) -> Callable[[Any], bool]:
     """``check(x)``: whether x is an :class:`Args` of as many arrays as ``checks``, each
     passing its check. Written out for up to three arguments: a ``map`` over x costs
@@ -180,10 +182,7 @@ def _is_a(t: type) -> Callable[[Any], bool]:
 def types_check(call: Call) -> Callable[[Any, Any], bool]:
     """``check(x, t)``: whether the leaves of x and of the tangents have the prepared types,
     before a compiled kernel (which compares shapes and dtypes) runs."""
-    x_types, leaves_of = call.x_types, call.structure.leaves
-    if call.structure.args:  # several arguments: a plain tuple would mean one argument
-        of_tuple = leaves_of
-        leaves_of = lambda x: of_tuple(x) if type(x) is Args else None  # noqa: E731
+    x_types, leaves_of = call.x_types, _leaves_of(call.structure)
     tangents = call.tangents
     if tangents is None:
         if call.structure.is_array:

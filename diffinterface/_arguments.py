@@ -1,8 +1,11 @@
 """Steps 1 and 2 of preparation: the caller's arguments checked and taken apart, and the
-problem in the backend's arrays, with f evaluated (or traced) once."""
+problem in the backend's arrays, with f evaluated (or traced) once; and :class:`Call`, what
+a preparation keeps of them to recognise a later call (with :func:`same_function` and
+:func:`same_backend`)."""
 
 from __future__ import annotations
 
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,9 +29,18 @@ from diffinterface._functions import (
     on_structure,
 )
 from diffinterface._namespace import array_namespace
+from diffinterface._tangents import Tangents
 from diffinterface._trees import Structure
 
-__all__ = ["Arguments", "NativeProblem", "arguments", "native_problem"]
+__all__ = [
+    "Arguments",
+    "Call",
+    "NativeProblem",
+    "arguments",
+    "native_problem",
+    "same_backend",
+    "same_function",
+]
 
 _MIXED = (
     "f combines a NumPy array with the arrays it receives under {config!r} ({error}); that "
@@ -223,3 +235,38 @@ def _const_converter(adapter: Adapter, c: Any) -> Callable[[Any], Any] | None:
     if name is None or name in adapter.accepted_kinds:
         return identity  # unhashable non-arrays (nested data) are handed to f as they are
     return _to(adapter, name)
+
+
+@dataclass(frozen=True)
+class Call:
+    """What one preparation was made for, as the guard and the mismatch report see it."""
+
+    spec: OperatorSpec
+    f: Callable[..., Any]
+    backend: Any  # the Backend object
+    structure: Structure
+    x: tuple[Any, ...]  # signatures of x's leaves
+    x_types: tuple[type, ...]  # the types of x's leaves
+    tangents: Tangents | None
+    contexts: tuple[Any, ...]  # context_signature
+    y: Any  # the signature of y= (mutating f), else None
+    has_aux: bool = False  # f returns (output, aux)
+
+
+def same_function(prepared: Any, called: Any) -> bool:
+    """Whether ``called`` is the f a preparation was made for. A bound method counts as the
+    same when it binds the same function to the same object: ``obj.f`` is a new object at
+    every attribute access."""
+    return prepared is called or (isinstance(prepared, types.MethodType) and prepared == called)
+
+
+def same_backend(called: Any, prepared: Any) -> bool:
+    """Whether ``called`` (an object or a name) is the prepared backend; names resolve to
+    one cached object, so identity decides without comparing fields."""
+    if called is prepared:
+        return True
+    try:
+        config = resolve_backend(called)
+    except DiffInterfaceError:
+        return False
+    return config is prepared or config == prepared

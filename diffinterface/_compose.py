@@ -3,82 +3,39 @@
 * The **guard**, ``guard(spec, f, backend, x, t, contexts) -> bool``: whether the
   preparation was made for this call. It compares the operator, f and the backend (by
   identity first), and the signatures of x's leaves, of the tangents' leaves and of the
-  contexts with :class:`Call`, what the preparation was made for. ``y=`` and the
-  explanation of a difference are the general path's (``diffinterface._mismatch``).
+  contexts with the ``Call`` that the preparation was made for (``_arguments``). ``y=``
+  and the explanation of a difference are the general path's (``_mismatch``).
 * Each **composed kernel**, ``run(x, t, contexts)``: the backend's kernel with the
   conversions of its arguments and the finishing of its results.
 """
 
 from __future__ import annotations
 
-import types
 from collections.abc import Callable
-from dataclasses import dataclass
 from operator import call
 from typing import Any
 
-from diffinterface._arguments import Arguments, NativeProblem
+from diffinterface._arguments import Arguments, Call, NativeProblem, same_backend, same_function
 from diffinterface._arrays import identity, kind, matcher
-from diffinterface._backend_types import resolve_backend
 from diffinterface._contexts import context_signature
 from diffinterface._conversions import converter
-from diffinterface._derived import OperatorSpec
-from diffinterface._errors import DiffInterfaceError
 from diffinterface._kernels import Kernels
 from diffinterface._results import aux_converter, copying, finisher, shares_memory
 from diffinterface._tangents import Tangents
 from diffinterface._trees import Args, Structure
 
 __all__ = [
-    "Call",
     "Run",
     "call_check",
     "compose",
     "guard_for",
     "leaves_check",
-    "same_backend",
-    "same_function",
     "tangents_check",
     "types_check",
 ]
 
 #: ``run(x, t, contexts)``: a composed kernel, from the caller's arguments to results
 Run = Callable[[Any, Any, tuple[Any, ...]], Any]
-
-
-@dataclass(frozen=True)
-class Call:
-    """What one preparation was made for, as the guard and the mismatch report see it."""
-
-    spec: OperatorSpec
-    f: Callable[..., Any]
-    backend: Any  # the Backend object
-    structure: Structure
-    x: tuple[Any, ...]  # signatures of x's leaves
-    x_types: tuple[type, ...]  # the types of x's leaves
-    tangents: Tangents | None
-    contexts: tuple[Any, ...]  # context_signature
-    y: Any  # the signature of y= (mutating f), else None
-    has_aux: bool = False  # f returns (output, aux)
-
-
-def same_function(prepared: Any, called: Any) -> bool:
-    """Whether ``called`` is the f a preparation was made for. A bound method counts as the
-    same when it binds the same function to the same object: ``obj.f`` is a new object at
-    every attribute access."""
-    return prepared is called or (isinstance(prepared, types.MethodType) and prepared == called)
-
-
-def same_backend(called: Any, prepared: Any) -> bool:
-    """Whether ``called`` (an object or a name) is the prepared backend; names resolve to
-    one cached object, so identity decides without comparing fields."""
-    if called is prepared:
-        return True
-    try:
-        config = resolve_backend(called)
-    except DiffInterfaceError:
-        return False
-    return config is prepared or config == prepared
 
 
 def leaves_check(structure: Structure, signatures: tuple[Any, ...]) -> Callable[[Any], bool]:
@@ -160,12 +117,9 @@ def _leaves_of(structure: Structure) -> Callable[[Any], Any]:
 
 def _each_argument(checks: tuple[Callable[[Any], bool], ...]) -> Callable[[Any], bool]:
     """``check(x)``: whether x is an :class:`Args` of as many arrays as ``checks``, each
-    passing its check. Written out for up to three arguments: a ``map`` over x costs
+    passing its check. Written out for two and three arguments: a ``map`` over x costs
     ≈ 0.4 µs more (with two arguments), a tenth of a prepared call's whole overhead."""
     count = len(checks)
-    if count == 1:
-        (c0,) = checks
-        return lambda x: type(x) is Args and len(x) == 1 and c0(x[0])
     if count == 2:
         c0, c1 = checks
         return lambda x: type(x) is Args and len(x) == 2 and c0(x[0]) and c1(x[1])

@@ -6,15 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from diffinterface._arguments import Call, same_backend, same_function
 from diffinterface._arrays import describe, signature
 from diffinterface._backend_types import resolve_backend
-from diffinterface._compose import (
-    Call,
-    leaves_check,
-    same_backend,
-    same_function,
-    tangents_check,
-)
+from diffinterface._compose import leaves_check, tangents_check
 from diffinterface._contexts import check_contexts, context_signature
 from diffinterface._errors import DiffInterfaceError
 from diffinterface._trees import Args

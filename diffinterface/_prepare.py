@@ -15,10 +15,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from diffinterface._arguments import arguments, native_problem
+from diffinterface._arguments import Call, arguments, native_problem
 from diffinterface._arrays import kind_of, signature
 from diffinterface._backend_types import BackendLike
-from diffinterface._compose import Call, call_check, compose, guard_for, types_check
+from diffinterface._compose import call_check, compose, guard_for, types_check
 from diffinterface._contexts import context_signature
 from diffinterface._derived import OperatorSpec
 from diffinterface._host_join import host_joined_kernels, joins_on_host

@@ -4,7 +4,7 @@ that an enclosing differentiation is tracking.
 A tensor is *tracked* when an enclosing differentiation will take its derivative: it is
 inside a ``torch.func`` transform, a dual tensor of the caller's forward-mode level, or it
 requires grad while diffinterface's own torch
-differentiation runs f (:func:`running_f`) with grad mode on. A nested di call on a
+differentiation runs f (:data:`RUNNING`) with grad mode on. A nested di call on a
 tracked tensor must keep derivatives flowing: the torch backend computes through it
 (double backward, composed transforms), other backends refuse it. A tensor that merely
 requires grad (a model's parameter) is not tracked: results come back detached.
@@ -24,7 +24,7 @@ from diffinterface._arrays import ArrayKind, identity, register_kind, signature
 from diffinterface._conversions import nested_error
 from diffinterface.backends._torch_compat import functorch_level, is_functorch_wrapped
 
-__all__ = ["TorchArrays", "any_tracked", "running_f", "tracked"]
+__all__ = ["RUNNING", "TorchArrays", "any_tracked", "tracked"]
 
 
 class _State(threading.local):
@@ -33,18 +33,9 @@ class _State(threading.local):
     depth = 0
 
 
-_STATE = _State()
-
-
-def running_f(compute: Callable[..., Any], *args: Any) -> Any:
-    """``compute(*args)``, marked as diffinterface's torch differentiation running f on this
-    thread (see :func:`tracked`)."""
-    depth = _STATE.depth
-    _STATE.depth = depth + 1
-    try:
-        return compute(*args)
-    finally:
-        _STATE.depth = depth
+#: this thread's count of di torch differentiations running f: the eager kernels
+#: (``_torch_eager.with_grad``) raise it while f runs, :func:`tracked` reads it
+RUNNING = _State()
 
 
 def tracked(t: Any) -> bool:
@@ -53,14 +44,14 @@ def tracked(t: Any) -> bool:
         return True
     if fwad._current_level >= 0 and fwad.unpack_dual(t).tangent is not None:
         return True  # a dual tensor of the caller's forward-mode level
-    return bool(t.requires_grad) and torch.is_grad_enabled() and _STATE.depth > 0
+    return bool(t.requires_grad) and torch.is_grad_enabled() and RUNNING.depth > 0
 
 
 def any_tracked(tensors: Any) -> bool:
     """Whether an enclosing differentiation tracks any of ``tensors`` (an iterable): none
     can be while no torch.func transform, forward-mode level or di torch differentiation
     runs, which is cheaper to ask than :func:`tracked` of one tensor."""
-    if functorch_level() is None and fwad._current_level < 0 and not _STATE.depth:
+    if functorch_level() is None and fwad._current_level < 0 and not RUNNING.depth:
         return False
     return any(map(tracked, tensors))
 

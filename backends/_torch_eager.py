@@ -18,7 +18,7 @@ import torch.autograd.forward_ad as fwad
 from diffinterface._adapter import Fn, Kernel, Problem
 from diffinterface._errors import UnsupportedError
 from diffinterface._trees import Structure
-from diffinterface.backends._torch_arrays import running_f
+from diffinterface.backends._torch_arrays import RUNNING
 from diffinterface.backends._torch_compat import backward, in_open_level
 
 __all__ = [
@@ -56,14 +56,26 @@ def with_grad(compute: Any, x: Any, *args: Any) -> Any:
     """``compute(leaves, *args)`` on leaves made from x (a tensor or a tuple of them) with
     autograd recording, marked as running f (see the module's docstring); entering the
     contexts costs more than many small operators, so only when needed."""
-    if torch.is_grad_enabled() and not torch.is_inference_mode_enabled():
-        return running_f(compute, _leaves(x), *args)
-    with torch.inference_mode(False), torch.enable_grad():
-        return running_f(compute, _leaves(x), *args)
+    depth = RUNNING.depth
+    RUNNING.depth = depth + 1
+    try:
+        if torch.is_grad_enabled() and not torch.is_inference_mode_enabled():
+            return compute(_leaves(x), *args)
+        with torch.inference_mode(False), torch.enable_grad():
+            return compute(_leaves(x), *args)
+    finally:
+        RUNNING.depth = depth
 
 
 def _leaves(x: Any) -> Any:
-    return tuple(map(_leaf, x)) if type(x) is tuple else _leaf(x)
+    if type(x) is not tuple:
+        return _leaf(x)
+    return tuple(  # _leaf of each, written out: a call per tensor costs more than its test
+        [
+            a.clone().requires_grad_(True) if a.is_inference() else a.detach().requires_grad_(True)
+            for a in x
+        ]
+    )
 
 
 def grad(y: Any, x: Any, u: Any, *, batched: bool = False, create_graph: bool = False) -> Any:

@@ -22,9 +22,9 @@ import torch.autograd.forward_ad as fwad
 
 from diffinterface._arrays import ArrayKind, identity, register_kind, signature
 from diffinterface._conversions import nested_error
-from diffinterface.backends._torch_compat import functorch_level, is_functorch_wrapped
+from diffinterface.backends._torch_compat import is_functorch_wrapped
 
-__all__ = ["RUNNING", "TorchArrays", "any_tracked", "tracked"]
+__all__ = ["RUNNING", "TorchArrays", "tracked"]
 
 
 class _State(threading.local):
@@ -34,7 +34,7 @@ class _State(threading.local):
 
 
 #: this thread's count of di torch differentiations running f: the eager kernels
-#: (``_torch_eager.with_grad``) raise it while f runs, :func:`tracked` reads it
+#: (``_torch_eager.on_leaves``) raise it while f runs, :func:`tracked` reads it
 RUNNING = _State()
 
 
@@ -45,15 +45,6 @@ def tracked(t: Any) -> bool:
     if fwad._current_level >= 0 and fwad.unpack_dual(t).tangent is not None:
         return True  # a dual tensor of the caller's forward-mode level
     return bool(t.requires_grad) and torch.is_grad_enabled() and RUNNING.depth > 0
-
-
-def any_tracked(tensors: Any) -> bool:
-    """Whether an enclosing differentiation tracks any of ``tensors`` (an iterable): none
-    can be while no torch.func transform, forward-mode level or di torch differentiation
-    runs, which is cheaper to ask than :func:`tracked` of one tensor."""
-    if functorch_level() is None and fwad._current_level < 0 and not RUNNING.depth:
-        return False
-    return any(map(tracked, tensors))
 
 
 class TorchArrays(ArrayKind):

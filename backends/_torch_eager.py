@@ -18,8 +18,8 @@ import torch.autograd.forward_ad as fwad
 from diffinterface._adapter import Fn, Kernel, Problem
 from diffinterface._errors import UnsupportedError
 from diffinterface._trees import Structure
-from diffinterface.backends._torch_arrays import RUNNING
-from diffinterface.backends._torch_compat import backward, in_open_level
+from diffinterface.backends._torch_arrays import RUNNING, tracked
+from diffinterface.backends._torch_compat import backward, functorch_level, in_open_level
 
 __all__ = [
     "FORWARD_AD",
@@ -31,6 +31,7 @@ __all__ = [
     "hvp",
     "level_pushforward",
     "like",
+    "on_leaves",
     "pullback",
     "structured_gradient",
     "structured_hvp",
@@ -52,19 +53,38 @@ def _leaf(x: Any) -> Any:
     return x.detach().requires_grad_(True)
 
 
-def with_grad(compute: Any, x: Any, *args: Any) -> Any:
-    """``compute(leaves, *args)`` on leaves made from x (a tensor or a tuple of them) with
-    autograd recording, marked as running f (see the module's docstring); entering the
-    contexts costs more than many small operators, so only when needed."""
-    depth = RUNNING.depth
-    RUNNING.depth = depth + 1
-    try:
-        if torch.is_grad_enabled() and not torch.is_inference_mode_enabled():
-            return compute(_leaves(x), *args)
-        with torch.inference_mode(False), torch.enable_grad():
-            return compute(_leaves(x), *args)
-    finally:
-        RUNNING.depth = depth
+def on_leaves(derivatives: Any, composed: Kernel | None = None, leaves_of: Any = None) -> Kernel:
+    """The kernel ``run(x, *args)``: ``derivatives(leaves, *args)`` on leaves made from x (a
+    tensor or a tuple of them; from ``leaves_of(x)`` when given) with autograd recording,
+    marked as running f (see the module's docstring). Entering the grad-mode contexts costs
+    more than many small operators: only when needed.
+
+    With ``composed``: ``composed(x, *args)`` instead where an enclosing differentiation
+    tracks x (one of its tensors), which computes through x. None can while no torch.func
+    transform, forward-mode level or di torch differentiation runs, which is cheaper to
+    ask than whether each tensor is tracked. One function for all this: each Python call
+    on the way to f costs ≈ 0.1 µs.
+    """
+
+    def run(x: Any, *args: Any) -> Any:
+        xs = x if leaves_of is None else leaves_of(x)
+        depth = RUNNING.depth
+        if (
+            composed is not None
+            and (depth or fwad._current_level >= 0 or functorch_level() is not None)
+            and any(map(tracked, xs if type(xs) is tuple else (xs,)))
+        ):
+            return composed(x, *args)
+        RUNNING.depth = depth + 1
+        try:
+            if torch.is_grad_enabled() and not torch.is_inference_mode_enabled():
+                return derivatives(_leaves(xs), *args)
+            with torch.inference_mode(False), torch.enable_grad():
+                return derivatives(_leaves(xs), *args)
+        finally:
+            RUNNING.depth = depth
+
+    return run
 
 
 def _leaves(x: Any) -> Any:
@@ -102,49 +122,42 @@ def like(t: Any, ref: Any) -> Any:
 def pullback(fn: Fn, batched: bool) -> Kernel:
     """``(x, u, *consts) -> (y, uᵀJ)`` (a stack for ``batched``) on a detached leaf."""
 
-    def value_and_pull(xl: Any, u: Any, consts: tuple[Any, ...]) -> Any:
+    def value_and_pull(xl: Any, u: Any, *consts: Any) -> Any:
         y = fn(xl, *consts)
-        return y.detach(), grad(y, xl, u, batched=batched)
+        return y.detach(), grad(y, xl, u.detach(), batched=batched)
 
-    def pull(x: Any, u: Any, *consts: Any) -> Any:
-        return with_grad(value_and_pull, x, u.detach(), consts)
-
-    return pull
+    return on_leaves(value_and_pull)
 
 
-def gradient(fn: Fn, with_value: bool) -> Kernel:
-    """``(x, *consts) -> ∇f`` (after f's value when ``with_value``) on a detached leaf."""
+def gradient(fn: Fn, with_value: bool, composed: Kernel) -> Kernel:
+    """``(x, *consts) -> ∇f`` (after f's value when ``with_value``) on a detached leaf;
+    ``composed`` where x is tracked (see :func:`on_leaves`)."""
 
-    def value_and_gradient(xl: Any, consts: tuple[Any, ...]) -> Any:
+    def value_and_gradient(xl: Any, *consts: Any) -> Any:
         y = fn(xl, *consts)
         return y.detach(), grad(y, xl, None)
 
-    def gradient_alone(xl: Any, consts: tuple[Any, ...]) -> Any:
+    def gradient_alone(xl: Any, *consts: Any) -> Any:
         return grad(fn(xl, *consts), xl, None)
 
-    derivatives = value_and_gradient if with_value else gradient_alone
-
-    def gradient(x: Any, *consts: Any) -> Any:
-        return with_grad(derivatives, x, consts)
-
-    return gradient
+    return on_leaves(value_and_gradient if with_value else gradient_alone, composed)
 
 
-def hvp(fn: Fn, batched: bool) -> Kernel:
-    def gradient_and_hvp(xl: Any, t: Any, consts: tuple[Any, ...]) -> Any:
+def hvp(fn: Fn, batched: bool, composed: Kernel) -> Kernel:
+    """``(x, t, *consts) -> (∇f, H·t)`` by double backward; ``composed`` where x is tracked."""
+
+    def gradient_and_hvp(xl: Any, t: Any, *consts: Any) -> Any:
         g = grad(fn(xl, *consts), xl, None, create_graph=True)
-        return g.detach(), grad(g, xl, t, batched=batched)
+        return g.detach(), grad(g, xl, t.detach(), batched=batched)
 
-    def hvp(x: Any, t: Any, *consts: Any) -> Any:
-        return with_grad(gradient_and_hvp, x, t.detach(), consts)
-
-    return hvp
+    return on_leaves(gradient_and_hvp, composed)
 
 
-def hessian(fn: Fn, p: Problem) -> Kernel:
-    """Double backward, the second one batched over a basis; a small basis (≈ 6 µs to
-    build at n = 100) is made once and read by every call and thread; keeping a large one
-    would double the memory a Hessian needs, for little gain."""
+def hessian(fn: Fn, p: Problem, composed: Kernel) -> Kernel:
+    """Double backward, the second one batched over a basis (``composed`` where x is
+    tracked); a small basis (≈ 6 µs to build at n = 100) is made once and read by every
+    call and thread; keeping a large one would double the memory a Hessian needs, for
+    little gain."""
     shape = tuple(p.x.shape)
     n = math.prod(shape)
 
@@ -153,7 +166,7 @@ def hessian(fn: Fn, p: Problem) -> Kernel:
 
     kept = new_basis(p.x) if n <= KEPT_BASIS else None
 
-    def derivatives(xl: Any, consts: tuple[Any, ...]) -> Any:
+    def derivatives(xl: Any, *consts: Any) -> Any:
         reuse = (
             kept is not None
             and type(xl) is torch.Tensor
@@ -167,18 +180,15 @@ def hessian(fn: Fn, p: Problem) -> Kernel:
             h = h.clone()  # the basis itself came back (g is xl): the next call reads it
         return y.detach(), g.detach(), h.reshape(shape + shape)
 
-    def hessian(x: Any, *consts: Any) -> Any:
-        return with_grad(derivatives, x, consts)
-
-    return hessian
+    return on_leaves(derivatives, composed)
 
 
-def structured_gradient(fn: Fn, tree: Structure, with_value: bool) -> Kernel:
+def structured_gradient(fn: Fn, tree: Structure, with_value: bool, composed: Kernel) -> Kernel:
     """The gradient of ``fn(x, *consts)`` for x a structure of tensors, as x's leaves
     (after f's value when ``with_value``): autograd records no joining of the leaves into a
-    vector and no cutting it back."""
+    vector and no cutting it back. ``composed`` where x is tracked."""
 
-    def derivatives(leaves: tuple[Any, ...], consts: tuple[Any, ...]) -> Any:
+    def derivatives(leaves: tuple[Any, ...], *consts: Any) -> Any:
         y = fn(tree.build(leaves), *consts)
         grads = backward(y, leaves, None, False) if y.requires_grad else (None,) * len(leaves)
         g = [torch.zeros_like(a) if d is None else d for a, d in zip(leaves, grads, strict=True)]
@@ -189,29 +199,36 @@ def structured_gradient(fn: Fn, tree: Structure, with_value: bool) -> Kernel:
             value = value.clone()
         return value, g
 
-    if tree.arguments_are_arrays:  # x is the tuple of the arguments: its own leaves
-
-        def gradient(x: Any, *consts: Any) -> Any:
-            return with_grad(derivatives, x, consts)
-
-        return gradient
-
-    def gradient_of_leaves(x: Any, *consts: Any) -> Any:
-        return with_grad(derivatives, tuple(tree.leaves(x)), consts)  # type: ignore[arg-type]
-
-    return gradient_of_leaves
+    return on_leaves(derivatives, composed, _leaves_of(tree))
 
 
-def structured_hvp(fn: Fn, tree: Structure, batch: int | None, with_gradient: bool) -> Kernel:
+def _leaves_of(tree: Structure) -> Any:
+    """x's leaves as a tuple, or None where x is the tuple of the arguments of di.Args."""
+    if tree.arguments_are_arrays:
+        return None
+    return lambda x: tuple(tree.leaves(x))  # type: ignore[arg-type]
+
+
+def structured_hvp(
+    fn: Fn, tree: Structure, batch: int | None, with_gradient: bool, composed: Kernel
+) -> Kernel:
     """``H·t`` for x and t structures of tensors (t a tuple of ``batch`` of them) as x's
     leaves (stacked on a first axis for a batch), after the gradient when
-    ``with_gradient``: a double backward pass over the leaves."""
+    ``with_gradient``: a double backward pass over the leaves. ``composed`` where x is
+    tracked."""
 
     def zeros(a: Any) -> Any:
         shape = a.shape if batch is None else (batch, *a.shape)
         return torch.zeros(shape, dtype=a.dtype, device=a.device)
 
-    def derivatives(leaves: tuple[Any, ...], tangents: tuple[Any, ...], consts: Any) -> Any:
+    def tangent_leaves(t: Any) -> tuple[Any, ...]:
+        if batch is None:
+            return tuple(a.detach() for a in tree.leaves(t) or ())
+        columns = zip(*(tree.leaves(ti) or () for ti in t), strict=True)  # a stack per leaf
+        return tuple(torch.stack(column).detach() for column in columns)
+
+    def derivatives(leaves: tuple[Any, ...], t: Any, *consts: Any) -> Any:
+        tangents = tangent_leaves(t)
         y = fn(tree.build(leaves), *consts)
         grads = backward(y, leaves, None, True) if y.requires_grad else (None,) * len(leaves)
         # the gradient's entries that depend on x; the others add nothing to H·t
@@ -232,16 +249,7 @@ def structured_hvp(fn: Fn, tree: Structure, batch: int | None, with_gradient: bo
         pairs_g = zip(leaves, grads, strict=True)
         return [torch.zeros_like(a) if d is None else d.detach() for a, d in pairs_g], hv
 
-    def hvp(x: Any, t: Any, *consts: Any) -> Any:
-        if batch is None:
-            tangents = tuple(tree.leaves(t) or ())
-        else:  # one stack per leaf
-            columns = zip(*(tree.leaves(ti) or () for ti in t), strict=True)
-            tangents = tuple(torch.stack(column) for column in columns)
-        tangents = tuple(a.detach() for a in tangents)
-        return with_grad(derivatives, tuple(tree.leaves(x)), tangents, consts)  # type: ignore[arg-type]
-
-    return hvp
+    return on_leaves(derivatives, composed, _leaves_of(tree))
 
 
 def dual_pushforward(fn: Fn) -> Kernel:
@@ -293,7 +301,7 @@ def dual_second_derivative(fn: Fn) -> Kernel:
     """Reverse over dual forward mode, for code that writes into buffers: f runs once, the
     second derivative is one batched backward pass of the first."""
 
-    def derivatives(xl: Any, consts: tuple[Any, ...]) -> Any:
+    def derivatives(xl: Any, *consts: Any) -> Any:
         with fwad.dual_level():
             y = fn(fwad.make_dual(xl, torch.ones_like(xl)), *consts)
             primal, d = fwad.unpack_dual(y)
@@ -303,8 +311,10 @@ def dual_second_derivative(fn: Fn) -> Kernel:
         dd = grad(d.reshape(-1), xl, basis, batched=True).reshape(d.shape)
         return primal.detach(), d.detach(), dd
 
+    on_leaf = on_leaves(derivatives)
+
     def second(x: Any, *consts: Any) -> Any:
         with FORWARD_AD:
-            return with_grad(derivatives, x, consts)
+            return on_leaf(x, *consts)
 
     return second

@@ -23,19 +23,16 @@ then computed with dual tensors at the caller's level.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
 from torch.func import jvp, vjp, vmap
 
 from diffinterface._adapter import Adapter, Fn, Kernel, Problem, kernel
-from diffinterface._arrays import identity
 from diffinterface._derived import GRADIENT, HESSIAN, HVP
 from diffinterface._kernels import last_output
-from diffinterface._trees import Structure
 from diffinterface.backends import _torch_eager as eager
-from diffinterface.backends._torch_arrays import any_tracked, tracked
+from diffinterface.backends._torch_arrays import tracked
 from diffinterface.backends._torch_compat import in_open_level, is_functorch_wrapped
 from diffinterface.backends._torch_eager import FORWARD_AD, like
 
@@ -150,60 +147,33 @@ class TorchAdapter(Adapter):
         composed = GRADIENT.build(self, fn, p)
         if p.last_only:
             composed = last_output(composed)
-        return _unless_tracked(eager.gradient(fn, with_value=not p.last_only), composed)
+        return eager.gradient(fn, not p.last_only, composed)
 
     @kernel("gradient", structured=True, last_only=True)
     def structured_gradient(self, fn: Fn, p: Problem) -> Kernel:
         assert p.structure is not None
-        return _unless_tracked(
-            eager.structured_gradient(fn, p.structure, with_value=not p.last_only),
-            _composed_gradient(fn, p),
-            leaves=_leaves(p.structure),
+        return eager.structured_gradient(
+            fn, p.structure, not p.last_only, _composed_gradient(fn, p)
         )
 
     @kernel("hvp")
     def hvp(self, fn: Fn, p: Problem) -> Kernel:
-        return _unless_tracked(eager.hvp(fn, p.batch is not None), HVP.build(self, fn, p))
+        return eager.hvp(fn, p.batch is not None, HVP.build(self, fn, p))
 
     @kernel("hvp", structured=True, last_only=True)
     def structured_hvp(self, fn: Fn, p: Problem) -> Kernel:
         assert p.structure is not None
-        return _unless_tracked(
-            eager.structured_hvp(fn, p.structure, p.batch, with_gradient=not p.last_only),
-            _composed_hvp(fn, p),
-            leaves=_leaves(p.structure),
-        )
+        return eager.structured_hvp(fn, p.structure, p.batch, not p.last_only, _composed_hvp(fn, p))
 
     @kernel("hessian")
     def hessian(self, fn: Fn, p: Problem) -> Kernel:
-        return _unless_tracked(eager.hessian(fn, p), HESSIAN.build(self, fn, p))
+        return eager.hessian(fn, p, HESSIAN.build(self, fn, p))
 
     @kernel("second_derivative")
     def second_derivative(self, fn: Fn, p: Problem) -> Kernel:
         if p.mutates:
             return eager.dual_second_derivative(fn)
         return _func_second_derivative(fn)
-
-
-def _unless_tracked(
-    fast: Kernel, composed: Kernel, leaves: Callable[[Any], Any] | None = None
-) -> Kernel:
-    """``fast`` (eager, on detached leaves), or ``composed`` where an enclosing
-    differentiation tracks x (for x a structure: any of its leaves, found by ``leaves``)."""
-    leaves_of = (lambda x: (x,)) if leaves is None else leaves
-
-    def run(x: Any, *args: Any) -> Any:
-        if any_tracked(leaves_of(x)):
-            return composed(x, *args)
-        return fast(x, *args)
-
-    return run
-
-
-def _leaves(structure: Structure) -> Callable[[Any], Any]:
-    if structure.arguments_are_arrays:  # x is the tuple of the arguments
-        return identity
-    return structure.leaves
 
 
 def _composed_gradient(fn: Fn, p: Problem) -> Kernel:

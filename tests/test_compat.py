@@ -90,7 +90,7 @@ def test_torch_forward_mode_knows_a_callers_open_level() -> None:
 
 
 def test_torch_knows_whether_a_torch_func_transform_runs() -> None:
-    # any_tracked asks it before it asks each leaf (tracked): None must mean "none runs"
+    # the eager kernels ask it before they ask each leaf (tracked): None must mean "none runs"
     assert _torch_compat.functorch_level() is None
     levels: list[Any] = []
 

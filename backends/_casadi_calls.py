@@ -88,20 +88,15 @@ class CasadiKernel:
         args = (x, rest[0]) if self._takes_tangent else (x,)
         if self._parameters:
             args += tuple(consts[i] for i in self._parameters)
-        outputs = self.raw(args)
-        if self.single:
-            return self._finish[0](outputs[0])
-        return tuple(map(call, self._finish, outputs))
-
-    def raw(self, args: tuple[Any, ...]) -> list[np.ndarray]:
-        """The Function's outputs (new float64 arrays: dense row-major, or sparse nonzeros)
-        for these inputs (arrays of any floating dtype and the prepared shapes)."""
         try:
             buffer = self._local.buffer
         except AttributeError:  # this thread's first call
             shapes = [np.shape(a) for a in args]
             buffer = self._local.buffer = _Buffer(self.function, shapes, self._sizes)
-        return buffer(args)
+        outputs = buffer(args)
+        if self.single:
+            return self._finish[0](outputs[0])
+        return tuple(map(call, self._finish, outputs))
 
 
 class _Buffer:
@@ -129,8 +124,10 @@ class _Buffer:
                 self.data.set_res(j, out.data)
 
     def __call__(self, args: tuple[Any, ...]) -> list[np.ndarray]:
+        """The Function's outputs (new float64 arrays: dense row-major, or sparse nonzeros)
+        for these inputs (arrays of any floating dtype and the prepared shapes)."""
         for i, own in self.small_in:
-            np.copyto(own, args[i])
+            own[...] = args[i]  # np.copyto costs ≈ 0.7 µs more (its dispatch)
         if not self.large_in and not self.large_out:  # every array is the buffer's own
             self.evaluate()
             return [out.copy() for out in self.outputs]  # type: ignore[union-attr]

@@ -17,7 +17,7 @@ from typing import Any
 
 from diffinterface._arguments import Arguments, Call, NativeProblem, same_backend, same_function
 from diffinterface._arrays import identity, kind, matcher
-from diffinterface._contexts import context_signature
+from diffinterface._contexts import contexts_check
 from diffinterface._conversions import converter
 from diffinterface._kernels import Kernels
 from diffinterface._results import aux_converter, copying, finisher, shares_memory
@@ -76,7 +76,8 @@ def guard_for(call: Call) -> Callable[..., bool]:
 def call_check(call: Call) -> Callable[..., bool]:
     """``check(spec, f, backend, contexts)``: the guard without the arrays, which a compiled
     kernel that ran first has checked itself (with :func:`types_check` before it)."""
-    spec, f, backend, prepared_contexts = call.spec, call.f, call.backend, call.contexts
+    spec, f, backend = call.spec, call.f, call.backend
+    same_contexts, none_prepared = contexts_check(call.contexts), not call.contexts
     names: set[str] = set()  # the backend's names met so far (a name always resolves alike)
 
     def named(b: Any) -> bool:
@@ -91,7 +92,7 @@ def call_check(call: Call) -> Callable[..., bool]:
             s is spec
             and (g is f or same_function(f, g))
             and (b is backend or (type(b) is str and b in names) or named(b))
-            and (context_signature(contexts) if contexts else ()) == prepared_contexts
+            and (same_contexts(contexts) if contexts else none_prepared)
         )
 
     return same_call

@@ -7,13 +7,23 @@ the backend's array type with the cache's shape that f may overwrite.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from operator import call
 from typing import Any
 
-from diffinterface._arrays import kind_of, signature
+from diffinterface._arrays import kind_of, matcher, signature
 from diffinterface._errors import InvalidArgumentError
 
-__all__ = ["Cache", "Constant", "Context", "check_contexts", "context_signature", "is_static"]
+__all__ = [
+    "Cache",
+    "Constant",
+    "Context",
+    "check_contexts",
+    "context_signature",
+    "contexts_check",
+    "is_static",
+]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -94,3 +104,31 @@ def context_signature(contexts: tuple[Any, ...]) -> tuple[Any, ...]:
     except AttributeError:  # no .value: say which argument is not wrapped
         check_contexts(contexts)
         raise
+
+
+def contexts_check(prepared: tuple[Any, ...]) -> Callable[[tuple[Any, ...]], bool]:
+    """``check(contexts)``: whether ``context_signature(contexts) == prepared``, asked of
+    each context with its kind's matcher (making the signatures costs ≈ 1 µs more per
+    context). False for an argument that is not a context (which the general path reports).
+    Written out for one and two contexts: a ``map`` over them costs ≈ 0.3 µs more."""
+    checks = tuple(_context_check(name, sig) for name, sig in prepared)
+    count = len(checks)
+    if count == 1:
+        (c0,) = checks
+        return lambda contexts: len(contexts) == 1 and c0(contexts[0])
+    if count == 2:
+        c0, c1 = checks
+        return lambda contexts: len(contexts) == 2 and c0(contexts[0]) and c1(contexts[1])
+    return lambda contexts: len(contexts) == count and all(map(call, checks, contexts))
+
+
+def _context_check(name: str, sig: Any) -> Callable[[Any], bool]:
+    context_type = {"Constant": Constant, "Cache": Cache}[name]
+    if sig[0] == "value":  # static (a kind's signature starts with the kind's name)
+        value = sig[1]
+        return lambda c: (
+            type(c) is context_type
+            and (c.value is value or (is_static(c.value) and c.value == value))
+        )
+    matches = matcher(sig)  # no static value matches an array's signature
+    return lambda c: type(c) is context_type and matches(c.value)

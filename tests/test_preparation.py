@@ -121,6 +121,43 @@ def test_mismatch_of_tangents_and_context_kind(backend: str) -> None:
     _mismatch(prep, lambda p: di.gradient(p.f, "autograd", X, di.Cache(2.0), prep=p), "contexts")
 
 
+@pytest.mark.parametrize("backend", ["autograd", "finitediff", "jax", "torch"])
+@pytest.mark.parametrize("count", [1, 2, 3])
+def test_a_prepared_call_checks_each_context(backend: str, count: int) -> None:
+    """Array and static Constants, one to three of them: the same ones (other objects,
+    equal values) give the analytic gradient; each one changed in shape, in value (static),
+    in kind (Cache), one left out, one added or one not wrapped is refused."""
+    weights = [np.arange(1.0, 5.0), 3.0, np.full(4, 0.5)][:count]
+
+    def f(x: Any, *cs: Any) -> Any:  # Σ (w ∘ x)² · s + Σ v ∘ x
+        xp = di.array_namespace(x)
+        y = xp.sum((cs[0] * x) ** 2) * (cs[1] if count > 1 else 1.0)
+        return y + xp.sum(cs[2] * x) if count > 2 else y
+
+    def constants(values: list[Any]) -> list[Any]:
+        return [di.Constant(v if type(v) is float else np.array(v)) for v in values]
+
+    scale = weights[1] if count > 1 else 1.0
+    want = 2 * weights[0] ** 2 * X * scale + (weights[2] if count > 2 else 0)
+    prep = di.prepare_gradient(f, backend, X, *constants(weights))
+    tolerance = 1e-6 if backend == "finitediff" else 1e-12
+    for _ in range(2):
+        assert_close(di.gradient(f, backend, X, *constants(weights), prep=prep), want, tolerance)
+    for i, w in enumerate(weights):
+        changed = list(constants(weights))
+        changed[i] = di.Constant(w + 1.0 if type(w) is float else np.ones(5))
+        _mismatch(prep, lambda p, c=changed: di.gradient(f, backend, X, *c, prep=p), "contexts")
+        changed[i] = di.Cache(np.ones(4))
+        _mismatch(prep, lambda p, c=changed: di.gradient(f, backend, X, *c, prep=p), "contexts")
+        changed[i] = w
+        with pytest.raises(di.InvalidArgumentError, match=f"Context #{i} .* di\\.Constant"):
+            di.gradient(f, backend, X, *changed, prep=prep)
+    fewer, more = constants(weights)[:-1], [*constants(weights), di.Constant(1.0)]
+    _mismatch(prep, lambda p: di.gradient(f, backend, X, *fewer, prep=p), "contexts")
+    _mismatch(prep, lambda p: di.gradient(f, backend, X, *more, prep=p), "contexts")
+    assert_close(di.gradient(f, backend, X, *constants(weights), prep=prep), want, tolerance)
+
+
 def test_prep_from_another_function_is_rejected() -> None:
     with pytest.raises(di.InvalidArgumentError, match="prepare_gradient"):
         di.gradient(scalar_fn, "torch", X, prep="not a prep")  # type: ignore[arg-type]

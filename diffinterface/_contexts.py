@@ -123,7 +123,7 @@ def contexts_check(prepared: tuple[Any, ...]) -> Callable[[tuple[Any, ...]], boo
 
 
 def _context_check(name: str, sig: Any) -> Callable[[Any], bool]:
-    context_type = {"Constant": Constant, "Cache": Cache}[name]
+    context_type: Any = {"Constant": Constant, "Cache": Cache}[name]
     if sig[0] == "value":  # static (a kind's signature starts with the kind's name)
         value = sig[1]
         return lambda c: (

@@ -1,8 +1,7 @@
 """The prepared call: one :class:`Prep` object, one acceptance guard, one general path.
 
 Every call of an operator goes through :func:`run`: an unprepared call prepares first
-(:func:`prepare`, whose steps are ``diffinterface._prepare``'s), then
-:meth:`Prep.results` runs:
+(:func:`prepare`, whose steps are ``diffinterface._prepare``'s), then it runs:
 
 * the **guard** (made at preparation, ``diffinterface._compose``) compares what is cheap
   to compare: the operator, f and the backend by identity, and the signatures of x's
@@ -64,21 +63,56 @@ def run(
     error: Any = False,
     has_aux: bool = False,
 ) -> Any:
-    """``prep``'s results for this call (preparing first when ``prep`` is None): see
-    :meth:`Prep.results`.
+    """The operator's results for this call, from ``prep`` (preparing first when it is
+    None): all outputs as a tuple, or the last one alone with ``last_only`` (written into
+    ``out`` when given); with ``error`` (True, or an array to write it into), an estimate of
+    the last output's error after them; with ``has_aux``, all that paired with f's aux.
+    The guard and the composed kernel are called from here, not from a method of Prep:
+    one Python call fewer per prepared call (≈ 0.4 µs).
 
     Raises:
         InvalidArgumentError: ``prep`` is not a preparation.
         PreparationMismatchError: ``prep`` was made for other arguments.
+        UnsupportedError: ``error`` with a backend that gives no error estimate.
     """
-    if prep is None:
+    if type(prep) is not Prep:
+        if prep is not None:
+            raise InvalidArgumentError(
+                f"prep= must come from di.prepare_{spec.name}(...); got {type(prep).__name__}."
+            )
         variant: Variant = "last" if last_only and y is None else "all"
         prep = prepare(spec, f, backend, x, t, contexts, y, variant, has_aux)
-    elif type(prep) is not Prep:
-        raise InvalidArgumentError(
-            f"prep= must come from di.prepare_{spec.name}(...); got {type(prep).__name__}."
-        )
-    return prep.results(spec, f, backend, x, t, contexts, last_only, y, out, flat, error, has_aux)
+    composed = prep._run_last if last_only else prep._run_all
+    no_extras = y is None and out is None and not flat and has_aux is prep._has_aux
+    if no_extras and error is False and composed is not None:
+        first = prep._run_first
+        if first is None:
+            if prep._guard(spec, f, backend, x, t, contexts):
+                try:
+                    return composed(x, t, contexts)
+                except Exception as e:
+                    raise_original(e, prep._note)
+                    raise
+        elif first[0](x, t):  # the compiled call checks shapes and dtypes
+            try:
+                result = composed(x, t, contexts)
+            except Exception as e:
+                report = prep._explain(spec, f, backend, x, t, contexts, None, has_aux)
+                if report is not None:
+                    raise PreparationMismatchError(report) from None
+                raise_original(e, prep._note)
+                raise
+            if first[1](spec, f, backend, contexts):
+                return result
+            report = prep._explain(spec, f, backend, x, t, contexts, None, has_aux)
+            if report is not None:
+                raise PreparationMismatchError(report)
+            return result
+    elif no_extras and error is True and prep._run_first is None:  # with its estimate
+        with_error = prep._run_error[1 if last_only else 0]
+        if with_error is not None and prep._guard(spec, f, backend, x, t, contexts):
+            return prep._run(with_error, x, t, contexts)
+    return prep._general(spec, f, backend, x, t, contexts, last_only, y, out, flat, error, has_aux)
 
 
 class Prep:
@@ -137,64 +171,6 @@ class Prep:
         structure = self._call.structure
         x = describe(self._call.x[0]) if structure.is_array else structure.describe()
         return f"Prep({self.operator}, backend={self.backend!r}, x={x}, batch={batch})"
-
-    def results(
-        self,
-        spec: OperatorSpec,
-        f: Callable[..., Any],
-        backend: Any,
-        x: Any,
-        t: Any,
-        contexts: tuple[Any, ...],
-        last_only: bool,
-        y: Any = None,
-        out: Any = None,
-        flat: bool = False,
-        error: Any = False,
-        has_aux: bool = False,
-    ) -> Any:
-        """The operator's results for this call: all outputs as a tuple, or the last one
-        alone with ``last_only`` (written into ``out`` when given); with ``error`` (True, or
-        an array to write it into), an estimate of the last output's error after them; with
-        ``has_aux``, all that paired with f's aux.
-
-        Raises:
-            PreparationMismatchError: the preparation was made for other arguments.
-            UnsupportedError: ``error`` with a backend that gives no error estimate.
-        """
-        run = self._run_last if last_only else self._run_all
-        no_extras = y is None and out is None and not flat and has_aux is self._has_aux
-        if no_extras and error is False and run is not None:
-            first = self._run_first
-            if first is None:
-                if self._guard(spec, f, backend, x, t, contexts):
-                    try:
-                        return run(x, t, contexts)
-                    except Exception as e:
-                        raise_original(e, self._note)
-                        raise
-            elif first[0](x, t):  # the compiled call checks shapes and dtypes
-                try:
-                    result = run(x, t, contexts)
-                except Exception as e:
-                    report = self._explain(spec, f, backend, x, t, contexts, None, has_aux)
-                    if report is not None:
-                        raise PreparationMismatchError(report) from None
-                    raise_original(e, self._note)
-                    raise
-                if first[1](spec, f, backend, contexts):
-                    return result
-                report = self._explain(spec, f, backend, x, t, contexts, None, has_aux)
-                if report is not None:
-                    raise PreparationMismatchError(report)
-                return result
-        elif no_extras and error is True and self._run_first is None:  # with its estimate
-            with_error = self._run_error[1 if last_only else 0]
-            if with_error is not None and self._guard(spec, f, backend, x, t, contexts):
-                return self._run(with_error, x, t, contexts)
-        return self._general(
-            spec, f, backend, x, t, contexts, last_only, y, out, flat, error, has_aux
-        )
 
     def _run(self, run: Run, x: Any, t: Any, contexts: tuple[Any, ...]) -> Any:
         try:

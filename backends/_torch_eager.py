@@ -53,9 +53,9 @@ def _leaf(x: Any) -> Any:
     return x.detach().requires_grad_(True)
 
 
-def on_leaves(derivatives: Any, composed: Kernel | None = None, leaves_of: Any = None) -> Kernel:
+def on_leaves(derivatives: Any, composed: Kernel | None = None, tensors_of: Any = None) -> Kernel:
     """The kernel ``run(x, *args)``: ``derivatives(leaves, *args)`` on leaves made from x (a
-    tensor or a tuple of them; from ``leaves_of(x)`` when given) with autograd recording,
+    tensor or a tuple of them; from ``tensors_of(x)`` when given) with autograd recording,
     marked as running f (see the module's docstring). Entering the grad-mode contexts costs
     more than many small operators: only when needed.
 
@@ -67,7 +67,7 @@ def on_leaves(derivatives: Any, composed: Kernel | None = None, leaves_of: Any =
     """
 
     def run(x: Any, *args: Any) -> Any:
-        xs = x if leaves_of is None else leaves_of(x)
+        xs = x if tensors_of is None else tensors_of(x)
         depth = RUNNING.depth
         if (
             composed is not None
@@ -199,11 +199,12 @@ def structured_gradient(fn: Fn, tree: Structure, with_value: bool, composed: Ker
             value = value.clone()
         return value, g
 
-    return on_leaves(derivatives, composed, _leaves_of(tree))
+    return on_leaves(derivatives, composed, _tensors_of(tree))
 
 
-def _leaves_of(tree: Structure) -> Any:
-    """x's leaves as a tuple, or None where x is the tuple of the arguments of di.Args."""
+def _tensors_of(tree: Structure) -> Any:
+    """x's tensors (its structure's leaves) as a tuple, or None where x already is one (the
+    tuple of the arguments of di.Args)."""
     if tree.arguments_are_arrays:
         return None
     return lambda x: tuple(tree.leaves(x))  # type: ignore[arg-type]
@@ -249,7 +250,7 @@ def structured_hvp(
         pairs_g = zip(leaves, grads, strict=True)
         return [torch.zeros_like(a) if d is None else d.detach() for a, d in pairs_g], hv
 
-    return on_leaves(derivatives, composed, _leaves_of(tree))
+    return on_leaves(derivatives, composed, _tensors_of(tree))
 
 
 def dual_pushforward(fn: Fn) -> Kernel:
